@@ -1,0 +1,1 @@
+"""Pure DNS planning: typed records, one formatter per record family, zone files."""

@@ -1,0 +1,300 @@
+"""Load a stack file once, validate it completely, and hand back a typed, trusted Stack."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from mailinfra.errors import ConfigError, ConfigErrors, Described, UsageError
+from mailinfra.model.rules import check_topology
+from mailinfra.model.schema import StackConfig
+from mailinfra.model.yamlsource import Path, YamlDocument, parse_yaml
+
+NAMESPACE = "mailinfra"
+STACKS_DIR = FsPath(__file__).resolve().parents[2] / "stacks"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A validated stack: its name, where it came from, and the typed config."""
+
+    name: str
+    source: str
+    config: StackConfig
+    secure_keys: frozenset[str] = frozenset()
+    other_config: Mapping[str, Any] | None = None
+
+    @property
+    def environment(self) -> str:
+        return self.config.environment or self.name
+
+
+def resolve_stack_file(stack_or_file: str, stacks_dir: FsPath | None = None) -> FsPath:
+    """`dev` -> stacks/Pulumi.dev.yaml; a path is taken as is."""
+    candidate = FsPath(stack_or_file)
+    if candidate.suffix in {".yaml", ".yml"} or "/" in stack_or_file:
+        if not candidate.is_file():
+            raise UsageError(f"{stack_or_file}: no such stack file")
+        return candidate
+    directory = stacks_dir or STACKS_DIR
+    path = directory / f"Pulumi.{stack_or_file}.yaml"
+    if not path.is_file():
+        known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+                       for p in directory.glob("Pulumi.*.yaml"))
+        raise UsageError(
+            f"STACK: received {stack_or_file!r}, expected a stack file at {path} "
+            f"or one of the stacks {', '.join(known) or '(none)'}"
+        )
+    return path
+
+
+def _display(path: FsPath) -> str:
+    """Paths in messages are relative to the working directory when they are under it."""
+    try:
+        return str(path.resolve().relative_to(FsPath.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def stack_name_of(path: FsPath) -> str:
+    name = path.name
+    if name.startswith("Pulumi.") and name.endswith((".yaml", ".yml")):
+        return name.removeprefix("Pulumi.").rsplit(".", 1)[0]
+    return path.stem
+
+
+def load_stack(stack_or_file: str, stacks_dir: FsPath | None = None) -> Stack:
+    """Read, parse and validate one stack file; raise ConfigErrors with every problem found."""
+    path = resolve_stack_file(stack_or_file, stacks_dir)
+    where = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{where}: cannot read the stack file ({exc.__class__.__name__}: {exc})") from None
+    try:
+        doc = parse_yaml(text, where)
+    except ConfigError as exc:
+        raise ConfigErrors([exc]) from None
+    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("config"), dict):
+        raise ConfigErrors([ConfigError(where, "config", Described(_kind(doc.data.get("config")
+                                        if isinstance(doc.data, dict) else doc.data)),
+                                        "a Pulumi stack file with a `config:` mapping")])
+    config = doc.data["config"]
+    raw: dict[str, Any] = {}
+    other: dict[str, Any] = {}
+    secure: set[str] = set()
+    for key, value in config.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace != NAMESPACE or not name:
+            other[str(key)] = value
+            continue
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secure.add(name)  # a Pulumi secret: ciphertext we neither need nor can read offline
+            continue
+        raw[name] = value
+    return validate_config(raw, stack_name_of(path), where, doc=doc, secure_keys=frozenset(secure),
+                           other_config=other)
+
+
+def validate_config(
+    raw: Mapping[str, Any],
+    stack: str,
+    where: str,
+    *,
+    doc: YamlDocument | None = None,
+    secure_keys: frozenset[str] = frozenset(),
+    other_config: Mapping[str, Any] | None = None,
+) -> Stack:
+    """Validate the `mailinfra:` keys (from a file or from Pulumi config) into a Stack."""
+    routes = raw.get("routes")
+    referenced = {str(r.get("password_secret")) for r in routes.values()
+                  if isinstance(r, dict)} if isinstance(routes, dict) else set()
+    plain = frozenset(k for k in raw if k not in StackConfig.model_fields and k in referenced)
+    raw = {k: v for k, v in raw.items() if k not in plain}
+    try:
+        config = StackConfig.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigErrors([_to_config_error(err, raw, where, doc) for err in exc.errors()]) from None
+    problems = check_topology(config, plain_keys=plain)
+    if problems:
+        errors = [ConfigError(_where(where, doc, ("config", *_prefixed(p.path))), _key(p.path),
+                              p.received, p.expected) for p in problems]
+        raise ConfigErrors(errors)
+    return Stack(stack, where, config, secure_keys, other_config)
+
+
+# ----------------------------------------------------------------- pydantic errors -> one line
+
+
+def _to_config_error(err: Any, raw: Mapping[str, Any], where: str, doc: YamlDocument | None) -> ConfigError:
+    loc = _clean_loc(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        unknown = str(loc[-1])
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
+        expected = f"one of {', '.join(allowed)}" if allowed else "no keys here"
+        if hint:
+            expected = f"{hint[0]!r} (did you mean it?); known keys: {', '.join(allowed)}"
+        return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc),
+                           Described(f"unknown key {unknown!r}"), expected)
+    if kind == "missing":
+        return ConfigError(_where(where, doc, ("config", *_prefixed(loc[:-1]))), _key(loc),
+                           Described("nothing (the key is missing)"), "a value: this key is required")
+    received = err.get("input")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if kind == "dict_type" or kind == "model_type":
+        received = Described(_kind(received))
+        message = "a mapping of keys to values"
+    elif kind == "list_type":
+        received = Described(_kind(received))
+        message = "a list"
+    elif kind in {"date_from_datetime_parsing", "date_parsing", "date_type"}:
+        message = "a date written YYYY-MM-DD"
+    elif kind == "too_short":
+        received = Described(f"an empty {_kind(received)}")
+        message = "at least one entry"
+    elif kind in {"literal_error", "enum"}:
+        message = message.replace("Input should be ", "one of ")
+    elif kind == "string_pattern_mismatch":
+        message = _pattern_hint(loc) or message
+    elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+        loc = (*loc, "kind")
+        received = err.get("input", {}).get("kind") if isinstance(err.get("input"), dict) else received
+        message = "one of 'relay', 'ses', 'hosts'"
+    elif kind == "value_error" and message[:1].islower() and ":" in message.split(" ")[0]:
+        # model validators name the key they are about: "start: ..." -> loc.start
+        field, _, message = message.partition(": ")
+        if " and " not in field:
+            loc = (*loc, field)
+            received = received.get(field) if isinstance(received, dict) else received
+        else:
+            received = Described(f"{field} together")
+    else:
+        message = message.replace("Input should be ", "")
+    return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc), received, message)
+
+
+def _pattern_hint(loc: tuple[Any, ...]) -> str | None:
+    hints = {
+        "allocation_id": "an Elastic IP allocation id such as eipalloc-0123456789abcdef0",
+        "subnet_id": "a subnet id such as subnet-0123456789abcdef0",
+        "region": "an AWS region such as us-east-1",
+        "fo": "DMARC fo options 0, 1, d, s separated by ':' (RFC 7489 §6.3)",
+        "id": "an MTA-STS policy id of 1-32 letters and digits (RFC 8461 §3.1)",
+    }
+    for part in reversed(loc):
+        if isinstance(part, str) and part in hints:
+            return hints[part]
+        if part in {"rua", "ruf"}:
+            return "a mailto: URI such as mailto:dmarc@example.com (RFC 7489 §6.2)"
+        if part == "tls_rpt_rua":
+            return "a mailto: or https:// URI (RFC 8460 §3)"
+    return None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    cleaned: list[Any] = []
+    for part in loc:
+        if part == "[key]":
+            continue  # the dict key itself failed: the path to it is already complete
+        if part in {"relay", "ses", "hosts"} and cleaned and cleaned[-2:-1] == ["routes"]:
+            continue  # pydantic's discriminator tag, not a key the user wrote
+        if isinstance(part, str) and part.startswith(("function-after", "function-")):
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    current: Any = StackConfig
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+            continue
+        origin = typing.get_origin(current)
+        args = typing.get_args(current)
+        if origin is dict:
+            current = args[1]
+        elif origin is list:
+            current = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            current = _pick_variant(args, part)
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    if typing.get_origin(current) in (typing.Union, types.UnionType):
+        names: list[str] = []
+        for arg in typing.get_args(current):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                names.extend(n for n in arg.model_fields if n not in names)
+        return names
+    return []
+
+
+def _pick_variant(args: tuple[Any, ...], part: Any) -> Any:
+    for arg in args:
+        if isinstance(arg, type) and issubclass(arg, BaseModel) and str(part) in arg.model_fields:
+            return arg.model_fields[str(part)].annotation
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        if typing.get_origin(annotation) is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+            rest = [a for a in args if a is not type(None)]
+            if len(rest) == 1:
+                annotation = rest[0]
+                continue
+        return annotation
+
+
+def _prefixed(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not loc:
+        return loc
+    return (f"{NAMESPACE}:{loc[0]}", *loc[1:])
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return f"{NAMESPACE}:"
+    text = f"{NAMESPACE}:{loc[0]}"
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def _where(where: str, doc: YamlDocument | None, path: Path) -> str:
+    if doc is None:
+        return where
+    line = doc.line_of(path)
+    return f"{where}:{line}" if line else where
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"the boolean {value}"
+    return f"{value!r}"

@@ -1,0 +1,317 @@
+"""Rules that relate one part of a topology to another (the schema checks each part alone).
+
+Each rule returns Problems instead of raising so one load reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mailinfra.errors import Described
+from mailinfra.model.limits import PRIVATE_IPV4_PER_ENI, max_ips_per_host
+from mailinfra.model.schema import (
+    Algorithm,
+    HostsRoute,
+    RelayRoute,
+    SelectorState,
+    StackConfig,
+    Stream,
+    StreamKind,
+)
+
+# Built-in warmup schedules (mailinfra.warmup holds their tables); custom ones come from config.
+BUILTIN_SCHEDULES = ("conservative", "standard", "aggressive", "transactional")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: tuple[str | int, ...]
+    received: Any
+    expected: str
+
+
+def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozenset()) -> list[Problem]:
+    """Every cross-reference rule, in a stable order."""
+    checks = (
+        _check_stream_references,
+        _check_pool_hosts,
+        _check_pool_ownership,
+        _check_subdomains,
+        _check_return_paths,
+        _check_ips_unique,
+        _check_host_capacity,
+        _check_warmup,
+        _check_routes,
+        _check_bounces,
+        _check_dkim,
+        _check_zones,
+    )
+    problems = [p for check in checks for p in check(config)]
+    problems.extend(_check_secrets(config, plain_keys))
+    return problems
+
+
+def stream_pools(stream: Stream) -> dict[str, str]:
+    """tier -> pool ("default" for transactional and bulk streams)."""
+    if stream.tiers is not None:
+        return {tier: pool for tier, pool in stream.tiers.model_dump().items() if pool is not None}
+    assert stream.pool is not None  # the schema guarantees pool or tiers
+    return {"default": stream.pool}
+
+
+def _one_of(names: Any) -> str:
+    listed = sorted(names)
+    return f"one of {', '.join(listed)}" if listed else "a declared name (none are declared)"
+
+
+def _check_stream_references(config: StackConfig) -> Iterator[Problem]:
+    for name, stream in config.streams.items():
+        if stream.domain not in config.domains:
+            yield Problem(("streams", name, "domain"), stream.domain, f"a domain under domains: {_one_of(config.domains)}")
+        for tier, pool in stream_pools(stream).items():
+            if pool not in config.pools:
+                path = ("streams", name, "pool") if tier == "default" else ("streams", name, "tiers", tier)
+                yield Problem(path, pool, f"a pool under pools: {_one_of(config.pools)}")
+        if stream.route is not None and stream.route not in config.routes:
+            yield Problem(("streams", name, "route"), stream.route, f"a route under routes: {_one_of(config.routes)}")
+
+
+def _check_pool_hosts(config: StackConfig) -> Iterator[Problem]:
+    for pool_name, pool in config.pools.items():
+        for i, host in enumerate(pool.hosts):
+            if host not in config.hosts:
+                yield Problem(("pools", pool_name, "hosts", i), host, f"a host under hosts: {_one_of(config.hosts)}")
+        for ip_name, ip in pool.ips.items():
+            if ip.host is None and len(pool.hosts) > 1:
+                yield Problem(("pools", pool_name, "ips", ip_name, "host"), Described("nothing"),
+                              f"the host this IP lives on ({_one_of(pool.hosts)}): the pool spans several hosts")
+            elif ip.host is not None and ip.host not in pool.hosts:
+                yield Problem(("pools", pool_name, "ips", ip_name, "host"), ip.host,
+                              f"one of the pool's hosts ({', '.join(pool.hosts)})")
+
+
+def _check_pool_ownership(config: StackConfig) -> Iterator[Problem]:
+    """A pool carries exactly one stream tier: reputation must never be shared across traffic."""
+    users: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for name, stream in config.streams.items():
+        for tier, pool in stream_pools(stream).items():
+            users[pool].append((name, tier))
+    for pool_name in config.pools:
+        owners = users.get(pool_name, [])
+        if not owners:
+            yield Problem(("pools", pool_name), Described("a pool no stream uses"),
+                          "every pool to carry one stream tier (remove it or name it in a stream)")
+            continue
+        if len(owners) > 1:
+            (first, first_tier), (second, second_tier) = owners[0], owners[1]
+            kinds = {config.streams[s].kind for s, _ in owners}
+            path = ("streams", second, "pool") if second_tier == "default" else ("streams", second, "tiers", second_tier)
+            if StreamKind.TRANSACTIONAL in kinds and len(kinds) > 1:
+                yield Problem(path, pool_name,
+                              f"a pool of its own: transactional stream and {_kind_of(config, second, first)} stream "
+                              f"{first if config.streams[first].kind is not StreamKind.TRANSACTIONAL else second!r} "
+                              "must never share IPs (traffic separation)")
+            else:
+                yield Problem(path, pool_name,
+                              f"a pool of its own: pool {pool_name!r} already carries {first}/{first_tier} "
+                              "(one pool per stream and engagement tier)")
+
+
+def _kind_of(config: StackConfig, a: str, b: str) -> str:
+    kinds = {config.streams[a].kind, config.streams[b].kind} - {StreamKind.TRANSACTIONAL}
+    return str(next(iter(kinds))) if kinds else "another"
+
+
+def _sending_domain(stream: Stream) -> str:
+    return f"{stream.subdomain}.{stream.domain}"
+
+
+def return_path_domain(stream: Stream) -> str:
+    """The envelope MAIL FROM domain; a trailing dot in config marks an absolute name."""
+    if stream.return_path.endswith("."):
+        return stream.return_path.rstrip(".")
+    return f"{stream.return_path}.{stream.domain}"
+
+
+def _check_subdomains(config: StackConfig) -> Iterator[Problem]:
+    owner: dict[str, str] = {}
+    for name, stream in config.streams.items():
+        for key, fqdn in (("subdomain", _sending_domain(stream)), ("return_path", return_path_domain(stream))):
+            other = owner.get(fqdn)
+            if other is not None and other != name:
+                kinds = {stream.kind, config.streams[other].kind}
+                if StreamKind.TRANSACTIONAL in kinds and len(kinds) > 1:
+                    expected = (f"a subdomain of its own: {fqdn} is already used by {config.streams[other].kind} "
+                                f"stream {other!r} and transactional mail must never share a domain's reputation")
+                else:
+                    expected = f"a subdomain of its own: {fqdn} is already used by stream {other!r}"
+                yield Problem(("streams", name, key), getattr(stream, key), expected)
+            owner.setdefault(fqdn, name)
+
+
+def _check_return_paths(config: StackConfig) -> Iterator[Problem]:
+    for name, stream in config.streams.items():
+        domain = return_path_domain(stream)
+        if domain != stream.domain and not domain.endswith("." + stream.domain):
+            # RFC 7489 §3.1.2: SPF aligns only when MAIL FROM shares the From's organizational domain.
+            yield Problem(("streams", name, "return_path"), stream.return_path,
+                          f"a name under {stream.domain} (SPF must align with the From domain for DMARC)")
+
+
+def _check_ips_unique(config: StackConfig) -> Iterator[Problem]:
+    seen_names: dict[str, str] = {}
+    seen_addresses: dict[str, tuple[str, str]] = {}
+    for pool_name, pool in config.pools.items():
+        for ip_name, ip in pool.ips.items():
+            if ip_name in seen_names:
+                yield Problem(("pools", pool_name, "ips", ip_name), ip_name,
+                              f"an IP name used once: it is already in pool {seen_names[ip_name]!r}")
+            seen_names.setdefault(ip_name, pool_name)
+            if ip.address is not None:
+                if ip.address in seen_addresses:
+                    other_pool, other_ip = seen_addresses[ip.address]
+                    yield Problem(("pools", pool_name, "ips", ip_name, "address"), ip.address,
+                                  f"an address in one pool only: it is already {other_pool}/{other_ip}")
+                seen_addresses.setdefault(ip.address, (pool_name, ip_name))
+
+
+def ips_by_host(config: StackConfig) -> dict[str, list[tuple[str, str]]]:
+    """host -> [(pool, ip)] for every sending IP."""
+    result: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for pool_name, pool in config.pools.items():
+        for ip_name, ip in pool.ips.items():
+            host = ip.host or pool.hosts[0]
+            result[host].append((pool_name, ip_name))
+    return result
+
+
+def _check_host_capacity(config: StackConfig) -> Iterator[Problem]:
+    carried = ips_by_host(config)
+    for host_name, host in config.hosts.items():
+        limit = max_ips_per_host(host.instance_type)
+        if limit is None:
+            yield Problem(("hosts", host_name, "instance_type"), host.instance_type,
+                          f"a supported instance type ({len(PRIVATE_IPV4_PER_ENI)} known, e.g. c6i.large, m6i.xlarge)")
+            continue
+        ips = carried.get(host_name, [])
+        if len(ips) > limit:
+            pools = sorted({p for p, _ in ips})
+            yield Problem(("hosts", host_name, "instance_type"), host.instance_type,
+                          f"a type that carries {len(ips)} IPs (pools {', '.join(pools)}): "
+                          f"{host.instance_type} allows {limit} private IPv4 addresses per ENI")
+
+
+def _check_warmup(config: StackConfig) -> Iterator[Problem]:
+    known = set(BUILTIN_SCHEDULES) | set(config.warmup_schedules)
+    for pool_name, pool in config.pools.items():
+        if pool.warmup is not None and not pool.warmup.warmed and pool.warmup.schedule not in known:
+            yield Problem(("pools", pool_name, "warmup", "schedule"), pool.warmup.schedule,
+                          f"a warmup schedule: {_one_of(known)}")
+        for ip_name, ip in pool.ips.items():
+            if ip.warmup is None and pool.warmup is None:
+                yield Problem(("pools", pool_name, "ips", ip_name), Described("no warmup"),
+                              "warmup on the IP or its pool ({start: YYYY-MM-DD, schedule: ...} or {warmed: true})")
+            if ip.warmup is not None and not ip.warmup.warmed and ip.warmup.schedule not in known:
+                yield Problem(("pools", pool_name, "ips", ip_name, "warmup", "schedule"), ip.warmup.schedule,
+                              f"a warmup schedule: {_one_of(known)}")
+
+
+def _check_routes(config: StackConfig) -> Iterator[Problem]:
+    for route_name, route in config.routes.items():
+        if isinstance(route, HostsRoute):
+            for i, host in enumerate(route.hosts):
+                if host not in config.hosts:
+                    yield Problem(("routes", route_name, "hosts", i), host, f"a host under hosts: {_one_of(config.hosts)}")
+    carried = ips_by_host(config)
+    for name, stream in config.streams.items():
+        route = config.routes.get(stream.route) if stream.route else None
+        if not isinstance(route, HostsRoute):
+            continue
+        primary = {host for pool in stream_pools(stream).values() if pool in config.pools
+                   for host in config.pools[pool].hosts}
+        shared = sorted(primary & set(route.hosts))
+        if shared:
+            # A fallback on the primary's own address gets dropped by Postfix's connection cache scrubber.
+            yield Problem(("streams", name, "route"), stream.route,
+                          f"a route on other hosts than the stream's own (shares {', '.join(shared)})")
+        for host in route.hosts:
+            if host in config.hosts and not carried.get(host):
+                yield Problem(("routes", stream.route or "", "hosts"), host,
+                              "hosts that carry at least one sending IP (a route host needs an address)")
+
+
+def _check_bounces(config: StackConfig) -> Iterator[Problem]:
+    carried = ips_by_host(config)
+    for i, host in enumerate(config.bounces.hosts):
+        if host not in config.hosts:
+            yield Problem(("bounces", "hosts", i), host, f"a host under hosts: {_one_of(config.hosts)}")
+        elif not carried.get(host):
+            yield Problem(("bounces", "hosts", i), host, "a host that carries at least one IP (the MX needs an address)")
+
+
+def _check_dkim(config: StackConfig) -> Iterator[Problem]:
+    for domain_name, domain in config.domains.items():
+        rsa_active = [s for s, sel in domain.dkim.selectors.items()
+                      if sel.state is SelectorState.ACTIVE and sel.algorithm is not Algorithm.ED25519]
+        ed_active = [s for s, sel in domain.dkim.selectors.items()
+                     if sel.state is SelectorState.ACTIVE and sel.algorithm is Algorithm.ED25519]
+        if len(rsa_active) != 1:
+            yield Problem(("domains", domain_name, "dkim", "selectors"),
+                          Described(f"{len(rsa_active)} active RSA selectors ({', '.join(rsa_active) or 'none'})"),
+                          "exactly one active RSA selector (others pending, retiring or retired)")
+        if len(ed_active) > 1:
+            yield Problem(("domains", domain_name, "dkim", "selectors"),
+                          Described(f"{len(ed_active)} active Ed25519 selectors"), "at most one active Ed25519 selector")
+        for selector, sel in domain.dkim.selectors.items():
+            if sel.public_key is not None:
+                problem = _public_key_problem(sel.public_key, sel.algorithm)
+                if problem:
+                    yield Problem(("domains", domain_name, "dkim", "selectors", selector, "public_key"),
+                                  sel.public_key, problem)
+
+
+def _public_key_problem(text: str, algorithm: Algorithm) -> str | None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        der = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return "base64 text of the public key"
+    if algorithm is Algorithm.ED25519:
+        if len(der) != 32:
+            return "the raw 32-byte Ed25519 public key in base64 (RFC 8463 §4.2)"
+        ed25519.Ed25519PublicKey.from_public_bytes(der)
+        return None
+    try:
+        key = load_der_public_key(der)
+    except ValueError:
+        return "an RSA public key as base64 SubjectPublicKeyInfo (the p= value, RFC 6376 §3.6.1)"
+    bits = int(algorithm.value.split("-")[1])
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != bits:
+        size = key.key_size if isinstance(key, rsa.RSAPublicKey) else "non-RSA"
+        return f"an RSA key of {bits} bits for {algorithm.value} (this one is {size})"
+    return None
+
+
+def _check_zones(config: StackConfig) -> Iterator[Problem]:
+    if not config.dns.zones:
+        return
+    for domain in config.domains:
+        if not any(domain == zone or domain.endswith("." + zone) for zone in config.dns.zones):
+            yield Problem(("dns", "zones"), Described(f"no zone containing {domain}"),
+                          f"a zone for every domain ({domain} or a parent of it)")
+
+
+def _check_secrets(config: StackConfig, plain_keys: frozenset[str]) -> Iterator[Problem]:
+    """A relay password written in plain text would land in git: it must be a Pulumi secret."""
+    for route_name, route in config.routes.items():
+        if isinstance(route, RelayRoute) and route.password_secret in plain_keys:
+            yield Problem(("routes", route_name, "password_secret"), route.password_secret,
+                          f"a Pulumi secret, not plain text: pulumi config set --secret "
+                          f"mailinfra:{route.password_secret} ...")

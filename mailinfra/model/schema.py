@@ -1,0 +1,334 @@
+"""The stack file schema: what a sender may write under the `mailinfra:` namespace.
+
+Every field here is documented in docs/configuration.md with its default. Shape rules live here
+(types, enums, formats); rules that relate one part of the topology to another live in
+`mailinfra.model.rules`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# RFC 1035 §2.3.1 / RFC 1123 §2.1: letters, digits, hyphen; labels 1-63 octets, name <= 253.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
+_SELECTOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _check_domain(value: str) -> str:
+    name = value.lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError("a domain name such as example.com (RFC 1035 letters, digits, hyphens)")
+    if labels[-1].isdigit():
+        raise ValueError("a domain name, not an IP address")
+    return name
+
+
+def _check_relative_name(value: str) -> str:
+    name = value.lower().strip(".")
+    if not name or not all(_LABEL.match(label) for label in name.split(".")):
+        raise ValueError("a subdomain label such as mail or bounce.mail (letters, digits, hyphens)")
+    return name
+
+
+def _check_key(value: str) -> str:
+    if not _KEY.match(value):
+        raise ValueError("a name of lower-case letters, digits, hyphens and underscores starting with a letter")
+    return value
+
+
+def _check_ipv4(value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("an IPv4 address such as 203.0.113.10") from None
+    if not address.is_global and not address.is_reserved and address not in _DOC_NETS_ALL:
+        # Sending IPs are public: a private address can have no PTR a receiver would see.
+        raise ValueError("a public IPv4 address (documentation ranges allowed for examples)")
+    return str(address)
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Network(value, strict=True))
+    except ValueError:
+        raise ValueError("an IPv4 network in CIDR form such as 10.0.0.0/16 (host bits zero)") from None
+
+
+def _check_selector(value: str) -> str:
+    if not _SELECTOR.match(value):
+        raise ValueError("a DKIM selector label (lower-case letters, digits, hyphens)")
+    return value
+
+
+_DOC_NETS_ALL = (
+    ipaddress.IPv4Network("192.0.2.0/24"),
+    ipaddress.IPv4Network("198.51.100.0/24"),
+    ipaddress.IPv4Network("203.0.113.0/24"),
+)
+
+DomainName = Annotated[str, AfterValidator(_check_domain)]
+RelativeName = Annotated[str, AfterValidator(_check_relative_name)]
+Key = Annotated[str, AfterValidator(_check_key)]
+IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+Selector = Annotated[str, AfterValidator(_check_selector)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# ---------------------------------------------------------------- domains
+
+
+class Policy(StrEnum):
+    NONE = "none"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+
+
+class Alignment(StrEnum):
+    RELAXED = "r"
+    STRICT = "s"
+
+
+class Dmarc(Strict):
+    policy: Policy = Policy.QUARANTINE
+    subdomain_policy: Policy | None = None
+    adkim: Alignment = Alignment.RELAXED
+    aspf: Alignment = Alignment.RELAXED
+    rua: list[Annotated[str, Field(pattern=r"^mailto:[^@\s]+@[^@\s]+$")]] = []
+    ruf: list[Annotated[str, Field(pattern=r"^mailto:[^@\s]+@[^@\s]+$")]] = []
+    fo: Annotated[str, Field(pattern=r"^[01ds](:[01ds])*$")] | None = None
+    per_sending_domain: bool = False
+
+
+class SelectorState(StrEnum):
+    """Staged rotation (M3AAWG DKIM key rotation): publish, verify, switch, retire."""
+
+    PENDING = "pending"  # published, not yet signing: resolvers must see it before the switch
+    ACTIVE = "active"  # published and signing
+    RETIRING = "retiring"  # published, no longer signing: mail in flight still verifies
+    RETIRED = "retired"  # withdrawn from DNS; kept in config so the name is never re-used
+
+
+class Algorithm(StrEnum):
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+    ED25519 = "ed25519"
+
+
+class DkimSelector(Strict):
+    state: SelectorState = SelectorState.ACTIVE
+    algorithm: Algorithm = Algorithm.RSA_2048
+    # Base64 public half (SPKI DER for RSA, raw 32 bytes for Ed25519). It is public and belongs
+    # in the stack file so a re-plan never changes a published key. Absent = preview placeholder.
+    public_key: str | None = None
+
+
+class Dkim(Strict):
+    selectors: dict[Selector, DkimSelector] = Field(min_length=1)
+
+
+class Domain(Strict):
+    dmarc: Dmarc = Dmarc()
+    dkim: Dkim
+
+
+# ---------------------------------------------------------------- streams
+
+
+class StreamKind(StrEnum):
+    TRANSACTIONAL = "transactional"
+    MARKETING = "marketing"
+    BULK = "bulk"
+
+
+class Tier(StrEnum):
+    """Engagement tiers of a marketing stream, most engaged first (warmup sends to them first)."""
+
+    ACTIVE = "active"
+    WINBACK = "winback"
+    COLD = "cold"
+
+
+class Tiers(Strict):
+    active: Key
+    winback: Key | None = None
+    cold: Key | None = None
+
+
+class Stream(Strict):
+    kind: StreamKind
+    domain: DomainName
+    subdomain: RelativeName
+    return_path: RelativeName
+    pool: Key | None = None
+    tiers: Tiers | None = None
+    route: Key | None = None
+    one_click_unsubscribe: bool = False
+    previous_names: list[Key] = []
+
+    @model_validator(mode="after")
+    def _pool_or_tiers(self) -> Stream:
+        if self.kind is StreamKind.MARKETING and self.tiers is None:
+            raise ValueError("tiers: a marketing stream declares tiers {active, winback, cold}")
+        if self.kind is not StreamKind.MARKETING and self.pool is None:
+            raise ValueError(f"pool: a {self.kind} stream names one pool")
+        if self.pool is not None and self.tiers is not None:
+            raise ValueError("pool and tiers: give one, not both")
+        return self
+
+
+# ---------------------------------------------------------------- pools
+
+
+class Warmup(Strict):
+    start: dt.date | None = None
+    schedule: Key = "standard"
+    warmed: bool = False
+
+    @model_validator(mode="after")
+    def _start_or_warmed(self) -> Warmup:
+        if self.warmed and self.start is not None:
+            raise ValueError("warmed and start: an IP is either warmed or warming from a date")
+        if not self.warmed and self.start is None:
+            raise ValueError("start: a warming IP needs its start date (YYYY-MM-DD), or warmed: true")
+        return self
+
+
+class Ip(Strict):
+    host: Key | None = None
+    address: IPv4 | None = None
+    allocation_id: Annotated[str, Field(pattern=r"^eipalloc-[0-9a-f]{8,17}$")] | None = None
+    helo: DomainName | None = None
+    warmup: Warmup | None = None
+    previous_names: list[Key] = []
+
+    @model_validator(mode="after")
+    def _adopted_pair(self) -> Ip:
+        if (self.address is None) != (self.allocation_id is None):
+            raise ValueError(
+                "address and allocation_id: an adopted Elastic IP gives both; a new one gives neither"
+            )
+        return self
+
+    @property
+    def adopted(self) -> bool:
+        return self.allocation_id is not None
+
+
+class Pool(Strict):
+    hosts: list[Key] = Field(min_length=1)
+    ips: dict[Key, Ip] = Field(min_length=1)
+    warmup: Warmup | None = None
+
+
+# ---------------------------------------------------------------- hosts and routes
+
+
+class MtaKind(StrEnum):
+    POSTFIX = "postfix"
+    POWERMTA = "powermta"
+
+
+class Host(Strict):
+    mta: MtaKind = MtaKind.POSTFIX
+    instance_type: str = "c6i.large"
+    availability_zone: str | None = None
+    subnet_id: Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
+    injection_cidrs: list[Cidr] = Field(min_length=1)
+    fqdn: DomainName | None = None
+    tls: Literal["may", "dane"] = "may"
+
+
+class RelayRoute(Strict):
+    kind: Literal["relay"]
+    host: DomainName
+    port: int = Field(default=587, ge=1, le=65535)
+    username: str | None = None
+    password_secret: Key | None = None
+
+    @model_validator(mode="after")
+    def _credentials_pair(self) -> RelayRoute:
+        if (self.username is None) != (self.password_secret is None):
+            raise ValueError("username and password_secret: an authenticated relay gives both")
+        return self
+
+
+class SesRoute(Strict):
+    kind: Literal["ses"]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    port: Literal[587, 2587, 25, 465, 2465] = 587
+
+
+class HostsRoute(Strict):
+    kind: Literal["hosts"]
+    hosts: list[Key] = Field(min_length=1)
+
+
+Route = Annotated[RelayRoute | SesRoute | HostsRoute, Field(discriminator="kind")]
+
+
+# ---------------------------------------------------------------- dns and bounces
+
+
+class DnsProvider(StrEnum):
+    ROUTE53 = "route53"
+    CLOUDFLARE = "cloudflare"
+
+
+class Zone(Strict):
+    zone_id: str | None = None
+
+
+class Dns(Strict):
+    provider: DnsProvider = DnsProvider.ROUTE53
+    zones: dict[DomainName, Zone] = {}
+    ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    infra_domain: DomainName | None = None
+
+
+class MtaSts(Strict):
+    mode: Literal["enforce", "testing", "none"] = "testing"
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
+
+
+class Bounces(Strict):
+    hosts: list[Key] = Field(min_length=1)
+    mx_preference: int = Field(default=10, ge=0, le=65535)
+    fbl_mailbox: str | None = None
+    tls_rpt_rua: list[Annotated[str, Field(pattern=r"^(mailto:|https://)\S+$")]] = []
+    mta_sts: MtaSts | None = None
+
+
+class WarmupSchedule(Strict):
+    daily_caps: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- the stack
+
+
+class StackConfig(Strict):
+    """Everything under `mailinfra:` in one stack file."""
+
+    environment: Key | None = None
+    domains: dict[DomainName, Domain] = Field(min_length=1)
+    streams: dict[Key, Stream] = Field(min_length=1)
+    pools: dict[Key, Pool] = Field(min_length=1)
+    hosts: dict[Key, Host] = Field(min_length=1)
+    routes: dict[Key, Route] = {}
+    dns: Dns = Dns()
+    bounces: Bounces
+    warmup_schedules: dict[Key, WarmupSchedule] = {}
