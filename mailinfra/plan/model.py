@@ -1,0 +1,160 @@
+"""Typed values of the plan. Everything here is derived once, in mailinfra.plan.build."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from mailinfra.dns.records import DnsRecord
+
+
+@dataclass(frozen=True, slots=True)
+class WarmupSpec:
+    warmed: bool
+    start: dt.date | None
+    schedule: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IpPlan:
+    """One sending IP: where it lives, what it sends, the name it says HELO with."""
+
+    name: str
+    pool: str
+    stream: str
+    tier: str
+    host: str
+    address: str
+    placeholder: bool  # True: a documentation-range stand-in until `pulumi up` allocates the EIP
+    adopted: bool
+    allocation_id: str | None
+    helo: str
+    warmup: WarmupSpec
+    previous_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolPlan:
+    name: str
+    stream: str
+    tier: str
+    kind: str
+    hosts: tuple[str, ...]
+    ips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    name: str
+    kind: str
+    org_domain: str
+    sending_domain: str
+    return_path: str
+    pools: tuple[tuple[str, str], ...]  # (tier, pool), most engaged tier first
+    route: str | None
+    dkim_selector: str
+    ed25519_selector: str | None
+    one_click_unsubscribe: bool
+    previous_names: tuple[str, ...] = ()
+
+    def pool_names(self) -> tuple[str, ...]:
+        return tuple(pool for _, pool in self.pools)
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    name: str
+    mta: str
+    instance_type: str
+    availability_zone: str | None
+    subnet_id: str | None
+    injection_cidrs: tuple[str, ...]
+    fqdn: str
+    inbound_address: str  # what the host's fqdn A record points at (its first IP by name)
+    ips: tuple[str, ...]
+    streams: tuple[str, ...]
+    accepts_bounces: bool
+    tls: str
+    max_ips: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """A secondary route: where a stream's mail goes when its primary path is throttled or down."""
+
+    name: str
+    kind: str  # relay | ses | hosts
+    smtp_host: str | None  # relay/ses: the next hop's name
+    port: int | None
+    username: str | None
+    password_secret: str | None  # Pulumi config key of the secret; the value is never in the plan
+    region: str | None
+    hosts: tuple[str, ...]
+    spf_include: str | None  # what a stream using the route adds to its SPF (SES: amazonses.com)
+    streams: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DkimKeyPlan:
+    """One DKIM key: a selector of an org domain, published under each of its sending domains."""
+
+    domain: str
+    selector: str
+    algorithm: str
+    state: str
+    public_key: str
+    placeholder: bool
+    signing_domains: tuple[str, ...]
+
+    @property
+    def published(self) -> bool:
+        return self.state != "retired"
+
+    @property
+    def signing(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True, slots=True)
+class ZonePlan:
+    name: str
+    provider: str  # route53 | cloudflare | aws-eip-ptr (reverse DNS set on the EIP, not a zone we own)
+    zone_id: str | None
+    reverse: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    environment: str
+    source: str
+    as_of: dt.date
+    dns_provider: str
+    ttl_seconds: int
+    streams: tuple[StreamPlan, ...]
+    pools: tuple[PoolPlan, ...]
+    ips: tuple[IpPlan, ...]
+    hosts: tuple[HostPlan, ...]
+    routes: tuple[RoutePlan, ...]
+    dkim_keys: tuple[DkimKeyPlan, ...]
+    zones: tuple[ZonePlan, ...]
+    records: tuple[DnsRecord, ...]
+    placeholders: tuple[str, ...] = field(default=())
+
+    def stream(self, name: str) -> StreamPlan:
+        return next(s for s in self.streams if s.name == name)
+
+    def pool(self, name: str) -> PoolPlan:
+        return next(p for p in self.pools if p.name == name)
+
+    def ip(self, name: str) -> IpPlan:
+        return next(i for i in self.ips if i.name == name)
+
+    def host(self, name: str) -> HostPlan:
+        return next(h for h in self.hosts if h.name == name)
+
+    def route(self, name: str) -> RoutePlan:
+        return next(r for r in self.routes if r.name == name)
+
+    def records_in(self, zone: str) -> tuple[DnsRecord, ...]:
+        return tuple(r for r in self.records if r.zone == zone)
