@@ -38,6 +38,14 @@ def _check_relative_name(value: str) -> str:
     return name
 
 
+def _check_return_path(value: str) -> str:
+    # A trailing dot marks an absolute name (as in a zone file); keep it so the rules can tell
+    # `bounce.other.net.` (absolute, checked against the org domain) from `bounce` (relative).
+    absolute = value.endswith(".")
+    name = _check_relative_name(value)
+    return f"{name}." if absolute else name
+
+
 def _check_key(value: str) -> str:
     if not _KEY.match(value):
         raise ValueError("a name of lower-case letters, digits, hyphens and underscores starting with a letter")
@@ -76,6 +84,7 @@ _DOC_NETS_ALL = (
 
 DomainName = Annotated[str, AfterValidator(_check_domain)]
 RelativeName = Annotated[str, AfterValidator(_check_relative_name)]
+ReturnPath = Annotated[str, AfterValidator(_check_return_path)]
 Key = Annotated[str, AfterValidator(_check_key)]
 IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
@@ -173,7 +182,7 @@ class Stream(Strict):
     kind: StreamKind
     domain: DomainName
     subdomain: RelativeName
-    return_path: RelativeName
+    return_path: ReturnPath
     pool: Key | None = None
     tiers: Tiers | None = None
     route: Key | None = None
