@@ -48,7 +48,9 @@ def _check_return_path(value: str) -> str:
 
 def _check_key(value: str) -> str:
     if not _KEY.match(value):
-        raise ValueError("a name of lower-case letters, digits, hyphens and underscores starting with a letter")
+        raise ValueError(
+            "a name of lower-case letters, digits, hyphens and underscores starting with a letter"
+        )
     return value
 
 
@@ -57,7 +59,8 @@ def _check_ipv4(value: str) -> str:
         address = ipaddress.IPv4Address(value)
     except ValueError:
         raise ValueError("an IPv4 address such as 203.0.113.10") from None
-    if not address.is_global and not address.is_reserved and address not in _DOC_NETS_ALL:
+    documentation = any(address in net for net in _DOC_NETS_ALL)
+    if not address.is_global and not address.is_reserved and not documentation:
         # Sending IPs are public: a private address can have no PTR a receiver would see.
         raise ValueError("a public IPv4 address (documentation ranges allowed for examples)")
     return str(address)
