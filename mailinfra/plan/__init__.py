@@ -1,6 +1,9 @@
 """The one pure plan every consumer reads: Pulumi components, preview, lab, drift, audit."""
 
-from mailinfra.plan.build import build_plan
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from mailinfra.plan.model import (
     DkimKeyPlan,
     HostPlan,
@@ -11,6 +14,9 @@ from mailinfra.plan.model import (
     StreamPlan,
     ZonePlan,
 )
+
+if TYPE_CHECKING:
+    from mailinfra.plan.build import build_plan
 
 __all__ = [
     "DkimKeyPlan",
@@ -23,3 +29,12 @@ __all__ = [
     "ZonePlan",
     "build_plan",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: mailinfra.dns.plan imports the plan's value types, and build imports mailinfra.dns.plan.
+    if name == "build_plan":
+        from mailinfra.plan.build import build_plan
+
+        return build_plan
+    raise AttributeError(name)

@@ -1,0 +1,52 @@
+# mailinfra — every target installs what it needs on first use, so each is the only command a
+# newcomer types. Dependencies come from uv.lock (uv is bootstrapped into .tools/ with pip).
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+PYTEST_ARGS ?=
+
+.PHONY: install preview test lint lab bench clean help
+
+help:
+	@echo "make preview [STACK=dev]   plan a stack offline: build/STACK/{plan.json,review.md,dns/,hosts/}"
+	@echo "make test                  the whole test suite (real postconf/opendkim/knot where installed)"
+	@echo "make lint                  ruff + mypy"
+	@echo "make lab [STACK=dev]       run the stack for real in a network namespace (root, Linux)"
+	@echo "make bench                 benchmarks; results in docs/BENCHMARKS.md"
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.synced
+
+preview: install
+	$(BIN)/mailinfra preview $(STACK)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+lab: install
+	$(BIN)/mailinfra lab up $(STACK)
+	$(BIN)/mailinfra lab send $(STACK) --count 20 || ($(BIN)/mailinfra lab down $(STACK); exit 1)
+	$(BIN)/mailinfra lab drill $(STACK) || ($(BIN)/mailinfra lab down $(STACK); exit 1)
+	$(BIN)/mailinfra lab report $(STACK) || ($(BIN)/mailinfra lab down $(STACK); exit 1)
+	$(BIN)/mailinfra lab down $(STACK)
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,88 @@
+"""`mailinfra` command line: parse arguments, call one command, print errors as single lines.
+
+No command lets a traceback reach the user: every MailinfraError is one line per problem on
+stderr; exit 1 means "the input or the world is not as it should be", 2 "the command was used wrong".
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from mailinfra.errors import ConfigErrors, MailinfraError, UsageError
+
+# Each module registers its subcommand with add_parser(subparsers) and handles it with run(args).
+COMMAND_MODULES = [
+    "mailinfra.cli.plan_cmds",
+    "mailinfra.cli.dkim_cmd",
+    "mailinfra.cli.render_cmd",
+    "mailinfra.cli.warmup_cmd",
+    "mailinfra.cli.audit_cmd",
+    "mailinfra.cli.review_cmd",
+    "mailinfra.cli.drift_cmd",
+    "mailinfra.cli.lab_cmd",
+]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the argument (and exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="mailinfra", description=__doc__.splitlines()[0] if __doc__ else None)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    subparsers.required = True
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue  # a command still being built is simply not offered
+            raise
+        sub = module.add_parser(subparsers)
+        if sub is not None and hasattr(module, "run") and sub.get_default("handler") is None:
+            sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error.line(), file=sys.stderr)
+        return 1
+    except UsageError as exc:
+        print(f"mailinfra {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except MailinfraError as exc:
+        print(f"mailinfra {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mailinfra: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("MAILINFRA_DEBUG") == "1":
+            raise
+        # A bug, not bad input: still one line, with the way to get the full trace.
+        print(f"mailinfra {args.command}: internal error {exc.__class__.__name__}: {exc} "
+              "(rerun with MAILINFRA_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return 70
+    return code
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
