@@ -23,6 +23,7 @@ from mailinfra.plan.model import (
     WarmupSpec,
     ZonePlan,
 )
+from mailinfra.warmup import plan_warmup
 
 # SES sends from its own fleet; receivers authorize it through Amazon's published SPF record.
 SES_SPF_INCLUDE = "amazonses.com"
@@ -58,6 +59,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         zones=zones,
         records=records,
         placeholders=placeholders,
+        warmup=plan_warmup(ips, streams, config.warmup_schedules, day),
     )
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailinfra.dns.records import DnsRecord
+
+if TYPE_CHECKING:
+    from mailinfra.warmup import IpLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,7 @@ class Plan:
     zones: tuple[ZonePlan, ...]
     records: tuple[DnsRecord, ...]
     placeholders: tuple[str, ...] = field(default=())
+    warmup: tuple[IpLimits, ...] = field(default=())  # today's limits per IP (mailinfra.warmup)
 
     def stream(self, name: str) -> StreamPlan:
         return next(s for s in self.streams if s.name == name)

@@ -1,0 +1,226 @@
+"""Warmup plan: how much each sending IP may send today, split per mailbox provider.
+
+Pure: dates in, typed limits out. Every MTA renderer (Postfix transports, PowerMTA <domain> blocks) and the
+`mailinfra warmup` table read the limits computed here; nothing else derives a rate.
+
+Rules, each with the practice behind it (/work/shared/notes/deliverability.md, "Warmup schedules"):
+- Schedules are daily caps per IP, day 1 first. Built-ins follow the published tables: KumoMTA's presets
+  (conservative 30 days 50 -> 175,000/day; aggressive 14 days 200 -> 300,000/day; transactional 21 days
+  100 -> 300,000/day) and common practice for `standard` (200-500/day/IP at first, full volume in 4-6 weeks).
+  Custom tables come from `warmup_schedules` in the stack file. Past its last day an IP keeps the last cap.
+- The hourly cap is the daily cap / 12 (KumoMTA), so a day's volume spreads over at least 12 hours.
+- Tier order (engaged first): a winback or cold tier gets no volume until every IP of the stream's active tier
+  has sent for TIER_GATE_DAYS days; its own day 1 is the later of its start date and that gate date.
+- Overflow (demand above an IP's cap) is never silent: it goes to the other IPs of the same pool up to their
+  caps; above the pool's cap it goes to the stream's secondary route when the stream has one, else it stays
+  queued (deferred) for the next day. `IpLimits.overflow` says which, per IP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mailinfra.model.schema import WarmupSchedule
+from mailinfra.plan.model import IpPlan, StreamPlan
+
+# Hourly cap = daily cap / 12 (KumoMTA warmup presets): no IP sends its whole day in one burst.
+HOURS_PER_DAY_SPREAD = 12
+
+# A winback/cold tier starts once the stream's active tier has sent for this many days (two weeks: the
+# engaged audience has built the IPs' and the domain's reputation before less engaged recipients see them).
+TIER_GATE_DAYS = 14
+GATED_TIERS = ("winback", "cold")
+
+# An IP marked `warmed: true` sends up to this many messages a day (the top of the built-in tables).
+WARMED_DAILY_CAP = 300_000
+
+# Planning shares of an IP's hourly volume per provider: a typical consumer list (Gmail largest, then
+# Microsoft consumer mail, Yahoo incl. AOL, Apple iCloud). Demand above a provider's share overflows like
+# any demand above a cap (see the module docstring). Shares add up to 1.
+PROVIDER_SHARES: Mapping[str, float] = {
+    "gmail": 0.35,
+    "microsoft": 0.25,
+    "yahoo": 0.15,
+    "apple": 0.10,
+    "default": 0.15,
+}
+
+# Recipient domains of each provider (the MTAs match on these; every other domain is "default").
+PROVIDER_DOMAINS: Mapping[str, tuple[str, ...]] = {
+    "gmail": ("gmail.com", "googlemail.com"),
+    "microsoft": ("outlook.com", "hotmail.com", "live.com", "msn.com"),
+    "yahoo": ("yahoo.com", "aol.com", "ymail.com"),
+    "apple": ("icloud.com", "me.com", "mac.com"),
+    "default": (),
+}
+PROVIDERS = tuple(PROVIDER_SHARES)
+
+# Most parallel connections one IP opens to a provider. Microsoft and Yahoo throttle new IPs on
+# concurrency first (421 4.7.0 / TSS04), so they get fewer than Gmail.
+PROVIDER_MAX_CONCURRENCY: Mapping[str, int] = {
+    "gmail": 10,
+    "microsoft": 5,
+    "yahoo": 5,
+    "apple": 5,
+    "default": 10,
+}
+# One SMTP connection comfortably delivers a message every 2 s: more demand than that opens another.
+MSGS_PER_CONNECTION_HOUR = 1800
+
+# Postfix paces with `<transport>_destination_rate_delay` in whole seconds per (transport, recipient
+# domain) (postconf(5)); one message per second is therefore the fastest paced rate.
+SECONDS_PER_HOUR = 3600
+
+
+def _geometric(first: int, last: int, days: int) -> tuple[int, ...]:
+    """A smooth ramp first -> last over `days` days, each day the same factor up, rounded to 2 digits."""
+    factor = (last / first) ** (1 / (days - 1))
+    caps = [int(round(first * factor**day, -max(0, int(math.log10(first * factor**day)) - 1)))
+            for day in range(days - 1)]
+    return (*caps, last)
+
+
+BUILTIN_SCHEDULES: Mapping[str, tuple[int, ...]] = {
+    "conservative": _geometric(50, 175_000, 30),  # KumoMTA "conservative"
+    "standard": _geometric(250, 250_000, 35),  # 200-500/day at first, full volume in 5 weeks
+    "aggressive": _geometric(200, 300_000, 14),  # KumoMTA "aggressive"
+    "transactional": _geometric(100, 300_000, 21),  # KumoMTA "transactional"
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimit:
+    """What one IP may send to one mailbox provider per hour, and how an MTA paces it."""
+
+    provider: str
+    domains: tuple[str, ...]
+    msgs_per_hour: int
+    concurrency: int
+    # Whole seconds between deliveries per recipient domain (0 = unpaced: above 3,600/h per domain Postfix
+    # cannot pace, concurrency limits it instead).
+    postfix_rate_delay_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class IpLimits:
+    """Today's limits of one sending IP."""
+
+    ip: str
+    pool: str
+    stream: str
+    tier: str
+    schedule: str | None  # None: the IP is marked warmed
+    start: dt.date | None  # the configured start date
+    effective_start: dt.date | None  # start, moved later by the tier gate
+    day: int | None  # 1-based day of the schedule on as_of; None when warmed or not started
+    status: str  # warming | warmed | not-started | gated
+    daily_cap: int
+    hourly_cap: int
+    overflow: str  # where demand above the pool's cap goes: "route:<name>" or "defer"
+    providers: tuple[ProviderLimit, ...]
+
+    @property
+    def sending(self) -> bool:
+        return self.daily_cap > 0
+
+    def provider(self, name: str) -> ProviderLimit:
+        return next(p for p in self.providers if p.provider == name)
+
+
+def schedule_table(name: str, custom: Mapping[str, WarmupSchedule]) -> tuple[int, ...]:
+    """Daily caps of a schedule, day 1 first: a custom table from the stack wins over a built-in name."""
+    if name in custom:
+        return tuple(custom[name].daily_caps)
+    return BUILTIN_SCHEDULES[name]
+
+
+def plan_warmup(
+    ips: tuple[IpPlan, ...],
+    streams: tuple[StreamPlan, ...],
+    custom: Mapping[str, WarmupSchedule],
+    as_of: dt.date,
+) -> tuple[IpLimits, ...]:
+    """Limits of every IP on `as_of` (explicit, so a render of the same plan is reproducible)."""
+    routes = {s.name: s.route for s in streams}
+    gates = _tier_gates(ips)
+    return tuple(_limit_ip(ip, custom, as_of, gates.get(ip.stream), routes.get(ip.stream)) for ip in ips)
+
+
+def _tier_gates(ips: tuple[IpPlan, ...]) -> dict[str, dt.date]:
+    """stream -> the first day its gated tiers may send (active tier IPs all past TIER_GATE_DAYS)."""
+    gates: dict[str, dt.date] = {}
+    for ip in ips:
+        if ip.tier != "active":
+            continue
+        ready = dt.date.min if ip.warmup.warmed or ip.warmup.start is None else (
+            ip.warmup.start + dt.timedelta(days=TIER_GATE_DAYS))
+        gates[ip.stream] = max(gates.get(ip.stream, dt.date.min), ready)
+    return gates
+
+
+def _limit_ip(ip: IpPlan, custom: Mapping[str, WarmupSchedule], as_of: dt.date,
+              gate: dt.date | None, route: str | None) -> IpLimits:
+    overflow = f"route:{route}" if route else "defer"
+    spec = ip.warmup
+    if spec.warmed or spec.start is None or spec.schedule is None:
+        return _limits(ip, None, None, None, day=None, status="warmed", daily_cap=WARMED_DAILY_CAP,
+                       overflow=overflow)
+    table = schedule_table(spec.schedule, custom)
+    start = spec.start
+    if ip.tier in GATED_TIERS and gate is not None and gate > start:
+        start = gate
+    day = (as_of - start).days + 1
+    if day < 1:
+        status = "gated" if start != spec.start and as_of >= spec.start else "not-started"
+        return _limits(ip, spec.schedule, spec.start, start, day=None, status=status, daily_cap=0,
+                       overflow=overflow)
+    if day > len(table):
+        return _limits(ip, spec.schedule, spec.start, start, day=day, status="warmed", daily_cap=table[-1],
+                       overflow=overflow)
+    return _limits(ip, spec.schedule, spec.start, start, day=day, status="warming", daily_cap=table[day - 1],
+                   overflow=overflow)
+
+
+def _limits(ip: IpPlan, schedule: str | None, start: dt.date | None, effective: dt.date | None, *,
+            day: int | None, status: str, daily_cap: int, overflow: str) -> IpLimits:
+    hourly = math.ceil(daily_cap / HOURS_PER_DAY_SPREAD)
+    return IpLimits(
+        ip=ip.name, pool=ip.pool, stream=ip.stream, tier=ip.tier, schedule=schedule, start=start,
+        effective_start=effective, day=day, status=status, daily_cap=daily_cap, hourly_cap=hourly,
+        overflow=overflow, providers=tuple(split_providers(hourly)),
+    )
+
+
+def split_providers(hourly_cap: int) -> list[ProviderLimit]:
+    """Per-provider hourly limits of one IP (floored, so their sum never exceeds the IP's hourly cap)."""
+    result = []
+    for provider, share in PROVIDER_SHARES.items():
+        rate = math.floor(hourly_cap * share)
+        domains = PROVIDER_DOMAINS[provider]
+        result.append(ProviderLimit(
+            provider=provider,
+            domains=domains,
+            msgs_per_hour=rate,
+            concurrency=min(PROVIDER_MAX_CONCURRENCY[provider],
+                            max(1, math.ceil(rate / MSGS_PER_CONNECTION_HOUR))),
+            postfix_rate_delay_seconds=postfix_rate_delay(rate, max(1, len(domains))),
+        ))
+    return result
+
+
+def postfix_rate_delay(msgs_per_hour: int, domains: int) -> int:
+    """Whole seconds between deliveries per recipient domain; `domains` domains together keep the rate.
+
+    Postfix paces each recipient domain separately, so a provider with n domains gets n times the
+    per-domain rate: the delay is rounded up, never down, so the provider's hourly cap holds.
+    0 means no pacing is needed (above one message per second per domain) or nothing may be sent.
+    """
+    if msgs_per_hour <= 0:
+        return 0
+    per_domain = msgs_per_hour / domains
+    if per_domain >= SECONDS_PER_HOUR:
+        return 0
+    return math.ceil(SECONDS_PER_HOUR / per_domain)
