@@ -101,8 +101,11 @@ def _check_pool_ownership(config: StackConfig) -> Iterator[Problem]:
     for name, stream in config.streams.items():
         for tier, pool in stream_pools(stream).items():
             users[pool].append((name, tier))
+    dangling = any(pool not in config.pools for pool in users)
     for pool_name in config.pools:
         owners = users.get(pool_name, [])
+        if not owners and dangling:
+            continue  # most likely the misspelt reference already reported: one problem, one line
         if not owners:
             yield Problem(("pools", pool_name), Described("a pool no stream uses"),
                           "every pool to carry one stream tier (remove it or name it in a stream)")
