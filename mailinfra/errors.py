@@ -27,7 +27,7 @@ class ConfigError(MailinfraError):
         return f"{self.where}: {key}received {shown}, expected {self.expected}"
 
 
-class ConfigErrors(MailinfraError):
+class ConfigErrors(MailinfraError):  # noqa: N818 -- a collection of ConfigError, named as such
     """Every problem found in one stack file; each is its own line."""
 
     def __init__(self, errors: list[ConfigError]) -> None:

@@ -31,35 +31,94 @@ def _warmup_text(plan: Plan, ip_name: str) -> str:
 
 
 def render_review(plan: Plan, preview: Preview) -> str:
-    out = [f"# mailinfra plan: `{plan.stack}` ({plan.environment})", "",
-           f"Source: `{plan.source}` · plan date {plan.as_of} · DNS provider {plan.dns_provider} · "
-           f"{len(plan.records)} records · {len(plan.ips)} IPs · {len(plan.hosts)} hosts", ""]
+    out = [
+        f"# mailinfra plan: `{plan.stack}` ({plan.environment})",
+        "",
+        f"Source: `{plan.source}` · plan date {plan.as_of} · DNS provider {plan.dns_provider} · "
+        f"{len(plan.records)} records · {len(plan.ips)} IPs · {len(plan.hosts)} hosts",
+        "",
+    ]
     if plan.placeholders:
         out += ["## Placeholders", "", "Values marked ⚠ exist only after `pulumi up` (or a real key):", ""]
         out += [f"- {note}" for note in plan.placeholders] + [""]
     out += ["## Streams", ""]
-    out += _table(["stream", "kind", "sending domain", "return-path", "tiers → pools", "DKIM", "secondary route"], [
-        [s.name, s.kind, s.sending_domain, s.return_path, ", ".join(f"{t}→{p}" for t, p in s.pools),
-         s.dkim_selector + (f" + {s.ed25519_selector}" if s.ed25519_selector else ""), s.route or "**none**"]
-        for s in plan.streams]) + [""]
+    out += [
+        *_table(
+            ["stream", "kind", "sending domain", "return-path", "tiers → pools", "DKIM", "secondary route"],
+            [
+                [
+                    s.name,
+                    s.kind,
+                    s.sending_domain,
+                    s.return_path,
+                    ", ".join(f"{t}→{p}" for t, p in s.pools),
+                    s.dkim_selector + (f" + {s.ed25519_selector}" if s.ed25519_selector else ""),
+                    s.route or "**none**",
+                ]
+                for s in plan.streams
+            ],
+        ),
+        "",
+    ]
     out += ["## Pools and IPs", ""]
     for stream in plan.streams:
         for tier, pool_name in stream.pools:
             pool = plan.pool(pool_name)
             out += [f"### {stream.name} / {tier}: pool `{pool.name}` on {', '.join(pool.hosts)}", ""]
-            out += _table(["ip", "address", "HELO / PTR", "host", "warmup", "allocation"], [
-                [ip.name, ip.address + (f" {PLACEHOLDER_MARK}" if ip.placeholder else ""), ip.helo, ip.host,
-                 _warmup_text(plan, ip.name), f"adopted {ip.allocation_id}" if ip.adopted else "new Elastic IP"]
-                for ip in plan.ips if ip.pool == pool.name]) + [""]
+            out += [
+                *_table(
+                    ["ip", "address", "HELO / PTR", "host", "warmup", "allocation"],
+                    [
+                        [
+                            ip.name,
+                            ip.address + (f" {PLACEHOLDER_MARK}" if ip.placeholder else ""),
+                            ip.helo,
+                            ip.host,
+                            _warmup_text(plan, ip.name),
+                            f"adopted {ip.allocation_id}" if ip.adopted else "new Elastic IP",
+                        ]
+                        for ip in plan.ips
+                        if ip.pool == pool.name
+                    ],
+                ),
+                "",
+            ]
     out += ["## Hosts", ""]
-    out += _table(["host", "MTA", "type", "IPs", "streams", "bounces", "injection from"], [
-        [h.name, h.mta, h.instance_type, f"{len(h.ips)}/{h.max_ips}", ", ".join(h.streams),
-         f"yes ({h.fqdn})" if h.accepts_bounces else "no", ", ".join(h.injection_cidrs)] for h in plan.hosts]) + [""]
+    out += [
+        *_table(
+            ["host", "MTA", "type", "IPs", "streams", "bounces", "injection from"],
+            [
+                [
+                    h.name,
+                    h.mta,
+                    h.instance_type,
+                    f"{len(h.ips)}/{h.max_ips}",
+                    ", ".join(h.streams),
+                    f"yes ({h.fqdn})" if h.accepts_bounces else "no",
+                    ", ".join(h.injection_cidrs),
+                ]
+                for h in plan.hosts
+            ],
+        ),
+        "",
+    ]
     if plan.routes:
         out += ["## Secondary routes", ""]
-        out += _table(["route", "kind", "next hop", "used by"], [
-            [r.name, r.kind, (f"{r.smtp_host}:{r.port}" if r.smtp_host else ", ".join(r.hosts)),
-             ", ".join(r.streams) or "—"] for r in plan.routes]) + [""]
+        out += [
+            *_table(
+                ["route", "kind", "next hop", "used by"],
+                [
+                    [
+                        r.name,
+                        r.kind,
+                        f"{r.smtp_host}:{r.port}" if r.smtp_host else ", ".join(r.hosts),
+                        ", ".join(r.streams) or "—",
+                    ]
+                    for r in plan.routes
+                ],
+            ),
+            "",
+        ]
     out += ["## DNS records", ""]
     groups: dict[str, list[list[str]]] = {}
     for r in plan.records:
@@ -70,9 +129,10 @@ def render_review(plan: Plan, preview: Preview) -> str:
             value = value[:100] + "…" + value[-12:]
         mark = f" {PLACEHOLDER_MARK}" if r.placeholder else ""
         groups.setdefault(r.stream or "shared", []).append(
-            [f"`{r.name}`", str(r.type), f"`{value}`{mark}", f"{r.purpose} — {r.requirement}, {r.rule}"])
+            [f"`{r.name}`", str(r.type), f"`{value}`{mark}", f"{r.purpose} — {r.requirement}, {r.rule}"]
+        )
     for group, rows in groups.items():
-        out += [f"### {group}", ""] + _table(["name", "type", "value", "why"], rows) + [""]
+        out += [f"### {group}", "", *_table(["name", "type", "value", "why"], rows), ""]
     files = [f for f in preview.files if f.kind in {"zone", "host"}]
     if files:
         out += ["## Files", ""] + [f"- `{f.path}`" for f in files] + [""]

@@ -53,8 +53,8 @@ def run_keygen(args: argparse.Namespace) -> int:
         raise UsageError(f"--selector: received {selector!r}, expected a new selector: {path} already exists")
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(args.out_dir, 0o700)
-        os.chmod(directory, 0o700)
+        args.out_dir.chmod(0o700)
+        directory.chmod(0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)

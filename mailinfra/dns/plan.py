@@ -28,6 +28,7 @@ def ses_mail_from(stream: StreamPlan) -> str:
 
 def plan_records(
     config: StackConfig,
+    *,
     streams: tuple[StreamPlan, ...],
     ips: tuple[IpPlan, ...],
     hosts: tuple[HostPlan, ...],
@@ -40,7 +41,7 @@ def plan_records(
     forward = [z.name for z in zones if not z.reverse]
     drafts = [
         *_plan_dmarc(config),
-        *_plan_streams(config, streams, ips, hosts, routes, keys),
+        *_plan_streams(config, streams=streams, ips=ips, hosts=hosts, routes=routes, keys=keys),
         *_plan_ips(ips),
         *_plan_hosts(hosts),
     ]
@@ -62,7 +63,8 @@ _REC = Requirement.RECOMMENDED
 def _plan_dmarc(config: StackConfig) -> Iterator[_Draft]:
     for domain_name, domain in config.domains.items():
         yield (f"_dmarc.{domain_name}", RecordType.TXT, (_dmarc_text(domain.dmarc),),
-               f"DMARC policy for {domain_name} and (sp) its subdomains", "RFC 7489 §6.1; Gmail/Yahoo bulk sender rules",
+               f"DMARC policy for {domain_name} and (sp) its subdomains",
+               "RFC 7489 §6.1; Gmail/Yahoo bulk sender rules",
                _REQ, None, False)
 
 
@@ -73,6 +75,7 @@ def _dmarc_text(dmarc: Dmarc) -> str:
 
 def _plan_streams(
     config: StackConfig,
+    *,
     streams: tuple[StreamPlan, ...],
     ips: tuple[IpPlan, ...],
     hosts: tuple[HostPlan, ...],

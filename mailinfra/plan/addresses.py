@@ -20,8 +20,7 @@ _OVERFLOW_NET = ipaddress.IPv4Network("240.0.0.0/16")
 
 
 def _candidates() -> list[str]:
-    pool = [str(a) for net in _PLACEHOLDER_NETS for a in net.hosts() if int(a) & 0xFF not in (0, 255)]
-    return pool
+    return [str(a) for net in _PLACEHOLDER_NETS for a in net.hosts() if int(a) & 0xFF not in (0, 255)]
 
 
 _CANDIDATES = _candidates()

@@ -41,7 +41,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
     routes = _plan_routes(config)
     keys = _plan_dkim_keys(config, streams)
     zones = _plan_zones(config, ips)
-    records = plan_records(config, streams, ips, hosts, routes, keys, zones)
+    records = plan_records(config, streams=streams, ips=ips, hosts=hosts, routes=routes, keys=keys, zones=zones)
     placeholders = _describe_placeholders(ips, keys, routes)
     return Plan(
         stack=stack.name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +56,7 @@ def test_validate_bad_file_one_line_per_problem(tmp_path: Path) -> None:
 ])
 def test_usage_errors_exit_two_with_one_line(argv: list[str], needle: str) -> None:
     """Wrong arguments: exit 2 and a single line that names the argument."""
-    code, out, err = run_cli(*argv)
+    code, _out, err = run_cli(*argv)
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert needle in err
@@ -108,7 +107,7 @@ def test_no_private_key_material_under_preview(tmp_path: Path) -> None:
     code, out, _ = run_cli("dkim", "keygen", "--domain", "example.com", "--selector", "s2027a", "--out-dir", str(keys))
     assert code == 0
     pem = (keys / "example.com" / "s2027a.pem").read_text()
-    assert os.stat(keys / "example.com" / "s2027a.pem").st_mode & 0o777 == 0o600
+    assert (keys / "example.com" / "s2027a.pem").stat().st_mode & 0o777 == 0o600
     public = next(line.split(": ", 1)[1] for line in out.splitlines() if "public_key:" in line)
     text = (STACKS_DIR / "Pulumi.dev.yaml").read_text().replace(
         "          s2026a:\n            state: active\n            algorithm: rsa-2048\n",
