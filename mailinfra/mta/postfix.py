@@ -1,0 +1,190 @@
+"""Postfix for one host: a primary instance (inbound bounces) and one postmulti instance per stream pool.
+
+Why one instance per pool (docs/architecture.md, "Postfix: one instance per stream"): Postfix picks a
+transport either by recipient (`transport_maps`) or by sender (`sender_dependent_default_transport_maps`),
+and the recipient choice wins. Per-stream source IPs and per-provider limits at once therefore need the
+sender to be fixed before the transport lookup: each instance carries exactly one pool's mail (the app
+injects on the pool's port), its `transport_maps` choose the provider, and every transport it can pick
+binds to one of that pool's addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailinfra.errors import PlanError
+from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
+from mailinfra.plan.model import HostPlan, Plan, PoolPlan, RoutePlan, StreamPlan
+from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS, IpLimits, ProviderLimit
+
+# The app injects a pool's mail on its own port; ports follow the pools' order in the stack file so
+# every host of a stack uses the same port for the same pool.
+INJECTION_PORT_BASE = 10025
+
+# A silent primary must cost seconds, not minutes (RFC 5321 §4.5.3.2 allows 5 min for the greeting, but
+# large receivers answer in well under a second): smtp_fallback_relay is tried after these expire.
+SMTP_CONNECT_TIMEOUT = "5s"
+SMTP_HELO_TIMEOUT = "5s"
+
+# With a rate delay, postconf(5) advises a failed-cohort limit of 10 so one handshake error does not
+# defer the whole destination.
+FAILED_COHORT_LIMIT = 10
+
+OPENDKIM_MILTER = "inet:127.0.0.1:8891"
+BOUNCE_MAILBOX_BASE = "/var/mail/mailinfra-bounces"
+BOUNCE_LOCALPART = "bounces"  # return-path addresses: bounces@<rp> and VERP bounces+<tag>@<rp>
+MAIL_UID = 8  # Debian's `mail` user owns the bounce mailboxes
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """One master.cf smtp service: one IP towards one provider."""
+
+    name: str
+    ip: str
+    address: str
+    helo: str
+    limit: ProviderLimit
+
+
+@dataclass(frozen=True, slots=True)
+class SaslEntry:
+    destination: str  # [host]:port exactly as in smtp_fallback_relay
+    username: str
+    password: str  # a secret placeholder, never the secret
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One postmulti instance: one pool's IPs on this host."""
+
+    name: str  # postfix-<pool>
+    pool: str
+    stream: StreamPlan
+    config_dir: str
+    port: int
+    transports: tuple[Transport, ...]
+    rotation: dict[str, tuple[str, ...]]  # provider -> transports mail to it rotates across (randmap)
+    sender_domains: tuple[str, ...]
+    sending: bool  # False: every IP is gated or not started; injection is deferred
+    fallback: tuple[str, ...]
+    sasl: tuple[SaslEntry, ...]
+
+
+def injection_ports(plan: Plan) -> dict[str, int]:
+    """pool -> the port its Postfix instance accepts injection on (same on every host)."""
+    return {pool.name: INJECTION_PORT_BASE + i for i, pool in enumerate(plan.pools)}
+
+
+def instance_name(pool: str) -> str:
+    # postmulti(1): instance names start with "postfix-".
+    return f"postfix-{pool}"
+
+
+def transport_name(ip: str, provider: str) -> str:
+    # Hyphens would make `<transport>_destination_rate_delay` an invalid parameter name.
+    return f"{ip}_{provider}".replace("-", "_")
+
+
+def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
+    """Every Postfix file of one host: the primary instance and one instance per pool on the host."""
+    instances = plan_instances(plan, host)
+    files = [
+        rendered("etc/postfix/main.cf", render_template(
+            "postfix/primary-main.cf.j2", plan=plan, host=host, instances=instances,
+            bounce_domains=_bounce_domains(plan, host), mailbox_base=BOUNCE_MAILBOX_BASE, mail_uid=MAIL_UID)),
+        rendered("etc/postfix/master.cf", render_template(
+            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=())),
+    ]
+    if host.accepts_bounces:
+        files.append(rendered("etc/postfix/bounce_recipients", render_template(
+            "postfix/bounce_recipients.j2", plan=plan, domains=_bounce_domains(plan, host),
+            localpart=BOUNCE_LOCALPART)))
+    for instance in instances:
+        files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
+            "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance, providers=PROVIDERS,
+            provider_domains=PROVIDER_DOMAINS, connect_timeout=SMTP_CONNECT_TIMEOUT,
+            helo_timeout=SMTP_HELO_TIMEOUT, milter=OPENDKIM_MILTER, failed_cohort=FAILED_COHORT_LIMIT)))
+        files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
+            "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
+            transports=instance.transports)))
+        if instance.sasl:
+            # 0600: smtp(8) reads it as root before dropping privileges; nobody else may.
+            files.append(rendered(f"{instance.config_dir.lstrip('/')}/sasl_passwd", render_template(
+                "postfix/sasl_passwd.j2", plan=plan, entries=instance.sasl), mode=0o600))
+    return tuple(files)
+
+
+def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
+    """The postmulti instances of one host, in the pools' order."""
+    ports = injection_ports(plan)
+    limits = {limit.ip: limit for limit in plan.warmup}
+    result = []
+    for pool in plan.pools:
+        on_host = [plan.ip(name) for name in pool.ips if plan.ip(name).host == host.name]
+        if not on_host:
+            continue
+        stream = plan.stream(pool.stream)
+        transports = tuple(
+            Transport(transport_name(ip.name, provider), ip.name, ip.address, ip.helo,
+                      _limit_of(limits, ip.name).provider(provider))
+            for ip in on_host for provider in PROVIDERS)
+        _check_unique_names(pool, transports)
+        sending_ips = {ip.name for ip in on_host if _limit_of(limits, ip.name).sending}
+        rotation = {
+            provider: tuple(t.name for t in transports if t.limit.provider == provider
+                            and (t.ip in sending_ips or not sending_ips))
+            for provider in PROVIDERS
+        }
+        route = plan.route(stream.route) if stream.route else None
+        fallback, sasl = _fallback(plan, route, host)
+        result.append(Instance(
+            name=instance_name(pool.name), pool=pool.name, stream=stream,
+            config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
+            rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
+            sending=bool(sending_ips), fallback=fallback, sasl=sasl))
+    return tuple(result)
+
+
+def _limit_of(limits: dict[str, IpLimits], ip: str) -> IpLimits:
+    if ip not in limits:
+        raise PlanError(f"IP {ip}: the plan has no warmup limits for it (build the plan with build_plan)")
+    return limits[ip]
+
+
+def _check_unique_names(pool: PoolPlan, transports: tuple[Transport, ...]) -> None:
+    names = [t.name for t in transports]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise PlanError(f"pool {pool.name}: IP names {', '.join(clash)} collide once '-' becomes '_' "
+                        "in Postfix transport names; rename one IP")
+
+
+def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan) -> tuple[tuple[str, ...], tuple[SaslEntry, ...]]:
+    """smtp_fallback_relay destinations of a route, and SASL credentials for those that authenticate."""
+    if route is None:
+        return (), ()
+    if route.kind == "hosts":
+        # Brackets: connect to the host itself, not its domain's MX. Never this host (rules reject a route
+        # sharing the primary's hosts: the connection cache would drop the shared address).
+        targets = tuple(f"[{plan.host(name).fqdn}]:{route.port or 25}" for name in route.hosts
+                        if name != host.name)
+        return targets, ()
+    destination = f"[{route.smtp_host}]:{route.port}"
+    if route.kind == "ses":
+        # SES SMTP credentials are derived from an IAM access key at deploy time (SES Developer Guide,
+        # "Obtaining Amazon SES SMTP credentials"); both halves are filled in on the host.
+        entry = SaslEntry(destination, secret_placeholder(f"routes.{route.name}.smtp_username"),
+                          secret_placeholder(f"routes.{route.name}.smtp_password"))
+        return (destination,), (entry,)
+    if route.username and route.password_secret:
+        entry = SaslEntry(destination, route.username, secret_placeholder(f"mailinfra:{route.password_secret}"))
+        return (destination,), (entry,)
+    return (destination,), ()
+
+
+def _bounce_domains(plan: Plan, host: HostPlan) -> tuple[str, ...]:
+    """Return-path domains this host receives bounces for (every stream's, when it is a bounce host)."""
+    if not host.accepts_bounces:
+        return ()
+    return tuple(dict.fromkeys(stream.return_path for stream in plan.streams))
