@@ -1,0 +1,139 @@
+"""PowerMTA for one host: a virtual-mta per IP, a pool per stream tier, provider limits from the warmup plan.
+
+PowerMTA cannot be installed here, so only directives of the PowerMTA 5.0 User's Guide listed in
+/work/shared/notes/mta.md are used, and `mailinfra.mta.pmta_check` validates every rendered file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
+from mailinfra.plan.model import HostPlan, IpPlan, Plan, RoutePlan, StreamPlan
+from mailinfra.warmup import PROVIDERS, IpLimits
+
+CONFIG_PATH = "etc/pmta/config"
+KEY_DIR = "/etc/pmta/dkim"  # 0700 root, filled by the host at boot; keys never in the repository
+THROTTLE_PATTERNS = "throttle"
+
+# Messages per connection before PowerMTA reconnects: Microsoft and Yahoo count per connection when they
+# throttle new IPs, Gmail tolerates long sessions.
+MSGS_PER_CONNECTION = {"gmail": 50, "microsoft": 20, "yahoo": 20, "apple": 20, "default": 50}
+# In backoff a queue sends at a tenth of its rate and returns to normal after an hour without throttling.
+BACKOFF_RATE_DIVISOR = 10
+RETRY_AFTER = "10m"
+BACKOFF_RETRY_AFTER = "20m"
+BACKOFF_TO_NORMAL_AFTER = "1h"
+
+# Replies that mean "slow down" (RFC 3463 4.7.x, and the providers' published throttling texts).
+THROTTLE_REPLIES = (
+    r"/^421 .*try again later/",
+    r"/^4\d\d .*(rate limit|too many|throttl|deferred due to user complaints)/i",
+    r"/^421 .*(TS0[0-9]|RP-00[0-9])/",  # Yahoo TSS, Microsoft RP throttling codes
+    r"/^4\d\d 4\.7\.[0-9]+ /",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainLimit:
+    domain: str
+    max_msg_rate: int  # per hour
+    max_smtp_out: int
+    max_msg_per_connection: int
+    backoff_max_msg_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualMta:
+    name: str
+    ip: IpPlan
+    limits: IpLimits
+    domains: tuple[DomainLimit, ...]
+    fallback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    name: str
+    stream: str
+    smtp_hosts: tuple[str, ...]
+    username: str | None
+    password: str | None
+
+
+def vmta_name(ip: str) -> str:
+    return f"ip-{ip}"
+
+
+def pool_name(pool: str) -> str:
+    return f"pool-{pool}"
+
+
+def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
+    """The PowerMTA `config` of one host."""
+    limits = {limit.ip: limit for limit in plan.warmup}
+    streams = [plan.stream(name) for name in host.streams]
+    fallbacks = {s.name: f for s in streams if (f := _fallback(plan, s, host)) is not None}
+    vmtas = [
+        _vmta(plan.ip(name), limits[name], fallbacks.get(plan.ip(name).stream))
+        for name in host.ips
+    ]
+    pools = []
+    for pool in plan.pools:
+        members = [v for v in vmtas if v.ip.pool == pool.name]
+        if members:
+            sending = [v for v in members if v.limits.sending]
+            # A pool with no IP sending today still lists its IPs, each held at zero connections.
+            pools.append((pool_name(pool.name), pool, sending or members))
+    keys = [(s, s.dkim_selector) for s in streams]
+    bounce_domains = tuple(dict.fromkeys(s.return_path for s in plan.streams)) if host.accepts_bounces else ()
+    content = render_template(
+        "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(fallbacks.values()),
+        keys=keys, key_dir=KEY_DIR, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
+        bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains),
+        retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
+        backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
+    return (rendered(CONFIG_PATH, content, mode=0o600 if "@@SECRET:" in content else 0o644),)
+
+
+def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None) -> VirtualMta:
+    domains = []
+    for provider in PROVIDERS:
+        limit = limits.provider(provider)
+        names = limit.domains or ("*",)
+        # PowerMTA queues per domain: the provider's rate is shared across its domains, rounded down.
+        rate = math.floor(limit.msgs_per_hour / len(names))
+        for domain in names:
+            domains.append(DomainLimit(
+                domain=domain, max_msg_rate=rate, max_smtp_out=limit.concurrency if rate else 0,
+                max_msg_per_connection=MSGS_PER_CONNECTION[provider],
+                backoff_max_msg_rate=max(1, rate // BACKOFF_RATE_DIVISOR) if rate else 0))
+    return VirtualMta(vmta_name(ip.name), ip, limits, tuple(domains), fallback.name if fallback else None)
+
+
+def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan) -> Fallback | None:
+    if stream.route is None:
+        return None
+    route: RoutePlan = plan.route(stream.route)
+    name = f"fallback-{stream.name}"
+    if route.kind == "hosts":
+        hosts = tuple(f"[{plan.host(h).fqdn}]:{route.port or 25}" for h in route.hosts if h != host.name)
+        return Fallback(name, stream.name, hosts, None, None)
+    destination = f"[{route.smtp_host}]:{route.port}"
+    if route.kind == "ses":
+        return Fallback(name, stream.name, (destination,),
+                        secret_placeholder(f"routes.{route.name}.smtp_username"),
+                        secret_placeholder(f"routes.{route.name}.smtp_password"))
+    if route.username and route.password_secret:
+        return Fallback(name, stream.name, (destination,), route.username,
+                        secret_placeholder(f"mailinfra:{route.password_secret}"))
+    return Fallback(name, stream.name, (destination,), None, None)
+
+
+def _fbl_pattern(domains: tuple[str, ...]) -> str:
+    """Complaint reports are sent to fbl@<return-path domain> (the address registered with the providers)."""
+    if not domains:
+        return ""
+    return "/^fbl@(" + "|".join(re.escape(d) for d in domains) + ")$/"
