@@ -1,0 +1,87 @@
+"""The Pulumi program: stack config -> plan -> components. Everything is decided in the plan."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pulumi
+
+from mailinfra.errors import MailinfraError
+from mailinfra.model.load import NAMESPACE, Stack, validate_config
+from mailinfra.model.schema import StackConfig
+from mailinfra.plan import Plan, build_plan
+
+
+def load_pulumi_config(stack: str) -> Stack:
+    """The `mailinfra:` keys as Pulumi resolved them (stack file, `pulumi config set`, ESC), validated
+    by the same code as `mailinfra validate`. Pulumi, not our YAML reader, is the authority here."""
+    config = pulumi.Config(NAMESPACE)
+    raw: dict[str, object] = {}
+    for field in StackConfig.model_fields:
+        text = config.get(field)
+        if text is not None:
+            try:
+                raw[field] = json.loads(text)  # structured values arrive JSON-encoded
+            except json.JSONDecodeError:
+                raw[field] = text  # plain strings (environment) arrive as they are
+    routes = raw.get("routes")
+    for route in routes.values() if isinstance(routes, dict) else ():
+        name = route.get("password_secret") if isinstance(route, dict) else None
+        if name and config.get(name) is not None and not pulumi.runtime.is_config_secret(f"{NAMESPACE}:{name}"):
+            raw[name] = "(plain text)"  # validate_config reports a password stored in clear
+    stack_file = Path(__file__).parent / "stacks" / f"Pulumi.{stack}.yaml"
+    where = f"stacks/{stack_file.name}" if stack_file.is_file() else f"Pulumi config of stack {stack}"
+    return validate_config(raw, stack, where)
+
+
+def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
+    """Instantiate every component from the plan; return the stack outputs."""
+    # Imported after validation so a bad config costs no provider import.
+    from components.dkim_keys import DkimKeys, DkimKeysArgs, delivered_keys, dkim_parameter_name
+    from components.dns_records import DnsRecords, DnsRecordsArgs, forward_records, lookup_zone_ids
+    from components.ip_pool import IpPool, IpPoolArgs
+    from components.mta_host import HostSecret, MtaHost, MtaHostArgs, dkim_key_path, rendered_files
+    from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
+
+    env = plan.environment
+    zone_ids = lookup_zone_ids(plan)
+    a_records = {ip.name: next(r for r in plan.records if r.key == f"A:{ip.helo}") for ip in plan.ips}
+    pools = {
+        pool.name: IpPool(f"pool-{pool.name}", IpPoolArgs(
+            pool, [ip for ip in plan.ips if ip.pool == pool.name], env, plan.dns_provider, zone_ids, a_records))
+        for pool in plan.pools
+    }
+    allocation_ids = {n: a for p in pools.values() for n, a in p.allocation_ids.items()}
+    new_addresses = {ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.placeholder}
+    owned = {r.key for r in a_records.values()}
+    DnsRecords("dns", DnsRecordsArgs(plan.dns_provider, forward_records(plan, owned), zone_ids, new_addresses))
+    keys = DkimKeys("dkim", DkimKeysArgs(plan, plan.hosts))
+    routes = [SecondaryRoute(f"route-{r.name}", SecondaryRouteArgs(plan, r, keys.private_keys, aws_region))
+              for r in plan.routes]
+    hosts = {}
+    for host in plan.hosts:
+        secrets = [HostSecret(dkim_parameter_name(env, host.name, k), *dkim_key_path(host, k))
+                   for k in delivered_keys(plan, host)]
+        secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
+        parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
+        hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
+            host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets, rendered_files(plan, host)))
+    return {
+        "pools": {name: pool.public_ips for name, pool in pools.items()},
+        "streams": {s.name: {"sending_domain": s.sending_domain, "return_path": s.return_path,
+                             "helo_names": [ip.helo for ip in plan.ips if ip.stream == s.name]}
+                    for s in plan.streams},
+        "hosts": {name: host.instance_id for name, host in hosts.items()},
+    }
+
+
+try:
+    for key, value in deploy(build_plan(load_pulumi_config(pulumi.get_stack())),
+                             pulumi.Config("aws").get("region")).items():
+        pulumi.export(key, value)
+except MailinfraError as error:
+    for line in str(error).splitlines():
+        pulumi.log.error(line)
+    sys.exit(1)

@@ -1,0 +1,240 @@
+"""MtaHost: one sending host — security group, ENI carrying one private IP per EIP, the instance,
+its role (reads only its own secrets) and cloud-init user data built from the plan.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "cloud-init"
+# Debian 12 images published by the Debian cloud team (https://wiki.debian.org/Cloud/AmazonEC2Image).
+DEBIAN_OWNER = "136693071363"
+DEBIAN_IMAGE = "debian-12-amd64-*"
+# EC2 raw user data is limited to 16 KB; cloud-init reads gzip-compressed user data as well.
+USER_DATA_LIMIT = 16 * 1024
+SMTP_EGRESS_PORTS = (25, 587, 443)  # delivery, submission to relays/SES, HTTPS (SSM, apt)
+
+PACKAGES = {
+    "postfix": ["postfix", "opendkim", "opendkim-tools", "awscli", "curl"],
+    # PowerMTA is licensed software, not in Debian: its package comes from the vendor's repository.
+    "powermta": ["awscli", "curl"],
+}
+SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
+INSTALL = {
+    "postfix": [],
+    "powermta": ["test -f /opt/mailinfra/PowerMTA.deb && apt-get install -y /opt/mailinfra/PowerMTA.deb"],
+}
+# What the SSM agent needs (the AmazonSSMManagedInstanceCore actions) minus ssm:GetParameter(s), which
+# that managed policy grants on "*" and would let a host read every other host's keys.
+SSM_AGENT_ACTIONS = [
+    "ssm:DescribeAssociation", "ssm:GetDeployablePatchSnapshotForInstance", "ssm:GetDocument",
+    "ssm:DescribeDocument", "ssm:GetManifest", "ssm:ListAssociations", "ssm:ListInstanceAssociations",
+    "ssm:PutInventory", "ssm:PutComplianceItems", "ssm:PutConfigurePackageResult",
+    "ssm:UpdateAssociationStatus", "ssm:UpdateInstanceAssociationStatus", "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel", "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+]
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """A rendered, non-secret file the host needs (MTA configs)."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+
+
+@dataclass(frozen=True)
+class HostSecret:
+    """A secret the host fetches at boot: an SSM parameter of its own into a root-only file."""
+
+    parameter: str
+    path: str
+    owner: str = "root:root"
+    mode: str = "0600"
+
+
+@dataclass
+class MtaHostArgs:
+    host: HostPlan
+    environment: str
+    region: str
+    allocation_ids: Mapping[str, pulumi.Input[str]]  # IP name -> EIP allocation id
+    secret_parameters: Sequence[aws.ssm.Parameter]  # this host's own parameters, nobody else's
+    secrets: Sequence[HostSecret] = ()
+    files: Sequence[HostFile] = field(default_factory=list)
+
+
+class MtaHost(pulumi.ComponentResource):
+    def __init__(self, name: str, args: MtaHostArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mailinfra:mta_host:MtaHost", name, None, opts)
+        host = args.host
+        if len(host.ips) > host.max_ips:
+            # One ENI carries every sending IP; AWS caps private IPv4 addresses per ENI by instance type.
+            raise pulumi.RunError(
+                f"mailinfra:hosts.{host.name}.instance_type: received {host.instance_type!r} for "
+                f"{len(host.ips)} IPs, expected a type whose ENI holds at least {len(host.ips)} addresses")
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"Name": host.fqdn, "host": host.name, "environment": args.environment, "mta": host.mta}
+        subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
+                  aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
+        group = self._security_group(name, host, subnet.vpc_id, tags)
+        interface = aws.ec2.NetworkInterface(
+            f"{name}-eni",
+            subnet_id=subnet.id,
+            security_groups=[group.id],
+            # The primary private address plus one secondary per further sending IP.
+            private_ips_count=max(len(host.ips) - 1, 0),
+            description=f"sending addresses of {host.fqdn}",
+            tags=tags,
+            opts=child,
+        )
+        # Sorted addresses by sorted IP names: a stable pairing for a given set of IPs; the host
+        # reads the actual public->private map from IMDS at boot (mailinfra-ip-map).
+        private = interface.private_ips.apply(_sorted_addresses)
+        for index, ip_name in enumerate(host.ips):
+            aws.ec2.EipAssociation(
+                f"{name}-{ip_name}",
+                allocation_id=args.allocation_ids[ip_name],
+                network_interface_id=interface.id,
+                private_ip_address=private.apply(lambda addresses, index=index: addresses[index]),
+                opts=child,
+            )
+        profile = self._instance_profile(name, args, tags)
+        ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER],
+                                     filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[DEBIAN_IMAGE])])
+        user_data = render_user_data(host, args)
+        compressed = len(user_data.encode()) > USER_DATA_LIMIT
+        instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=ami.id,
+            instance_type=host.instance_type,
+            primary_network_interface=aws.ec2.InstancePrimaryNetworkInterfaceArgs(
+                network_interface_id=interface.id),
+            iam_instance_profile=profile.name,
+            # IMDSv2 only: a request forged through the MTA (SSRF) cannot read the role's credentials.
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                encrypted=True, volume_type="gp3", volume_size=20, delete_on_termination=True),
+            # No key pair: operators reach the host through SSM Session Manager, audited and keyless.
+            user_data=None if compressed else user_data,
+            user_data_base64=_gzip_b64(user_data) if compressed else None,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+        )
+        self.instance_id = instance.id
+        self.security_group_id = group.id
+        self.register_outputs({"instance_id": instance.id, "security_group_id": group.id,
+                               "network_interface_id": interface.id})
+
+    def _security_group(self, name: str, host: HostPlan, vpc_id: pulumi.Input[str],
+                        tags: dict[str, str]) -> aws.ec2.SecurityGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        # The provider removes AWS's default allow-all egress rule: egress is exactly the rules below.
+        group = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"MTA {host.fqdn}",
+                                      tags=tags, opts=child)
+        for port in SMTP_EGRESS_PORTS:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-egress-{port}", security_group_id=group.id, ip_protocol="tcp",
+                from_port=port, to_port=port, cidr_ipv4="0.0.0.0/0", description=f"tcp/{port} out", opts=child)
+        for cidr in host.injection_cidrs:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-inject-{cidr}", security_group_id=group.id, ip_protocol="tcp",
+                from_port=25, to_port=25, cidr_ipv4=cidr, description="SMTP injection", opts=child)
+        if host.accepts_bounces:
+            # The return-path MX: bounces and complaints arrive from any receiver on the Internet.
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-bounces", security_group_id=group.id, ip_protocol="tcp",
+                from_port=25, to_port=25, cidr_ipv4="0.0.0.0/0", description="bounces (MX)", opts=child)
+        return group
+
+    def _instance_profile(self, name: str, args: MtaHostArgs, tags: dict[str, str]) -> aws.iam.InstanceProfile:
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"}]}), opts=child)
+        if args.secret_parameters:
+            arns = pulumi.Output.all(*(p.arn for p in args.secret_parameters))
+            aws.iam.RolePolicy(f"{name}-own-secrets", role=role.id,
+                               policy=arns.apply(lambda a: _own_secrets_policy(a, args.region)), opts=child)
+        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
+
+
+def _own_secrets_policy(arns: Sequence[str], region: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": sorted(arns)},
+        # SecureStrings are encrypted with the account's aws/ssm key; decrypt only through SSM.
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+         "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}}},
+    ]})
+
+
+def _sorted_addresses(addresses: Sequence[str] | None) -> list[str]:
+    import ipaddress
+
+    return sorted(addresses or [], key=ipaddress.IPv4Address)
+
+
+def _gzip_b64(text: str) -> str:
+    # mtime=0: the same user data always compresses to the same bytes, so no spurious diff.
+    return base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
+
+
+@cache
+def _template() -> Any:
+    import jinja2
+
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,  # noqa: S701 - YAML, not HTML
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return environment.get_template("user-data.yaml.j2")
+
+
+def render_user_data(host: HostPlan, args: MtaHostArgs) -> str:
+    """The cloud-config for one host: packages, rendered files, secret fetches, services."""
+    files = [{"path": f.path, "mode": f.mode, "content_b64": base64.b64encode(f.content.encode()).decode()}
+             for f in args.files]
+    return str(_template().render(
+        environment=args.environment, host=host, region=args.region, packages=PACKAGES[host.mta],
+        files=files, secrets=args.secrets, install=INSTALL[host.mta], services=SERVICES[host.mta]))
+
+
+def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:
+    """Where the host's MTA reads a private key, and the owner it must have (the signer's user)."""
+    if host.mta == "powermta":
+        return f"/etc/pmta/dkim/{key.domain}/{key.selector}.pem", "pmta:pmta"
+    # Debian's opendkim package keeps keys in /etc/dkimkeys, owned by the opendkim user.
+    return f"/etc/dkimkeys/{key.domain}/{key.selector}.private", "opendkim:opendkim"
+
+
+def rendered_files(plan: Plan, host: HostPlan) -> list[HostFile]:
+    """The MTA's rendered configs when mailinfra.mta offers `render_host(plan, host)`, else none yet."""
+    try:
+        from mailinfra.mta import render_host  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    rendered = render_host(plan, host)
+    items = rendered.items() if isinstance(rendered, Mapping) else (
+        (getattr(f, "path", None), getattr(f, "content", None)) for f in rendered)
+    return [HostFile(str(path), str(content)) for path, content in items]

@@ -1,0 +1,373 @@
+"""Run the real Pulumi program (__main__.py) under the SDK's mock runtime and list its resources.
+
+An edge module: it imports pulumi (lazily) and executes the program, so it stays out of the pure
+core. `mailinfra preview` adds `collect_resources(stack)` to plan.json and review.md; with the
+Pulumi CLI, `pulumi preview` remains the authority on what changes.
+
+Mock-runtime facts this relies on (../shared/notes/pulumi.md): resources register synchronously
+enough to run a whole program in-process; `additional_secret_outputs` is not applied and config
+defaults are not applied, so the program itself marks secrets and the config is given in full.
+Runtime state is global: one program run per process (tests and benchmarks use subprocesses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import runpy
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailinfra.errors import MailinfraError
+from mailinfra.model.load import NAMESPACE, load_stack, resolve_stack_file, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRAM = ROOT / "__main__.py"
+PROJECT = "mailinfra"
+SECRET_MARKER = "[secret]"  # noqa: S105 - the mask shown instead of a secret, not one
+MOCK_ACCOUNT = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+
+class ProgramError(MailinfraError):
+    """The program refused the stack (its one-line errors) or failed under the mock runtime."""
+
+
+@dataclass
+class ProgramRun:
+    """What one mock run registered: resources in registration order and the stack outputs."""
+
+    resources: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    secret_outputs: list[str]
+    seconds: float
+    errors: list[str] = field(default_factory=list)
+
+
+def collect_resources(stack_name: str, stacks_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The resources `pulumi up` would create for a stack, as JSON-ready dicts, secrets masked.
+
+    Each: `type` (Pulumi type token), `name`, `urn`, `parent` (name of the parent component or
+    null), `component` (bool), `protect`, `retain_on_delete`, `import_id`, `depends_on` (names),
+    `aliases`, `inputs` (wire names; every secret replaced by "[secret]"), and where known `pool`,
+    `stream`, `host`, `placeholder` (its values are preview stand-ins until `pulumi up`).
+    Secrets the preview cannot read (encrypted `secure:` values, keys not set yet) are given
+    placeholder values, which the program accepts because this is a preview (dry run).
+    """
+    config, secret_keys = preview_config(stack_name, stacks_dir)
+    return run_program(stack_name, config, secret_keys, preview=True).resources
+
+
+def preview_config(stack_name: str, stacks_dir: Path | None = None) -> tuple[dict[str, str], list[str]]:
+    """Pulumi config for a mock run from stacks/Pulumi.<stack>.yaml, with placeholder secrets."""
+    stack = load_stack(stack_name, stacks_dir)  # validated first: a bad file is a one-line ConfigError
+    from mailinfra.plan import build_plan
+
+    plan = build_plan(stack)
+    data = yaml.safe_load(resolve_stack_file(stack_name, stacks_dir).read_text(encoding="utf-8"))
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for raw_key, value in (data.get("config") or {}).items():
+        key = str(raw_key) if ":" in str(raw_key) else f"{PROJECT}:{raw_key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[key] = f"{SECRET_MARKER} {key}"
+            secret_keys.append(key)
+        else:
+            config[key] = value if isinstance(value, str) else json.dumps(value, default=str)
+    for name in required_secrets(plan):
+        key = f"{NAMESPACE}:{name}"
+        if key not in config:
+            config[key] = f"{SECRET_MARKER} {key}"
+            secret_keys.append(key)
+    return config, secret_keys
+
+
+def required_secrets(plan: Any) -> list[str]:
+    """Config keys (without namespace) the program reads as secrets for this plan."""
+    from components.dkim_keys import DELIVERED_STATES, dkim_secret_key
+
+    names = [dkim_secret_key(k.domain, k.selector) for k in plan.dkim_keys if k.state in DELIVERED_STATES]
+    names += [r.password_secret for r in plan.routes if r.kind == "relay" and r.password_secret]
+    return names
+
+
+def run_program(
+    stack_name: str,
+    config: Mapping[str, str],
+    secret_keys: Sequence[str] = (),
+    *,
+    preview: bool = True,
+    program: Path = PROGRAM,
+) -> ProgramRun:
+    """Run the program once under mocks (once per process: the runtime's state is global)."""
+    import pulumi
+    from pulumi.runtime import mocks, settings, stack
+
+    started = time.perf_counter()
+    # One loop for the whole run: the root Stack's futures are created by set_mocks below.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    settings.reset_options(project=PROJECT, stack=stack_name, preview=preview)
+    recorder = _Recorder()
+    _EIP_ADDRESSES.clear()
+    _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
+    monitor = _RecordingMonitor(_Mocks(config.get("aws:region", DEFAULT_REGION)), recorder)
+    log = _CollectingHandler()
+    logger = logging.getLogger("mailinfra.pulumi_preview.engine")
+    logger.propagate = False
+    logger.handlers = [log]
+    logger.setLevel(logging.WARNING)
+    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack_name, preview=preview, monitor=monitor,
+                    logger=logger)
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+    if str(program.parent) not in sys.path:
+        sys.path.insert(0, str(program.parent))  # the program imports components/ from its directory
+    try:
+        try:
+            runpy.run_path(str(program), run_name="__main__")
+        except SystemExit as exit_:
+            if exit_.code not in (0, None):
+                raise ProgramError("; ".join(log.errors) or f"the program exited with {exit_.code}") from None
+        loop.run_until_complete(stack.wait_for_rpcs())
+        outputs, secret_outputs = loop.run_until_complete(_resolve_outputs(settings.get_root_resource()))
+    except pulumi.RunError as error:
+        raise ProgramError(str(error)) from None
+    finally:
+        loop.close()
+    return ProgramRun(recorder.finish(), outputs, secret_outputs, time.perf_counter() - started, log.errors)
+
+
+def _plan_addresses(stack_name: str, config: Mapping[str, str]) -> dict[str, str]:
+    """IP name -> planned address, so a mock EIP "allocates" the address the plan shows."""
+    from mailinfra.model.schema import StackConfig
+    from mailinfra.plan import build_plan
+
+    raw: dict[str, Any] = {}
+    for field_name in StackConfig.model_fields:
+        text = config.get(f"{NAMESPACE}:{field_name}")
+        if text is not None:
+            try:
+                raw[field_name] = json.loads(text)
+            except json.JSONDecodeError:
+                raw[field_name] = text
+    try:
+        plan = build_plan(validate_config(raw, stack_name, "mock run"))
+    except MailinfraError:
+        return {}  # the program reports the problem itself
+    return {ip.name: ip.address for ip in plan.ips}
+
+
+async def _resolve_outputs(root: Any) -> tuple[dict[str, Any], list[str]]:
+    import pulumi
+
+    values: dict[str, Any] = {}
+    secret: list[str] = []
+    for name, value in (getattr(root, "outputs", None) or {}).items():
+        output = pulumi.Output.from_input(value)
+        values[name] = await output.future(with_unknowns=False)
+        if await output.is_secret():
+            secret.append(name)
+    return values, secret
+
+
+class _CollectingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.errors.append(record.getMessage())
+
+
+def _short(text: str, prefix: str, length: int = 17) -> str:
+    return prefix + hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class _Mocks:
+    """Deterministic stand-ins for what AWS/Cloudflare would return (ids, ARNs, lookups)."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:  # noqa: PLR0911 - one branch per type
+        inputs = dict(args.inputs)
+        name = args.name
+        typ = args.typ
+        region = inputs.get("region") or self.region
+        if typ == "aws:ec2/eip:Eip":
+            allocation = args.resource_id or _short(name, "eipalloc-")
+            tags = inputs.get("tags") or {}
+            address = _EIP_ADDRESSES.get(str(tags.get("ip", "")), "")
+            return allocation, {**inputs, "allocationId": allocation, "publicIp": address}
+        if typ == "aws:ssm/parameter:Parameter":
+            arn = f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter{inputs.get('name', '/' + name)}"
+            return inputs.get("name", name), {**inputs, "arn": arn}
+        if typ == "aws:ec2/networkInterface:NetworkInterface":
+            count = int(inputs.get("privateIpsCount") or 0) + 1
+            digest = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 200
+            private = [f"10.{digest}.0.{10 + i}" for i in range(count)]
+            return _short(name, "eni-"), {**inputs, "privateIps": private, "privateIp": private[0]}
+        if typ == "aws:iam/accessKey:AccessKey":
+            return _short(name, "AKIA", 16).upper(), {
+                **inputs, "sesSmtpPasswordV4": _short(name, "mock-smtp-password-", 24)}
+        if typ.startswith("aws:iam/"):
+            identity = inputs.get("name") or name
+            kind = typ.split("/")[1].split(":")[0]
+            return identity, {**inputs, "name": identity, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:{kind}/{identity}"}
+        if typ == "aws:sesv2/emailIdentity:EmailIdentity":
+            identity = inputs.get("emailIdentity", name)
+            return identity, {**inputs, "arn": f"arn:aws:ses:{region}:{MOCK_ACCOUNT}:identity/{identity}"}
+        if typ == "aws:ec2/instance:Instance":
+            return _short(name, "i-"), inputs
+        if typ == "aws:ec2/securityGroup:SecurityGroup":
+            return _short(name, "sg-"), inputs
+        return f"{name}-id", inputs
+
+    def call(self, args: Any) -> dict[str, Any]:
+        function, call = args.token, dict(args.args)
+        if function == "aws:route53/getZone:getZone":
+            zone = _short(call.get("name", ""), "Z", 13).upper()
+            return {"id": zone, "zoneId": zone, "name": call.get("name")}
+        if function == "cloudflare:index/getZone:getZone":
+            name = (call.get("filter") or {}).get("name", "")
+            return {"id": _short(name, "", 32), "zoneId": _short(name, "", 32), "name": name}
+        if function == "aws:ec2/getSubnet:getSubnet":
+            subnet = call.get("id") or _short(str(call.get("availabilityZone")), "subnet-")
+            return {"id": subnet, "vpcId": "vpc-0mock0000000000", "cidrBlock": "10.0.0.0/20",
+                    "availabilityZone": call.get("availabilityZone") or f"{self.region}a"}
+        if function == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0mockdebian12000", "name": "debian-12-amd64-mock"}
+        return {}
+
+
+# Plan addresses by IP name: new EIPs "allocate" their placeholder, adopted ones keep theirs.
+_EIP_ADDRESSES: dict[str, str] = {}
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, request: Any, urn: str, inputs: Mapping[str, Any]) -> None:
+        aliases = []
+        for alias in request.aliases:
+            aliases.append(alias.spec.name if alias.WhichOneof("alias") == "spec" else alias.urn)
+        self.entries.append({
+            "type": request.type,
+            "name": request.name,
+            "urn": urn,
+            "parent_urn": request.parent or None,
+            "component": not request.custom,
+            "protect": bool(request.protect),
+            "retain_on_delete": bool(request.retainOnDelete),
+            "import_id": request.importId or None,
+            "depends_on_urns": sorted(set(request.dependencies)),
+            "aliases": aliases,
+            "inputs": _mask(dict(inputs)),
+            "secret_inputs": sorted(_secret_paths(dict(inputs))),
+        })
+
+    def finish(self) -> list[dict[str, Any]]:
+        names = {e["urn"]: e["name"] for e in self.entries}
+        result = []
+        for entry in self.entries:
+            parent = entry.pop("parent_urn")
+            entry["parent"] = names.get(parent) if parent else None
+            entry["parent_urn"] = parent if parent in names else None
+            entry["depends_on"] = sorted(names.get(u, u) for u in entry.pop("depends_on_urns"))
+            result.append(entry)
+        _attribute(result)
+        return result
+
+
+def _attribute(resources: list[dict[str, Any]]) -> None:
+    """Stream, pool and host of each resource, from its own tags or its component's."""
+    by_urn = {r["urn"]: r for r in resources}
+    for resource in resources:
+        tags = resource["inputs"].get("tags") if isinstance(resource["inputs"].get("tags"), dict) else {}
+        parent = by_urn.get(resource["parent_urn"] or "") or {}
+        for key in ("stream", "pool", "host", "ip"):
+            value = tags.get(key) or parent.get(key)
+            if value:
+                resource[key] = value
+
+
+class _RecordingMonitor:
+    """MockMonitor that also keeps what the engine would see: parent, protect, deps, aliases, import."""
+
+    def __new__(cls, mocks: _Mocks, recorder: _Recorder) -> Any:
+        from pulumi.runtime import rpc
+        from pulumi.runtime.mocks import MockMonitor
+
+        class Monitor(MockMonitor):
+            def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+                response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+                if request.type != "pulumi:pulumi:Stack":
+                    recorder.add(request, response.urn, rpc.deserialize_properties(request.object))
+                return response
+
+        return Monitor(mocks)  # type: ignore[arg-type]  # duck-typed: new_resource and call
+
+
+def _mask(value: Any) -> Any:
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return SECRET_MARKER
+    if isinstance(value, dict):
+        return {k: _mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return value
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    from pulumi.runtime import rpc
+
+    if rpc.is_rpc_secret(value):
+        return [path or "."]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _secret_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
+
+
+# ------------------------------------------------------------------ command line (tests, bench)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mailinfra.pulumi_preview STACK` prints the run as JSON (one program run per process)."""
+    parser = argparse.ArgumentParser(prog="python -m mailinfra.pulumi_preview")
+    parser.add_argument("stack", help="stack name (stacks/Pulumi.<stack>.yaml) or stack file")
+    parser.add_argument("--config-json", type=Path,
+                        help="run with this Pulumi config instead: {config: {...}, secret_keys: [...]}")
+    parser.add_argument("--up", action="store_true", help="run as `pulumi up` (not a dry run)")
+    args = parser.parse_args(argv)
+    try:
+        if args.config_json:
+            given = json.loads(args.config_json.read_text(encoding="utf-8"))
+            config, secret_keys = given["config"], given.get("secret_keys", [])
+        else:
+            config, secret_keys = preview_config(args.stack)
+        run = run_program(args.stack, config, secret_keys, preview=not args.up)
+    except MailinfraError as error:
+        print(json.dumps({"error": str(error)}))
+        return 1
+    print(json.dumps({"resources": run.resources, "outputs": run.outputs, "secret_outputs": run.secret_outputs,
+                      "seconds": run.seconds, "errors": run.errors}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
