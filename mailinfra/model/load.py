@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from mailinfra.model.yamlsource import Path, YamlDocument, parse_yaml
 
 NAMESPACE = "mailinfra"
 STACKS_DIR = FsPath(__file__).resolve().parents[2] / "stacks"
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,8 @@ def load_stack(stack_or_file: str, stacks_dir: FsPath | None = None) -> Stack:
     except ConfigError as exc:
         raise ConfigErrors([exc]) from None
     if not isinstance(doc.data, dict) or not isinstance(doc.data.get("config"), dict):
-        raise ConfigErrors([ConfigError(where, "config", Described(_kind(doc.data.get("config")
-                                        if isinstance(doc.data, dict) else doc.data)),
+        found = doc.data.get("config") if isinstance(doc.data, dict) else doc.data
+        raise ConfigErrors([ConfigError(_where(where, doc, ("config",)), "config", _describe(found),
                                         "a Pulumi stack file with a `config:` mapping")])
     config = doc.data["config"]
     raw: dict[str, Any] = {}
@@ -121,7 +123,7 @@ def validate_config(
     try:
         config = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        raise ConfigErrors([_to_config_error(err, raw, where, doc) for err in exc.errors()]) from None
+        raise ConfigErrors([_to_config_error(err, where, doc) for err in exc.errors()]) from None
     problems = check_topology(config, plain_keys=plain)
     if problems:
         errors = [ConfigError(_where(where, doc, ("config", *_prefixed(p.path))), _key(p.path),
@@ -133,53 +135,90 @@ def validate_config(
 # ----------------------------------------------------------------- pydantic errors -> one line
 
 
-def _to_config_error(err: Any, raw: Mapping[str, Any], where: str, doc: YamlDocument | None) -> ConfigError:
+# pydantic error types -> what the stack file should hold there, in the file's own words.
+_EXPECTED_BY_TYPE = {
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "list_type": "a list",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "a whole number of at least {}"),
+    "greater_than": ("gt", "a whole number greater than {}"),
+    "less_than_equal": ("le", "a whole number of at most {}"),
+    "less_than": ("lt", "a whole number less than {}"),
+}
+# Model validators start their message with the key(s) they are about: "start: ..." or
+# "address and allocation_id: ...".
+_FIELDS_PREFIX = re.compile(r"^(?P<fields>[a-z_]+(?: and [a-z_]+)*): (?P<rest>.+)$", re.DOTALL)
+
+
+def _to_config_error(err: Any, where: str, doc: YamlDocument | None) -> ConfigError:
     loc = _clean_loc(err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
-        unknown = str(loc[-1])
-        allowed = _allowed_keys(loc[:-1])
-        hint = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
-        expected = f"one of {', '.join(allowed)}" if allowed else "no keys here"
-        if hint:
-            expected = f"{hint[0]!r} (did you mean it?); known keys: {', '.join(allowed)}"
-        return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc),
-                           Described(f"unknown key {unknown!r}"), expected)
+        return _unknown_key(loc, where, doc)
     if kind == "missing":
         return ConfigError(_where(where, doc, ("config", *_prefixed(loc[:-1]))), _key(loc),
                            Described("nothing (the key is missing)"), "a value: this key is required")
-    received = err.get("input")
+    received: Any = err.get("input")
     message = str(err["msg"]).removeprefix("Value error, ")
-    if kind == "dict_type" or kind == "model_type":
-        received = Described(_kind(received))
-        message = "a mapping of keys to values"
-    elif kind == "list_type":
-        received = Described(_kind(received))
-        message = "a list"
-    elif kind in {"date_from_datetime_parsing", "date_parsing", "date_type"}:
+    fields = _FIELDS_PREFIX.match(message) if kind == "value_error" else None
+    if kind in _EXPECTED_BY_TYPE:
+        message = _EXPECTED_BY_TYPE[kind]
+    elif kind.startswith("date"):
         message = "a date written YYYY-MM-DD"
+    elif kind in _BOUNDS:
+        bound, text = _BOUNDS[kind]
+        message = text.format(err.get("ctx", {}).get(bound))
     elif kind == "too_short":
-        received = Described(f"an empty {_kind(received)}")
+        received = Described(f"an empty {'list' if isinstance(received, list) else 'mapping'}")
         message = "at least one entry"
     elif kind in {"literal_error", "enum"}:
         message = message.replace("Input should be ", "one of ")
     elif kind == "string_pattern_mismatch":
         message = _pattern_hint(loc) or message
-    elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+    elif kind in {"union_tag_invalid", "union_tag_not_found"}:
         loc = (*loc, "kind")
-        received = err.get("input", {}).get("kind") if isinstance(err.get("input"), dict) else received
-        message = "one of 'relay', 'ses', 'hosts'"
-    elif kind == "value_error" and message[:1].islower() and ":" in message.split(" ")[0]:
-        # model validators name the key they are about: "start: ..." -> loc.start
-        field, _, message = message.partition(": ")
-        if " and " not in field:
-            loc = (*loc, field)
-            received = received.get(field) if isinstance(received, dict) else received
-        else:
-            received = Described(f"{field} together")
+        received = received.get("kind") if isinstance(received, dict) else received
+        message = "one of 'relay', 'ses' or 'hosts'"
+    elif fields is not None:
+        loc, received, message = _model_rule(fields, loc, received)
     else:
         message = message.replace("Input should be ", "")
-    return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc), received, message)
+    return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc), _describe(received), message)
+
+
+def _model_rule(fields: re.Match[str], loc: tuple[Any, ...], given: Any) -> tuple[tuple[Any, ...], Any, str]:
+    """A model validator's "key: expected" (one key) or "a and b: expected" (keys that go together)."""
+    names = fields["fields"].split(" and ")
+    values = given if isinstance(given, dict) else {}
+    if len(names) == 1:
+        return (*loc, names[0]), values.get(names[0]), fields["rest"]
+    present = [n for n in names if values.get(n) not in (None, False)]
+    absent = [n for n in names if n not in present]
+    received = (f"{' and '.join(present)} without {' and '.join(absent)}" if present and absent
+                else f"both {' and '.join(present)}" if present else f"neither {' nor '.join(names)}")
+    return loc, Described(received), fields["rest"]
+
+
+def _unknown_key(loc: tuple[Any, ...], where: str, doc: YamlDocument | None) -> ConfigError:
+    unknown = str(loc[-1])
+    allowed = _allowed_keys(loc[:-1])
+    hint = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
+    if not allowed:
+        expected = "no keys here"
+    elif hint:
+        expected = f"a known key (did you mean {hint[0]!r}?): {', '.join(allowed)}"
+    else:
+        expected = f"a known key: {', '.join(allowed)}"
+    return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc),
+                       Described(f"unknown key {unknown!r}"), expected)
 
 
 def _pattern_hint(loc: tuple[Any, ...]) -> str | None:
@@ -275,10 +314,16 @@ def _prefixed(loc: tuple[Any, ...]) -> tuple[Any, ...]:
 def _key(loc: tuple[Any, ...]) -> str:
     if not loc:
         return f"{NAMESPACE}:"
-    text = f"{NAMESPACE}:{loc[0]}"
+    text = f"{NAMESPACE}:{_part(loc[0])}"
     for part in loc[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        text += f"[{part}]" if isinstance(part, int) else f".{_part(part)}"
     return text
+
+
+def _part(part: Any) -> str:
+    """A key as written, quoted when it holds spaces or other characters a path cannot show plainly."""
+    text = str(part)
+    return text if _PLAIN_KEY.match(text) else repr(text)
 
 
 def _where(where: str, doc: YamlDocument | None, path: Path) -> str:
@@ -288,13 +333,16 @@ def _where(where: str, doc: YamlDocument | None, path: Path) -> str:
     return f"{where}:{line}" if line else where
 
 
-def _kind(value: Any) -> str:
+def _describe(value: Any) -> Any:
+    """What a user wrote, in YAML's words: `nothing` for null, `a mapping`, `a list`, `true`."""
+    if isinstance(value, Described):
+        return value
     if value is None:
-        return "nothing"
+        return Described("nothing")
     if isinstance(value, dict):
-        return "a mapping"
+        return Described("a mapping")
     if isinstance(value, list):
-        return "a list"
+        return Described("a list")
     if isinstance(value, bool):
-        return f"the boolean {value}"
-    return f"{value!r}"
+        return Described(str(value).lower())
+    return value

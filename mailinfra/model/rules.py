@@ -72,11 +72,11 @@ def _one_of(names: Any) -> str:
 def _check_stream_references(config: StackConfig) -> Iterator[Problem]:
     for name, stream in config.streams.items():
         if stream.domain not in config.domains:
-            yield Problem(("streams", name, "domain"), stream.domain, f"a domain under domains: {_one_of(config.domains)}")
+            yield Problem(("streams", name, "domain"), stream.domain,
+                          f"a domain under domains: {_one_of(config.domains)}")
         for tier, pool in stream_pools(stream).items():
             if pool not in config.pools:
-                path = ("streams", name, "pool") if tier == "default" else ("streams", name, "tiers", tier)
-                yield Problem(path, pool, f"a pool under pools: {_one_of(config.pools)}")
+                yield Problem(_pool_path(name, tier), pool, f"a pool under pools: {_one_of(config.pools)}")
         if stream.route is not None and stream.route not in config.routes:
             yield Problem(("streams", name, "route"), stream.route, f"a route under routes: {_one_of(config.routes)}")
 
@@ -101,33 +101,32 @@ def _check_pool_ownership(config: StackConfig) -> Iterator[Problem]:
     for name, stream in config.streams.items():
         for tier, pool in stream_pools(stream).items():
             users[pool].append((name, tier))
-    dangling = any(pool not in config.pools for pool in users)
+    # A misspelt or re-pointed reference leaves its intended pool unused; the reference itself is
+    # already reported, so the unused pool would be the same mistake twice.
+    misdirected = any(pool not in config.pools or len(owners) > 1 for pool, owners in users.items())
     for pool_name in config.pools:
         owners = users.get(pool_name, [])
-        if not owners and dangling:
-            continue  # most likely the misspelt reference already reported: one problem, one line
-        if not owners:
+        if not owners and not misdirected:
             yield Problem(("pools", pool_name), Described("a pool no stream uses"),
                           "every pool to carry one stream tier (remove it or name it in a stream)")
-            continue
-        if len(owners) > 1:
-            (first, first_tier), (second, second_tier) = owners[0], owners[1]
-            kinds = {config.streams[s].kind for s, _ in owners}
-            path = ("streams", second, "pool") if second_tier == "default" else ("streams", second, "tiers", second_tier)
+        first, first_tier = owners[0] if owners else ("", "")
+        for second, second_tier in owners[1:]:
+            path = _pool_path(second, second_tier)
+            kinds = {config.streams[first].kind, config.streams[second].kind}
             if StreamKind.TRANSACTIONAL in kinds and len(kinds) > 1:
+                other = next(iter(kinds - {StreamKind.TRANSACTIONAL}))
                 yield Problem(path, pool_name,
-                              f"a pool of its own: transactional stream and {_kind_of(config, second, first)} stream "
-                              f"{first if config.streams[first].kind is not StreamKind.TRANSACTIONAL else second!r} "
-                              "must never share IPs (traffic separation)")
+                              f"a pool of its own: {pool_name} already carries {config.streams[first].kind} "
+                              f"stream {first}, and transactional mail never shares IPs with {other} mail "
+                              "(traffic separation)")
             else:
                 yield Problem(path, pool_name,
-                              f"a pool of its own: pool {pool_name!r} already carries {first}/{first_tier} "
+                              f"a pool of its own: {pool_name} already carries {first}/{first_tier} "
                               "(one pool per stream and engagement tier)")
 
 
-def _kind_of(config: StackConfig, a: str, b: str) -> str:
-    kinds = {config.streams[a].kind, config.streams[b].kind} - {StreamKind.TRANSACTIONAL}
-    return str(next(iter(kinds))) if kinds else "another"
+def _pool_path(stream: str, tier: str) -> tuple[str, ...]:
+    return ("streams", stream, "pool") if tier == "default" else ("streams", stream, "tiers", tier)
 
 
 def _sending_domain(stream: Stream) -> str:
@@ -149,10 +148,11 @@ def _check_subdomains(config: StackConfig) -> Iterator[Problem]:
             if other is not None and other != name:
                 kinds = {stream.kind, config.streams[other].kind}
                 if StreamKind.TRANSACTIONAL in kinds and len(kinds) > 1:
+                    mixed = next(iter(kinds - {StreamKind.TRANSACTIONAL}))
                     expected = (f"a subdomain of its own: {fqdn} is already used by {config.streams[other].kind} "
-                                f"stream {other!r} and transactional mail must never share a domain's reputation")
+                                f"stream {other}, and transactional mail never shares a domain with {mixed} mail")
                 else:
-                    expected = f"a subdomain of its own: {fqdn} is already used by stream {other!r}"
+                    expected = f"a subdomain of its own: {fqdn} is already used by stream {other}"
                 yield Problem(("streams", name, key), getattr(stream, key), expected)
             owner.setdefault(fqdn, name)
 
@@ -215,37 +215,39 @@ def _check_warmup(config: StackConfig) -> Iterator[Problem]:
         if pool.warmup is not None and not pool.warmup.warmed and pool.warmup.schedule not in known:
             yield Problem(("pools", pool_name, "warmup", "schedule"), pool.warmup.schedule,
                           f"a warmup schedule: {_one_of(known)}")
+        unplanned = [ip_name for ip_name, ip in pool.ips.items() if ip.warmup is None and pool.warmup is None]
+        if unplanned:
+            which = "any of its IPs" if len(unplanned) == len(pool.ips) else f"IPs {', '.join(unplanned)}"
+            yield Problem(("pools", pool_name, "warmup"), Described(f"no warmup for {which}"),
+                          "warmup on the pool or on each IP: {start: YYYY-MM-DD, schedule: NAME} or {warmed: true}")
         for ip_name, ip in pool.ips.items():
-            if ip.warmup is None and pool.warmup is None:
-                yield Problem(("pools", pool_name, "ips", ip_name), Described("no warmup"),
-                              "warmup on the IP or its pool ({start: YYYY-MM-DD, schedule: ...} or {warmed: true})")
             if ip.warmup is not None and not ip.warmup.warmed and ip.warmup.schedule not in known:
                 yield Problem(("pools", pool_name, "ips", ip_name, "warmup", "schedule"), ip.warmup.schedule,
                               f"a warmup schedule: {_one_of(known)}")
 
 
 def _check_routes(config: StackConfig) -> Iterator[Problem]:
+    carried = ips_by_host(config)
     for route_name, route in config.routes.items():
         if isinstance(route, HostsRoute):
             for i, host in enumerate(route.hosts):
                 if host not in config.hosts:
-                    yield Problem(("routes", route_name, "hosts", i), host, f"a host under hosts: {_one_of(config.hosts)}")
-    carried = ips_by_host(config)
+                    yield Problem(("routes", route_name, "hosts", i), host,
+                                  f"a host under hosts: {_one_of(config.hosts)}")
+                elif not carried.get(host):
+                    yield Problem(("routes", route_name, "hosts", i), host,
+                                  "a host that carries at least one sending IP (a route host needs an address)")
     for name, stream in config.streams.items():
-        route = config.routes.get(stream.route) if stream.route else None
-        if not isinstance(route, HostsRoute):
+        fallback = config.routes.get(stream.route) if stream.route else None
+        if not isinstance(fallback, HostsRoute):
             continue
         primary = {host for pool in stream_pools(stream).values() if pool in config.pools
                    for host in config.pools[pool].hosts}
-        shared = sorted(primary & set(route.hosts))
+        shared = sorted(primary & set(fallback.hosts))
         if shared:
             # A fallback on the primary's own address gets dropped by Postfix's connection cache scrubber.
             yield Problem(("streams", name, "route"), stream.route,
                           f"a route on other hosts than the stream's own (shares {', '.join(shared)})")
-        for host in route.hosts:
-            if host in config.hosts and not carried.get(host):
-                yield Problem(("routes", stream.route or "", "hosts"), host,
-                              "hosts that carry at least one sending IP (a route host needs an address)")
 
 
 def _check_bounces(config: StackConfig) -> Iterator[Problem]:
@@ -254,7 +256,8 @@ def _check_bounces(config: StackConfig) -> Iterator[Problem]:
         if host not in config.hosts:
             yield Problem(("bounces", "hosts", i), host, f"a host under hosts: {_one_of(config.hosts)}")
         elif not carried.get(host):
-            yield Problem(("bounces", "hosts", i), host, "a host that carries at least one IP (the MX needs an address)")
+            yield Problem(("bounces", "hosts", i), host,
+                          "a host that carries at least one IP (the MX needs an address)")
 
 
 def _check_dkim(config: StackConfig) -> Iterator[Problem]:
@@ -269,7 +272,8 @@ def _check_dkim(config: StackConfig) -> Iterator[Problem]:
                           "exactly one active RSA selector (others pending, retiring or retired)")
         if len(ed_active) > 1:
             yield Problem(("domains", domain_name, "dkim", "selectors"),
-                          Described(f"{len(ed_active)} active Ed25519 selectors"), "at most one active Ed25519 selector")
+                          Described(f"{len(ed_active)} active Ed25519 selectors ({', '.join(ed_active)})"),
+                          "at most one active Ed25519 selector (others pending, retiring or retired)")
         for selector, sel in domain.dkim.selectors.items():
             if sel.public_key is not None:
                 problem = _public_key_problem(sel.public_key, sel.algorithm)
@@ -315,6 +319,7 @@ def _check_secrets(config: StackConfig, plain_keys: frozenset[str]) -> Iterator[
     """A relay password written in plain text would land in git: it must be a Pulumi secret."""
     for route_name, route in config.routes.items():
         if isinstance(route, RelayRoute) and route.password_secret in plain_keys:
-            yield Problem(("routes", route_name, "password_secret"), route.password_secret,
-                          f"a Pulumi secret, not plain text: pulumi config set --secret "
-                          f"mailinfra:{route.password_secret} ...")
+            # The problem is the plain value itself (never echoed), not the route that names it.
+            yield Problem((route.password_secret,), Described("a plain-text password"),
+                          f"a Pulumi secret that route {route_name} reads its password from: "
+                          f"pulumi config set --secret mailinfra:{route.password_secret} ...")

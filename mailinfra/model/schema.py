@@ -195,11 +195,12 @@ class Stream(Strict):
     @model_validator(mode="after")
     def _pool_or_tiers(self) -> Stream:
         if self.kind is StreamKind.MARKETING and self.tiers is None:
-            raise ValueError("tiers: a marketing stream declares tiers {active, winback, cold}")
+            raise ValueError("tiers: a pool per engagement tier {active: POOL, winback: POOL, cold: POOL} "
+                             "(marketing streams split by tier)")
         if self.kind is not StreamKind.MARKETING and self.pool is None:
-            raise ValueError(f"pool: a {self.kind} stream names one pool")
+            raise ValueError(f"pool: the name of the pool this {self.kind} stream sends from")
         if self.pool is not None and self.tiers is not None:
-            raise ValueError("pool and tiers: give one, not both")
+            raise ValueError("pool and tiers: one of them (tiers for a marketing stream, pool for the others)")
         return self
 
 
@@ -214,9 +215,10 @@ class Warmup(Strict):
     @model_validator(mode="after")
     def _start_or_warmed(self) -> Warmup:
         if self.warmed and self.start is not None:
-            raise ValueError("warmed and start: an IP is either warmed or warming from a date")
+            raise ValueError("warmed and start: one of them (warmed: true when it already has reputation, "
+                             "start: YYYY-MM-DD to warm it)")
         if not self.warmed and self.start is None:
-            raise ValueError("start: a warming IP needs its start date (YYYY-MM-DD), or warmed: true")
+            raise ValueError("start: the date its warmup starts (YYYY-MM-DD), or warmed: true")
         return self
 
 
@@ -232,7 +234,7 @@ class Ip(Strict):
     def _adopted_pair(self) -> Ip:
         if (self.address is None) != (self.allocation_id is None):
             raise ValueError(
-                "address and allocation_id: an adopted Elastic IP gives both; a new one gives neither"
+                "address and allocation_id: both (an adopted Elastic IP) or neither (a new one)"
             )
         return self
 
@@ -275,7 +277,7 @@ class RelayRoute(Strict):
     @model_validator(mode="after")
     def _credentials_pair(self) -> RelayRoute:
         if (self.username is None) != (self.password_secret is None):
-            raise ValueError("username and password_secret: an authenticated relay gives both")
+            raise ValueError("username and password_secret: both (an authenticated relay) or neither")
         return self
 
 

@@ -6,6 +6,7 @@ date; both would turn a typo into a wrong topology, so both become config errors
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,11 @@ class YamlDocument:
         return None
 
 
+# A stack file has a few hundred values; aliases can make a short file expand exponentially
+# ("billion laughs"), so expansion stops well before memory does.
+MAX_VALUES = 200_000
+
+
 def parse_yaml(text: str, where: str) -> YamlDocument:
     """Parse one YAML document; syntax errors and duplicate keys raise ConfigError with the line."""
     loader = yaml.SafeLoader(text)
@@ -39,43 +45,72 @@ def parse_yaml(text: str, where: str) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        problem = (exc.problem or exc.context or "syntax error").strip()
+        problem = " ".join((exc.problem or exc.context or "syntax error").split())
         raise ConfigError(f"{where}{line}", "", Described(f"YAML that does not parse ({problem})"),
                           "well-formed YAML") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(where, "", Described(f"YAML that does not parse ({exc})"), "well-formed YAML") from None
+        problem = " ".join(str(exc).split())
+        raise ConfigError(where, "", Described(f"YAML that does not parse ({problem})"),
+                          "well-formed YAML") from None
     finally:
         loader.dispose()
     doc = YamlDocument(data=None)
     if node is None:
         doc.data = {}
         return doc
-    doc.data = _build(node, (), doc, loader, where)
+    doc.data = _Builder(doc, loader, where).build(node, ())
     return doc
 
 
-def _build(node: yaml.Node, path: Path, doc: YamlDocument, loader: yaml.SafeLoader, where: str) -> Any:
-    doc.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+@dataclass
+class _Builder:
+    doc: YamlDocument
+    loader: yaml.SafeLoader
+    where: str
+    open_nodes: set[int] = field(default_factory=set)
+    built: int = 0
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.doc.lines.setdefault(path, node.start_mark.line + 1)
+        self.built += 1
+        if self.built > MAX_VALUES:
+            raise ConfigError(self._at(node), _dotted(path), Described(f"more than {MAX_VALUES} values once "
+                              "aliases are expanded"), "a stack file of a sensible size")
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return _scalar(node, self.loader)
+        if id(node) in self.open_nodes:
+            raise ConfigError(self._at(node), _dotted(path), Described("an alias that contains itself"),
+                              "a value that ends (no recursive YAML anchors)")
+        self.open_nodes.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self._mapping(node, path)
+        finally:
+            self.open_nodes.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node, loader)
-            if isinstance(key, list | dict):
-                raise ConfigError(f"{where}:{key_node.start_mark.line + 1}", _dotted(path),
-                                  Described("a complex mapping key"), "a plain key")
+            key = _scalar(key_node, self.loader)
+            if isinstance(key, list | dict) or not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(self._at(key_node), _dotted(path), Described("a complex mapping key"),
+                                  "a plain key")
             if key in result:
-                raise ConfigError(f"{where}:{key_node.start_mark.line + 1}", _dotted((*path, key)),
+                raise ConfigError(self._at(key_node), _dotted((*path, key)),
                                   Described("a second definition of this key"), "each key once per mapping")
             child = (*path, key)
-            doc.lines[child] = key_node.start_mark.line + 1
-            result[key] = _build(value_node, child, doc, loader, where)
+            self.doc.lines[child] = key_node.start_mark.line + 1
+            result[key] = self.build(value_node, child)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), doc, loader, where) for i, item in enumerate(node.value)]
-    return _scalar(node, loader)
+
+    def _at(self, node: yaml.Node) -> str:
+        return f"{self.where}:{node.start_mark.line + 1}"
 
 
 def _scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return None
     try:
         return loader.construct_object(node, deep=True)
     except (ValueError, yaml.constructor.ConstructorError):
@@ -84,5 +119,18 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
         return node.value
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
+
+
 def _dotted(path: Path) -> str:
-    return ".".join(str(p) for p in path)
+    """The key path as load.py writes it: `mailinfra:dns.zones`, `mailinfra:pools.tx.hosts[0]`."""
+    if len(path) > 1 and path[0] == "config":
+        path = path[1:]  # every key path in a message is relative to the stack file's `config:`
+    text = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+            continue
+        shown = str(part) if _PLAIN.match(str(part)) else repr(str(part))
+        text += f".{shown}" if text else shown
+    return text
