@@ -95,7 +95,9 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains),
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
-    return (rendered(CONFIG_PATH, content, mode=0o600 if "@@SECRET:" in content else 0o644),)
+    file = rendered(CONFIG_PATH, content)
+    # The host writes relay passwords into this file at boot: then it must be root-only.
+    return (rendered(CONFIG_PATH, content, mode=0o600) if file.secret_placeholders else file,)
 
 
 def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None) -> VirtualMta:
