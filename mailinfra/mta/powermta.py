@@ -88,16 +88,35 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             # A pool with no IP sending today still lists its IPs, each held at zero connections.
             pools.append((pool_name(pool.name), pool, sending or members))
     keys = [(s, s.dkim_selector) for s in streams]
+    peers = plan_route_peers(plan, host)
+    overflow_pool = pools[0][0] if pools else "unassigned"
     bounce_domains = tuple(dict.fromkeys(s.return_path for s in plan.streams)) if host.accepts_bounces else ()
     content = render_template(
         "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(fallbacks.values()),
         keys=keys, key_dir=KEY_DIR, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
-        bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains),
+        bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
+        overflow_pool=overflow_pool,
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
     file = rendered(CONFIG_PATH, content)
     # The host writes relay passwords into this file at boot: then it must be root-only.
     return (rendered(CONFIG_PATH, content, mode=0o600) if file.secret_placeholders else file,)
+
+
+def plan_route_peers(plan: Plan, host: HostPlan) -> tuple[str, ...]:
+    """Addresses of hosts whose streams name this host in a `hosts` route: they may relay their overflow here.
+
+    Their fallback leaves from any of their IPs (Postfix binds the transport's address; PowerMTA's fallback
+    virtual-mta uses the host's default address), so every IP of those hosts is accepted.
+    """
+    peers: dict[str, None] = {}
+    for route in plan.routes:
+        if route.kind != "hosts" or host.name not in route.hosts:
+            continue
+        for other in plan.hosts:
+            if other.name != host.name and set(other.streams) & set(route.streams):
+                peers.update(dict.fromkeys(plan.ip(name).address for name in other.ips))
+    return tuple(peers)
 
 
 def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None) -> VirtualMta:

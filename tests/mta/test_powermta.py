@@ -105,3 +105,15 @@ def test_every_pmta_stream_signs(rendered_stack: tuple[Plan, dict[str, Path]]) -
         text = (dirs[host] / "etc/pmta/config").read_text()
         for stream in (plan.stream(s) for s in plan.host(host).streams):
             assert f"domain-key {stream.dkim_selector},{stream.sending_domain}," in text
+
+
+def test_route_hosts_accept_their_peers(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
+    """A PowerMTA host named in a `hosts` route lets every IP of the routed streams' hosts relay through it."""
+    plan, dirs = rendered_stack
+    for route in (r for r in plan.routes if r.kind == "hosts"):
+        for target in (h for h in route.hosts if plan.host(h).mta == "powermta"):
+            text = (dirs[target] / "etc/pmta/config").read_text()
+            peers = [h for h in plan.hosts if h.name != target and set(h.streams) & set(route.streams)]
+            assert peers
+            for address in (plan.ip(i).address for h in peers for i in h.ips):
+                assert re.search(rf"<source {re.escape(address)}/32>\n    always-allow-relaying yes\n", text)
