@@ -1,0 +1,133 @@
+"""DNS drift: every planned RRset asked of its zone's authoritative server, compared by meaning."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+
+from mailinfra.dns.records import DnsRecord, RecordType
+from mailinfra.drift.compare import compare_record
+from mailinfra.drift.model import DriftResult, Status
+from mailinfra.drift.resolve import Answer, Resolver, Server
+from mailinfra.plan.model import Plan
+
+
+@dataclass(frozen=True)
+class DnsOptions:
+    nameserver: Server | None = None  # None: each zone's authoritative NS, found through the system resolver
+    timeout: float = 1.5
+    attempts: int = 3
+    concurrency: int = 256
+
+
+async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult], list[str]]:
+    """One result per planned RRset, plus a line for every server or zone that could not be asked."""
+    failures: list[str] = []
+    servers = await _servers_for(plan, options, failures)
+    results: list[DriftResult] = []
+    async with Resolver(options.timeout, options.attempts, options.concurrency) as resolver:
+        known = {zone: server for zone, server in servers.items() if server is not None}
+        askable = [r for r in plan.records if r.zone in known]
+        answers = await resolver.query_many(
+            [(known[r.zone], r.name, dns.rdatatype.from_text(str(r.type))) for r in askable]
+        )
+        by_server: dict[Server, list[Answer]] = defaultdict(list)
+        for record, answer in zip(askable, answers, strict=True):
+            server = known[record.zone]
+            by_server[server].append(answer)
+            result = _judge(record, answer, server)
+            if record.type is RecordType.PTR and result.status is Status.CHANGED:
+                result = await _with_fcrdns(result, answer, plan, servers, resolver=resolver, fallback=server)
+            results.append(result)
+        for record in plan.records:
+            if servers.get(record.zone) is None:
+                results.append(
+                    DriftResult(
+                        "dns",
+                        record.key,
+                        Status.UNKNOWN,
+                        " | ".join(record.values),
+                        "",
+                        f"no nameserver for zone {record.zone}",
+                        record.purpose,
+                    )
+                )
+    for server, server_answers in by_server.items():
+        errors = [a for a in server_answers if a.status == "error"]
+        if errors and len(errors) == len(server_answers):
+            failures.append(f"nameserver {server} answered none of {len(server_answers)} queries: {errors[0].error}")
+    return results, failures
+
+
+def _judge(record: DnsRecord, answer: Answer, server: Server) -> DriftResult:
+    if answer.status == "error":
+        return DriftResult(
+            "dns", record.key, Status.UNKNOWN, " | ".join(record.values), "", answer.error, record.purpose
+        )
+    return compare_record(record, answer.values, str(server))
+
+
+async def _with_fcrdns(
+    result: DriftResult,
+    answer: Answer,
+    plan: Plan,
+    servers: dict[str, Server | None],
+    *,
+    resolver: Resolver,
+    fallback: Server,
+) -> DriftResult:
+    """A PTR pointing elsewhere: say whether the new name at least confirms forward (FCrDNS)."""
+    address = ".".join(reversed(result.key.removeprefix("PTR:").removesuffix(".in-addr.arpa").split(".")))
+    notes = []
+    for name in answer.values:
+        zone = max(
+            (z.name for z in plan.zones if not z.reverse and (name == z.name or name.endswith("." + z.name))),
+            key=len,
+            default=None,
+        )
+        server = servers.get(zone) if zone else None
+        forward = await resolver.query(server or fallback, name, dns.rdatatype.A)
+        confirmed = "unknown" if forward.status == "error" else ("yes" if address in forward.values else "no")
+        notes.append(f"{name} forward-confirmed: {confirmed}")
+    return DriftResult(
+        result.source,
+        result.key,
+        result.status,
+        result.expected,
+        result.actual,
+        f"{result.detail}; {'; '.join(notes)}",
+        result.purpose,
+    )
+
+
+async def _servers_for(plan: Plan, options: DnsOptions, failures: list[str]) -> dict[str, Server | None]:
+    if options.nameserver is not None:
+        return {zone.name: options.nameserver for zone in plan.zones}
+    found = await asyncio.gather(*(_authoritative(zone.name, options.timeout) for zone in plan.zones))
+    servers: dict[str, Server | None] = {}
+    for zone, (server, problem) in zip(plan.zones, found, strict=True):
+        servers[zone.name] = server
+        if server is None:
+            failures.append(f"zone {zone.name}: could not find its authoritative nameservers ({problem})")
+    return servers
+
+
+async def _authoritative(zone: str, timeout: float) -> tuple[Server | None, str]:
+    resolver = dns.asyncresolver.Resolver()
+    resolver.lifetime = timeout * 2
+    try:
+        ns = await resolver.resolve(zone, "NS")
+        for target in sorted(str(r.target).rstrip(".") for r in ns):
+            try:
+                addresses = await resolver.resolve(target, "A")
+            except dns.exception.DNSException:
+                continue
+            return Server(addresses[0].to_text(), 53, target), ""
+    except dns.exception.DNSException as error:
+        return None, f"{type(error).__name__}: {error}"
+    return None, "no NS host has an address"
