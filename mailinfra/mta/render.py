@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailinfra.errors import UsageError
+from mailinfra.errors import PlanError, UsageError
 from mailinfra.mta.files import RenderedFile
 from mailinfra.mta.opendkim import render_opendkim
 from mailinfra.mta.postfix import render_postfix
@@ -14,6 +14,7 @@ def render_host(plan: Plan, host: str) -> tuple[RenderedFile, ...]:
     known = [h.name for h in plan.hosts]
     if host not in known:
         raise UsageError(f"HOST: received {host!r}, expected a host of stack {plan.stack}: {', '.join(known)}")
+    _check_route_targets(plan)
     host_plan = plan.host(host)
     if host_plan.mta == "powermta":
         from mailinfra.mta.powermta import render_powermta
@@ -25,3 +26,12 @@ def render_host(plan: Plan, host: str) -> tuple[RenderedFile, ...]:
 def render_all(plan: Plan) -> dict[str, tuple[RenderedFile, ...]]:
     """host name -> its files, for every host of the plan."""
     return {host.name: render_host(plan, host.name) for host in plan.hosts}
+
+
+def _check_route_targets(plan: Plan) -> None:
+    """A `hosts` route must end on PowerMTA hosts: a Postfix target would refuse the relayed mail (5xx = bounce)."""
+    for route in (r for r in plan.routes if r.kind == "hosts"):
+        postfix = [h for h in route.hosts if plan.host(h).mta == "postfix"]
+        if postfix:
+            raise PlanError(f"route {route.name}: hosts {', '.join(postfix)} run Postfix; a hosts route needs "
+                            "PowerMTA hosts (Postfix route targets are not rendered yet)")

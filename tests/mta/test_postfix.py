@@ -184,3 +184,17 @@ def test_unknown_host_is_a_usage_error(stack_plan: Plan, host: str) -> None:
 
     with pytest.raises(UsageError, match="expected a host of stack"):
         render_host(stack_plan, host)
+
+
+def test_postfix_route_target_is_refused(stack_plan: Plan) -> None:
+    """GIVEN a hosts route ending on a Postfix host WHEN rendering THEN a PlanError names the route and host."""
+    import dataclasses
+
+    from mailinfra.errors import PlanError
+    from mailinfra.plan.model import RoutePlan
+
+    postfix = [h.name for h in stack_plan.hosts if h.mta == "postfix"]
+    route = RoutePlan("to-postfix", "hosts", None, 25, None, None, None, (postfix[0],), None, ())
+    broken = dataclasses.replace(stack_plan, routes=(*stack_plan.routes, route))
+    with pytest.raises(PlanError, match=f"route to-postfix: hosts {postfix[0]} run Postfix"):
+        render_host(broken, postfix[0])
