@@ -1,0 +1,33 @@
+"""`mailinfra review STACK --base GIT_REF [--fail-on destructive]`: the PR comment for a stack change."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from mailinfra.review import review_stack
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "review", help="Markdown diff of a stack against a git ref (for a PR comment)",
+        description="Plan STACK at --base (a temporary git worktree, read by the current code) and in the "
+                    "working tree; print the semantic diff as Markdown with a Mermaid topology diagram.")
+    parser.add_argument("stack", metavar="STACK", help="stack name (dev, prod) or path to a Pulumi.<stack>.yaml")
+    parser.add_argument("--base", required=True, metavar="GIT_REF", help="the ref to compare against (main, HEAD~1)")
+    parser.add_argument("--fail-on", choices=["destructive", "never"], default="never",
+                        help="exit 1 when the change is destructive (removes a warmed IP, re-keys a DKIM selector)")
+    parser.add_argument("--repo", type=Path, default=None, help="git repository (default: the current directory's)")
+    parser.add_argument("--output", type=Path, default=None, help="also write the Markdown to this file")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    markdown, diff = review_stack(args.stack, args.base, repo=args.repo)
+    sys.stdout.write(markdown)
+    if args.output is not None:
+        args.output.write_text(markdown)
+    return 1 if args.fail_on == "destructive" and diff.destructive else 0

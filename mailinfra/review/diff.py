@@ -1,0 +1,165 @@
+"""The semantic difference between two plans of one stack: what a reviewer must look at (pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from mailinfra.audit import Finding
+from mailinfra.dns.records import DnsRecord
+from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    key: str
+    change: str  # added | removed | changed
+    old: tuple[str, ...]
+    new: tuple[str, ...]
+    purpose: str
+
+
+@dataclass(frozen=True, slots=True)
+class IpChange:
+    pool: str
+    ip: str
+    change: str  # added | removed | reallocated | moved
+    detail: str
+    destructive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WarmupChange:
+    ip: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    domain: str
+    selector: str
+    change: str  # added | removed | state | rekeyed
+    detail: str
+    destructive: bool
+
+
+@dataclass
+class PlanDiff:
+    records: list[RecordChange] = field(default_factory=list)
+    ips: list[IpChange] = field(default_factory=list)
+    warmup: list[WarmupChange] = field(default_factory=list)
+    keys: list[KeyChange] = field(default_factory=list)
+    findings_introduced: list[Finding] = field(default_factory=list)
+    findings_fixed: list[Finding] = field(default_factory=list)
+
+    @property
+    def destructive(self) -> list[str]:
+        """One line per change that throws away reputation or breaks signatures in flight."""
+        lines = [f"IP {c.pool}/{c.ip} {c.change}: {c.detail}" for c in self.ips if c.destructive]
+        lines += [f"DKIM {c.selector} ({c.domain}) {c.change}: {c.detail}" for c in self.keys if c.destructive]
+        return lines
+
+    @property
+    def empty(self) -> bool:
+        return not (self.records or self.ips or self.warmup or self.keys or self.findings_introduced
+                    or self.findings_fixed)
+
+
+def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,
+               head_findings: list[Finding] | None = None) -> PlanDiff:
+    """`base` None: the stack is new at head (everything is added, nothing is destructive)."""
+    result = PlanDiff()
+    result.records = _diff_records(base.records if base else (), head.records)
+    result.ips = _diff_ips(base, head)
+    result.warmup = _diff_warmup(base, head)
+    result.keys = _diff_keys(base, head)
+    old = {(f.code, f.where, f.why) for f in base_findings or []}
+    new = {(f.code, f.where, f.why) for f in head_findings or []}
+    result.findings_introduced = [f for f in head_findings or [] if (f.code, f.where, f.why) not in old]
+    result.findings_fixed = [f for f in base_findings or [] if (f.code, f.where, f.why) not in new]
+    return result
+
+
+def _diff_records(base: tuple[DnsRecord, ...], head: tuple[DnsRecord, ...]) -> list[RecordChange]:
+    old, new = {r.key: r for r in base}, {r.key: r for r in head}
+    changes = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key), new.get(key)
+        if before is None and after is not None:
+            changes.append(RecordChange(key, "added", (), after.values, after.purpose))
+        elif after is None and before is not None:
+            changes.append(RecordChange(key, "removed", before.values, (), before.purpose))
+        elif before is not None and after is not None and before.values != after.values:
+            changes.append(RecordChange(key, "changed", before.values, after.values, after.purpose))
+    return changes
+
+
+def _has_reputation(ip: IpPlan, as_of: dt.date) -> bool:
+    """Warmed, or warming since before the plan date: the address has a sending history receivers know."""
+    return ip.warmup.warmed or (ip.warmup.start is not None and ip.warmup.start <= as_of)
+
+
+def _diff_ips(base: Plan | None, head: Plan) -> list[IpChange]:
+    old = {ip.name: ip for ip in base.ips} if base else {}
+    new = {ip.name: ip for ip in head.ips}
+    renamed = {prev: ip.name for ip in head.ips for prev in ip.previous_names}
+    changes = []
+    for name in sorted(old.keys() | new.keys()):
+        before, after = old.get(name), new.get(name)
+        if before is None and after is not None:
+            if name in renamed.values() and any(p in old for p in after.previous_names):
+                continue  # a rename with an alias: the same EIP under a new name
+            changes.append(IpChange(after.pool, name, "added",
+                                    f"new address on {after.host}, warmup {_warmup_text(after.warmup)}", False))
+        elif after is None and before is not None:
+            if name in renamed:
+                continue
+            warm = _has_reputation(before, base.as_of if base else head.as_of)
+            detail = ("releases a warmed address: its reputation cannot be rebuilt" if before.warmup.warmed else
+                      f"releases an address warming since {before.warmup.start}" if warm else "releases an address")
+            changes.append(IpChange(before.pool, name, "removed", f"{before.address}: {detail}", warm))
+        elif before is not None and after is not None:
+            if (before.adopted and (before.address, before.allocation_id) != (after.address, after.allocation_id)) or (
+                    before.adopted and not after.adopted):
+                target = "a new allocation" if after.placeholder else after.address
+                changes.append(IpChange(after.pool, name, "reallocated", f"{before.address} -> {target}",
+                                        _has_reputation(before, base.as_of if base else head.as_of)))
+            if before.pool != after.pool or before.host != after.host:
+                changes.append(IpChange(after.pool, name, "moved",
+                                        f"{before.pool}@{before.host} -> {after.pool}@{after.host}", False))
+    return changes
+
+
+def _warmup_text(spec: WarmupSpec) -> str:
+    return "warmed" if spec.warmed else f"{spec.schedule} from {spec.start}"
+
+
+def _diff_warmup(base: Plan | None, head: Plan) -> list[WarmupChange]:
+    if base is None:
+        return []
+    old = {ip.name: ip for ip in base.ips}
+    return [WarmupChange(ip.name, _warmup_text(old[ip.name].warmup), _warmup_text(ip.warmup))
+            for ip in head.ips if ip.name in old and old[ip.name].warmup != ip.warmup]
+
+
+def _diff_keys(base: Plan | None, head: Plan) -> list[KeyChange]:
+    old = {(k.domain, k.selector): k for k in base.dkim_keys} if base else {}
+    new = {(k.domain, k.selector): k for k in head.dkim_keys}
+    changes = []
+    for ident in sorted(old.keys() | new.keys()):
+        before, after = old.get(ident), new.get(ident)
+        domain, selector = ident
+        if before is None and after is not None:
+            changes.append(KeyChange(domain, selector, "added", f"{after.algorithm}, {after.state}", False))
+        elif after is None and before is not None:
+            # Dropping a signing key at once breaks every message still in flight (M3AAWG: retire first).
+            changes.append(KeyChange(domain, selector, "removed", f"was {before.state}", before.signing))
+        elif before is not None and after is not None:
+            if before.public_key != after.public_key and before.published and not before.placeholder:
+                changes.append(KeyChange(domain, selector, "rekeyed",
+                                         "a published selector gets a new key: signatures made with the old key "
+                                         "fail until caches expire; rotate to a new selector instead", True))
+            if before.state != after.state:
+                changes.append(KeyChange(domain, selector, "state", f"{before.state} -> {after.state}", False))
+    return changes
