@@ -123,7 +123,7 @@ def validate_config(
     try:
         config = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
-        raise ConfigErrors([_to_config_error(err, where, doc) for err in exc.errors()]) from None
+        raise ConfigErrors([_to_config_error(err, where, doc) for err in _without_renamed(exc.errors())]) from None
     problems = check_topology(config, plain_keys=plain)
     if problems:
         errors = [ConfigError(_where(where, doc, ("config", *_prefixed(p.path))), _key(p.path),
@@ -133,6 +133,23 @@ def validate_config(
 
 
 # ----------------------------------------------------------------- pydantic errors -> one line
+
+
+def _without_renamed(errors: list[Any]) -> list[Any]:
+    """Drop "missing key" when a misspelt sibling is already reported with that key as its did-you-mean."""
+    hinted = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = _clean_loc(err["loc"])
+            hint = _did_you_mean(str(loc[-1]), _allowed_keys(loc[:-1]))
+            if hint:
+                hinted.add((*loc[:-1], hint))
+    return [err for err in errors if err["type"] != "missing" or _clean_loc(err["loc"]) not in hinted]
+
+
+def _did_you_mean(unknown: str, allowed: list[str]) -> str | None:
+    hint = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
+    return hint[0] if hint else None
 
 
 # pydantic error types -> what the stack file should hold there, in the file's own words.
@@ -210,11 +227,11 @@ def _model_rule(fields: re.Match[str], loc: tuple[Any, ...], given: Any) -> tupl
 def _unknown_key(loc: tuple[Any, ...], where: str, doc: YamlDocument | None) -> ConfigError:
     unknown = str(loc[-1])
     allowed = _allowed_keys(loc[:-1])
-    hint = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
+    hint = _did_you_mean(unknown, allowed)
     if not allowed:
         expected = "no keys here"
     elif hint:
-        expected = f"a known key (did you mean {hint[0]!r}?): {', '.join(allowed)}"
+        expected = f"a known key (did you mean {hint!r}?): {', '.join(allowed)}"
     else:
         expected = f"a known key: {', '.join(allowed)}"
     return ConfigError(_where(where, doc, ("config", *_prefixed(loc))), _key(loc),

@@ -173,7 +173,7 @@ def _check_ips_unique(config: StackConfig) -> Iterator[Problem]:
         for ip_name, ip in pool.ips.items():
             if ip_name in seen_names:
                 yield Problem(("pools", pool_name, "ips", ip_name), ip_name,
-                              f"an IP name used once: it is already in pool {seen_names[ip_name]!r}")
+                              f"an IP name used once: it is already in pool {seen_names[ip_name]}")
             seen_names.setdefault(ip_name, pool_name)
             if ip.address is not None:
                 if ip.address in seen_addresses:

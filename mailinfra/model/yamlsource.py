@@ -46,6 +46,9 @@ def parse_yaml(text: str, where: str) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
         problem = " ".join((exc.problem or exc.context or "syntax error").split())
+        if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
+            # "while parsing a flow sequence" + its line: where the unclosed thing was opened
+            problem += f" {' '.join(exc.context.split())} from line {exc.context_mark.line + 1}"
         raise ConfigError(f"{where}{line}", "", Described(f"YAML that does not parse ({problem})"),
                           "well-formed YAML") from None
     except yaml.YAMLError as exc:
@@ -73,13 +76,14 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.doc.lines.setdefault(path, node.start_mark.line + 1)
         self.built += 1
+        where = f"{self.where}:{self.doc.lines[path]}"  # where the value is used, not where its anchor is
         if self.built > MAX_VALUES:
-            raise ConfigError(self._at(node), _dotted(path), Described(f"more than {MAX_VALUES} values once "
+            raise ConfigError(where, _dotted(path), Described(f"more than {MAX_VALUES} values once "
                               "aliases are expanded"), "a stack file of a sensible size")
         if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             return _scalar(node, self.loader)
         if id(node) in self.open_nodes:
-            raise ConfigError(self._at(node), _dotted(path), Described("an alias that contains itself"),
+            raise ConfigError(where, _dotted(path), Described("an alias that contains itself"),
                               "a value that ends (no recursive YAML anchors)")
         self.open_nodes.add(id(node))
         try:
