@@ -107,6 +107,7 @@ def run_program(
     *,
     preview: bool = True,
     program: Path = PROGRAM,
+    fingerprint_secrets: bool = False,
 ) -> ProgramRun:
     """Run the program once under mocks (once per process: the runtime's state is global)."""
     import pulumi
@@ -117,7 +118,7 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     settings.reset_options(project=PROJECT, stack=stack_name, preview=preview)
-    recorder = _Recorder()
+    recorder = _Recorder(fingerprint_secrets)
     _EIP_ADDRESSES.clear()
     _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
     monitor = _RecordingMonitor(_Mocks(config.get("aws:region", DEFAULT_REGION)), recorder)
@@ -255,8 +256,11 @@ _EIP_ADDRESSES: dict[str, str] = {}
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, fingerprint_secrets: bool) -> None:
         self.entries: list[dict[str, Any]] = []
+        # Tests only: sha256 of each secret input, to prove which secret reached which resource
+        # without the value itself leaving the run.
+        self.fingerprint_secrets = fingerprint_secrets
 
     def add(self, request: Any, urn: str, inputs: Mapping[str, Any]) -> None:
         aliases = []
@@ -276,6 +280,8 @@ class _Recorder:
             "inputs": _mask(dict(inputs)),
             "secret_inputs": sorted(_secret_paths(dict(inputs))),
         })
+        if self.fingerprint_secrets:
+            self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
 
     def finish(self) -> list[dict[str, Any]]:
         names = {e["urn"]: e["name"] for e in self.entries}
@@ -331,6 +337,22 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def _fingerprints(inputs: Mapping[str, Any]) -> dict[str, str]:
+    from pulumi.runtime import rpc
+
+    result = {}
+    for key, value in inputs.items():
+        inner = rpc.unwrap_rpc_secret(value)
+        if isinstance(inner, dict):
+            # A secret nested anywhere makes the whole enclosing input secret: look inside.
+            wrapped = {k: v if rpc.is_rpc_secret(v) or not rpc.is_rpc_secret(value) else rpc.wrap_rpc_secret(v)
+                       for k, v in inner.items()}
+            result.update({f"{key}.{k}": v for k, v in _fingerprints(wrapped).items()})
+        elif rpc.is_rpc_secret(value) and isinstance(inner, str):
+            result[key] = hashlib.sha256(inner.encode()).hexdigest()
+    return result
+
+
 def _secret_paths(value: Any, path: str = "") -> list[str]:
     from pulumi.runtime import rpc
 
@@ -353,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config-json", type=Path,
                         help="run with this Pulumi config instead: {config: {...}, secret_keys: [...]}")
     parser.add_argument("--up", action="store_true", help="run as `pulumi up` (not a dry run)")
+    parser.add_argument("--fingerprint-secrets", action="store_true",
+                        help="add the sha256 of each secret input (tests; never for review artifacts)")
     args = parser.parse_args(argv)
     try:
         if args.config_json:
@@ -360,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config, secret_keys = given["config"], given.get("secret_keys", [])
         else:
             config, secret_keys = preview_config(args.stack)
-        run = run_program(args.stack, config, secret_keys, preview=not args.up)
+        run = run_program(args.stack, config, secret_keys, preview=not args.up,
+                          fingerprint_secrets=args.fingerprint_secrets)
     except MailinfraError as error:
         print(json.dumps({"error": str(error)}))
         return 1

@@ -1,0 +1,322 @@
+"""The whole Pulumi program (__main__.py) for each reference stack, under the mock runtime."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.dkim_keys import delivered_keys, dkim_secret_key, public_half
+from components.dns_records import forward_records
+from components.secondary_route import route_hosts
+from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
+from mailinfra.dns.records import RecordType
+from mailinfra.dns.txt import join_txt, split_txt
+from mailinfra.pulumi_preview import SECRET_MARKER
+from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock
+
+EIP = "aws:ec2/eip:Eip"
+PTR = "aws:ec2/eipDomainName:EipDomainName"
+R53 = "aws:route53/record:Record"
+CF = "cloudflare:index/dnsRecord:DnsRecord"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+INSTANCE = "aws:ec2/instance:Instance"
+PARAMETER = "aws:ssm/parameter:Parameter"
+
+
+def _unquote(rdata: str) -> list[str]:
+    """`"a" "b"` -> ["a", "b"] (the strings contain no quotes or backslashes in our records)."""
+    return [part for i, part in enumerate(rdata.split('"')) if i % 2 == 1]
+
+
+def _children(run: dict[str, Any], parent_type: str) -> list[dict[str, Any]]:
+    parents = {r["name"] for r in run["resources"] if r["type"] == parent_type}
+    return [r for r in run["resources"] if r["parent"] in parents]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_resource_counts_follow_the_plan(stack, mock_runs, plans):
+    """One EIP, PTR and association per IP; one instance per host; one DNS resource per planned RRset/value."""
+    run, plan = mock_runs(stack), plans(stack)
+    counts = Counter(r["type"] for r in run["resources"])
+    assert counts[EIP] == counts[PTR] == counts["aws:ec2/eipAssociation:EipAssociation"] == len(plan.ips)
+    assert counts[INSTANCE] == counts["aws:ec2/networkInterface:NetworkInterface"] == len(plan.hosts)
+    forward = forward_records(plan, set())
+    if plan.dns_provider == "cloudflare":
+        assert counts[CF] == sum(len(r.values) for r in forward) and counts[R53] == 0
+    else:
+        assert counts[R53] == len(forward) and counts[CF] == 0
+    dkim = sum(len(delivered_keys(plan, h)) for h in plan.hosts)
+    relay = sum(len(route_hosts(plan, r)) for r in plan.routes if r.kind == "relay" and r.password_secret)
+    ses = sum(2 * len(route_hosts(plan, r)) for r in plan.routes if r.kind == "ses")
+    assert counts[PARAMETER] == dkim + relay + ses
+    assert counts["aws:sesv2/emailIdentity:EmailIdentity"] == sum(
+        len(r.streams) for r in plan.routes if r.kind == "ses")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_eip_is_protected_retained_and_adopted_ones_imported(stack, mock_runs, plans):
+    run, plan = mock_runs(stack), plans(stack)
+    eips = {r["inputs"]["tags"]["ip"]: r for r in resources_of(run, EIP)}
+    assert set(eips) == {ip.name for ip in plan.ips}
+    for ip in plan.ips:
+        eip = eips[ip.name]
+        assert eip["protect"] and eip["retain_on_delete"], ip.name
+        assert eip["inputs"]["domain"] == "vpc"
+        assert eip["import_id"] == (ip.allocation_id if ip.adopted else None), ip.name
+        assert eip["inputs"]["tags"] == {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, "ip": ip.name,
+                                         "environment": plan.environment}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_ptr_depends_on_its_own_a_record(stack, mock_runs):
+    run = mock_runs(stack)
+    a_records = {r["name"]: r for r in run["resources"] if r["type"] in (R53, CF) and r["inputs"]["type"] == "A"}
+    for ptr in resources_of(run, PTR):
+        own = [name for name in ptr["depends_on"]
+               if name in a_records and a_records[name]["inputs"]["name"] == ptr["inputs"]["domainName"]]
+        assert own, f"{ptr['name']} does not depend on the A record of {ptr['inputs']['domainName']}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_security_group_rules_are_exactly_smtp_out_and_injection_in(stack, mock_runs, plans):
+    run, plan = mock_runs(stack), plans(stack)
+    for host in plan.hosts:
+        prefix = f"host-{host.name}-"
+        rules = {(r["type"], r["inputs"]["fromPort"], r["inputs"]["toPort"], r["inputs"]["cidrIpv4"],
+                  r["inputs"]["ipProtocol"])
+                 for r in run["resources"] if r["type"] in (INGRESS, EGRESS) and r["name"].startswith(prefix)}
+        expected = {(EGRESS, p, p, "0.0.0.0/0", "tcp") for p in (25, 587, 443)}
+        expected |= {(INGRESS, 25, 25, cidr, "tcp") for cidr in host.injection_cidrs}
+        if host.accepts_bounces:
+            expected.add((INGRESS, 25, 25, "0.0.0.0/0", "tcp"))
+        assert rules == expected, host.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_instances_require_imdsv2_encrypt_root_and_have_no_key_pair(stack, mock_runs):
+    for instance in resources_of(mock_runs(stack), INSTANCE):
+        inputs = instance["inputs"]
+        assert inputs["metadataOptions"]["httpTokens"] == "required"
+        assert inputs["rootBlockDevice"]["encrypted"] is True
+        assert "keyName" not in inputs
+        assert inputs.get("userData") or inputs.get("userDataBase64")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_hosts_read_only_their_own_parameters(stack, mock_runs, plans):
+    """The role policy names exactly the host's parameters; nothing grants ssm:GetParameter on '*'."""
+    run, plan = mock_runs(stack), plans(stack)
+    for host in plan.hosts:
+        prefix = f"/mailinfra/{plan.environment}/{host.name}/"
+        own = sorted(p["inputs"]["name"] for p in resources_of(run, PARAMETER)
+                     if p["inputs"]["name"].startswith(prefix))
+        policies = [r for r in resources_of(run, "aws:iam/rolePolicy:RolePolicy")
+                    if r["name"].startswith(f"host-{host.name}-")]
+        statements = [s for p in policies for s in json.loads(p["inputs"]["policy"])["Statement"]]
+        reads = [s for s in statements if any(str(a).startswith("ssm:GetParameter") for a in
+                                              ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+        arns = sorted(a for s in reads for a in s["Resource"])
+        assert [a.split(":parameter", 1)[1] for a in arns] == own
+        assert "*" not in arns
+    assert not resources_of(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_txt_records_are_split_at_255_bytes_in_the_providers_format(stack, mock_runs, plans):
+    run, plan = mock_runs(stack), plans(stack)
+    planned = {r.key: r for r in plan.records}
+    dns_type = CF if plan.dns_provider == "cloudflare" else R53
+    long_seen = False
+    for resource in resources_of(run, dns_type):
+        inputs = resource["inputs"]
+        record = planned[f"{inputs['type']}:{inputs['name']}"]
+        values = [inputs["content"]] if dns_type == CF else inputs["records"]
+        if record.type is RecordType.TXT:
+            for value in values:
+                strings = _unquote(value)
+                assert all(len(s.encode()) <= 255 for s in strings)
+                assert strings == list(split_txt(join_txt(strings)))
+                long_seen |= len(strings) > 1
+            if not record.placeholder or "spf1" not in record.values[0]:
+                assert [join_txt(_unquote(v)) for v in values] == list(record.values) or dns_type == CF
+        if dns_type == CF and record.type is RecordType.MX:
+            assert f"{int(inputs['priority'])} {inputs['content']}" in record.values
+    assert long_seen, "an RSA-2048 DKIM record is longer than 255 bytes and must be split"
+
+
+def test_cloudflare_has_one_record_per_value_and_route53_one_per_rrset(mock_runs, plans):
+    """MX with two bounce hosts: Route53 one Record with both values, Cloudflare two records."""
+    for stack in STACKS:
+        run, plan = mock_runs(stack), plans(stack)
+        for record in forward_records(plan, set()):
+            matching = [r for r in run["resources"] if r["type"] in (R53, CF)
+                        and r["inputs"]["name"] == record.name and r["inputs"]["type"] == str(record.type)]
+            assert len(matching) == (len(record.values) if plan.dns_provider == "cloudflare" else 1), record.key
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_in_a_plain_output(stack, mock_runs):
+    run = mock_runs(stack)
+    outputs = json.dumps(run["outputs"])
+    for resource in run["resources"]:
+        for path, digest in resource.get("secret_sha256", {}).items():
+            assert digest not in outputs, path
+        for path in resource["secret_inputs"]:
+            assert path.split(".")[0] in resource["inputs"]
+    for parameter in resources_of(run, PARAMETER):
+        assert parameter["inputs"]["type"] == "SecureString"
+        assert parameter["inputs"]["value"] == SECRET_MARKER, parameter["name"]
+    for user_data in (i["inputs"].get("userData", "") for i in resources_of(run, INSTANCE)):
+        assert "PRIVATE KEY" not in user_data and SECRET_MARKER not in user_data
+
+
+# ----------------------------------------------------------------- `pulumi up` with real key material
+
+
+def _with_keys(stack, plan, keys, *, swap=False):
+    config, secret_keys = preview_config(stack)
+    domains = json.loads(config["mailinfra:domains"])
+    for (domain, selector), (pem, public) in keys.items():
+        domains[domain]["dkim"]["selectors"][selector]["public_key"] = public
+        secret = f"mailinfra:{dkim_secret_key(domain, selector)}"
+        config[secret] = pem
+        secret_keys.append(secret)
+    if swap:  # give every key's secret another key's private half
+        names = [f"mailinfra:{dkim_secret_key(d, s)}" for d, s in keys]
+        values = [config[n] for n in names]
+        config.update(zip(names, values[1:] + values[:1], strict=True))
+    config["mailinfra:domains"] = json.dumps(domains)
+    for route in plan.routes:
+        if route.password_secret:
+            config[f"mailinfra:{route.password_secret}"] = "relay-test-password-" + route.name
+            secret_keys.append(f"mailinfra:{route.password_secret}")
+    return config, sorted(set(secret_keys))
+
+
+@pytest.fixture(scope="module")
+def keyed_dev(plans, tmp_path_factory):
+    plan = plans("dev")
+    keys = generate_keys(plan)
+    config, secret_keys = _with_keys("dev", plan, keys)
+    run = run_mock("dev", tmp_path_factory.mktemp("keyed"), config, secret_keys, up=True)
+    assert "error" not in run, run.get("error")
+    return plan, keys, run
+
+
+def test_dkim_txt_is_the_public_half_of_the_key_the_host_receives(keyed_dev):
+    plan, keys, run = keyed_dev
+    by_hash = {hashlib.sha256(pem.encode()).hexdigest(): pem for pem, _ in keys.values()}
+    txt = {r["inputs"]["name"]: join_txt(_unquote(r["inputs"]["records"][0]))
+           for r in resources_of(run, R53) if r["inputs"]["type"] == "TXT"}
+    checked = 0
+    for host in plan.hosts:
+        for key in delivered_keys(plan, host):
+            parameter = next(p for p in resources_of(run, PARAMETER)
+                             if p["inputs"]["name"] == f"/mailinfra/dev/{host.name}/dkim/{key.domain}/{key.selector}")
+            pem = by_hash[parameter["secret_sha256"]["value"]]
+            public = public_half(pem, key.algorithm)
+            build = build_dkim_ed25519 if key.algorithm == "ed25519" else build_dkim_rsa
+            for domain in key.signing_domains:
+                assert txt[dkim_record_name(key.selector, domain)] == build(public)
+                checked += 1
+    assert checked >= 2
+
+
+def test_ses_identity_signs_with_our_selector_and_the_smtp_password_is_secret(keyed_dev):
+    plan, keys, run = keyed_dev
+    identities = resources_of(run, "aws:sesv2/emailIdentity:EmailIdentity")
+    assert identities
+    for identity in identities:
+        stream = next(s for s in plan.streams if s.sending_domain == identity["inputs"]["emailIdentity"])
+        # The private key makes the whole attribute block secret (Pulumi marks the enclosing input).
+        assert identity["inputs"]["dkimSigningAttributes"] == SECRET_MARKER
+        assert identity["secret_sha256"]["dkimSigningAttributes.domainSigningSelector"] == \
+            hashlib.sha256(stream.dkim_selector.encode()).hexdigest()
+        pem = keys[(stream.org_domain, stream.dkim_selector)][0]
+        body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+        assert identity["secret_sha256"]["dkimSigningAttributes.domainSigningPrivateKey"] == \
+            hashlib.sha256(body.encode()).hexdigest()
+        base64.b64decode(body)  # SES takes the base64 DER body
+    mail_from = {r["inputs"]["mailFromDomain"] for r in
+                 resources_of(run, "aws:sesv2/emailIdentityMailFromAttributes:EmailIdentityMailFromAttributes")}
+    planned_mx = {r.name for r in plan.records if r.type is RecordType.MX and r.name.startswith("ses.")}
+    assert mail_from == planned_mx
+    passwords = [p for p in resources_of(run, PARAMETER) if p["inputs"]["name"].endswith("/route/ses/password")]
+    assert passwords and all(p["inputs"]["value"] == SECRET_MARKER for p in passwords)
+    policy = json.loads(resources_of(run, "aws:iam/userPolicy:UserPolicy")[0]["inputs"]["policy"])
+    assert [s["Action"] for s in policy["Statement"]] == ["ses:SendRawEmail"]
+
+
+def test_up_refuses_a_private_key_that_is_not_the_published_one(plans, tmp_path):
+    plan = plans("dev")
+    config, secret_keys = _with_keys("dev", plan, generate_keys(plan), swap=True)
+    run = run_mock("dev", tmp_path, config, secret_keys, up=True)
+    assert "received the private half of another key" in run["error"]
+    assert "\n" not in run["error"]
+
+
+def test_up_refuses_the_preview_placeholder_dkim_key(tmp_path):
+    config, secret_keys = preview_config("dev")
+    run = run_mock("dev", tmp_path, config, secret_keys, up=True)
+    assert "public_key: received nothing" in run["error"]
+
+
+# ----------------------------------------------------------------- renames and bad config
+
+
+def test_renamed_stream_keeps_its_eips_and_renamed_ip_aliases_the_old_one(mock_runs, tmp_path):
+    """GIVEN dev WHEN stream `transactional` becomes `tx-mail` (previous_names) and IP tx1 becomes tx9
+    THEN every other EIP keeps its URN (tags change in place) and tx9 aliases tx1's name."""
+    before = {r["urn"]: r for r in resources_of(mock_runs("dev"), EIP)}
+    config, secret_keys = preview_config("dev")
+    streams = json.loads(config["mailinfra:streams"])
+    streams["tx-mail"] = {**streams.pop("transactional"), "previous_names": ["transactional"]}
+    pools = json.loads(config["mailinfra:pools"])
+    pools["tx"]["ips"]["tx9"] = {**pools["tx"]["ips"].pop("tx1"), "previous_names": ["tx1"],
+                                 "helo": "tx1.mail.example.com"}
+    config["mailinfra:streams"], config["mailinfra:pools"] = json.dumps(streams), json.dumps(pools)
+    after = run_mock("dev", tmp_path, config, secret_keys)
+    assert "error" not in after, after.get("error")
+    renamed = {r["urn"]: r for r in resources_of(after, EIP)}
+    moved = [r for urn, r in renamed.items() if urn not in before]
+    assert [r["name"] for r in moved] == ["pool-tx-tx9"]
+    assert moved[0]["aliases"] == ["pool-tx-tx1"]
+    assert "pool-tx-tx1" in {r["name"] for r in before.values()}
+    tx_streams = {r["inputs"]["tags"]["stream"] for r in renamed.values() if r["inputs"]["tags"]["pool"] == "tx"}
+    assert tx_streams == {"tx-mail"}
+
+
+def test_bad_config_is_one_line_naming_the_key(tmp_path):
+    config, secret_keys = preview_config("dev")
+    hosts = json.loads(config["mailinfra:hosts"])
+    hosts["mta1"]["instance_type"] = "t3.nano-typo"
+    config["mailinfra:hosts"] = json.dumps(hosts)
+    run = run_mock("dev", tmp_path, config, secret_keys)
+    assert "mailinfra:hosts.mta1.instance_type" in run["error"]
+    assert "Traceback" not in run["error"]
+
+
+def test_relay_password_in_plain_text_is_refused(tmp_path):
+    config, secret_keys = preview_config("dev")
+    secret_keys.remove("mailinfra:relay_password")
+    config["mailinfra:relay_password"] = "hunter2"
+    run = run_mock("dev", tmp_path, config, secret_keys)
+    assert "relay_password" in run["error"] and "hunter2" not in run["error"]
+
+
+def test_preview_of_a_stack_without_cloudflare_never_imports_it():
+    import subprocess
+    import sys
+
+    code = ("import sys; from mailinfra.pulumi_preview import collect_resources; collect_resources('dev'); "
+            "print('pulumi_cloudflare' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, check=True, timeout=180)
+    assert done.stdout.strip().splitlines()[-1] == "False"
