@@ -139,22 +139,29 @@ class Resolver:
         self.timeout = timeout
         self.attempts = attempts
         self._limit = asyncio.Semaphore(concurrency)
-        self._channels: dict[Server, _UdpChannel] = {}
+        self._channels: dict[Server, asyncio.Future[_UdpChannel]] = {}
 
     async def __aenter__(self) -> Resolver:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        for channel in self._channels.values():
-            if channel.transport is not None:
-                channel.transport.close()
+        for opening in self._channels.values():
+            transport = opening.result().transport if opening.done() and not opening.exception() else None
+            if transport is not None:
+                transport.close()
 
     async def _channel(self, server: Server) -> _UdpChannel:
-        channel = self._channels.get(server)
-        if channel is None:
-            loop = asyncio.get_running_loop()
-            _, channel = await loop.create_datagram_endpoint(_UdpChannel, remote_addr=(server.address, server.port))
-            self._channels[server] = channel
+        # One socket per server even when hundreds of queries start at once: the first opens it,
+        # the others await the same task.
+        opening = self._channels.get(server)
+        if opening is None:
+            opening = asyncio.ensure_future(self._open(server))
+            self._channels[server] = opening
+        return await opening
+
+    async def _open(self, server: Server) -> _UdpChannel:
+        loop = asyncio.get_running_loop()
+        _, channel = await loop.create_datagram_endpoint(_UdpChannel, remote_addr=(server.address, server.port))
         return channel
 
     async def query(self, server: Server, name: str, rdtype: dns.rdatatype.RdataType) -> Answer:
