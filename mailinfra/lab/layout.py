@@ -57,7 +57,8 @@ class LabLayout:
 
     @property
     def keys_dir(self) -> Path:
-        return self.runtime_dir / "keys"
+        # Where the rendered KeyTable points once relocated under the lab root (see mta.relocate).
+        return self.runtime_dir / "root/etc/opendkim/keys"
 
     @property
     def state_file(self) -> Path:
@@ -93,15 +94,18 @@ class LabLayout:
         return tuple(dict.fromkeys([*infra, *self.pool_addresses]))
 
 
-PROVIDER_NAMES = ("gmail", "yahoo", "outlook")
+# The providers the lab simulates, under their real domains: the rendered Postfix picks its
+# per-provider transports (and warmup limits) by these recipient domains, so the lab exercises
+# them. The lab's Knot is authoritative for them inside the namespace only; nothing leaves it.
+SIMULATED_PROVIDERS = (("gmail", "gmail.com"), ("yahoo", "yahoo.com"), ("outlook", "outlook.com"))
 
 
 def plan_layout(plan: Plan, build_root: Path = Path("build/lab"),
                 runtime_root: Path = RUNTIME_ROOT) -> LabLayout:
     """The lab layout of one stack: fixed 192.0.2.x infrastructure, the plan's own pool addresses."""
     providers = tuple(
-        Provider(name=name, domain=f"{name}.lab", mx_host=f"mx.{name}.lab", address=f"192.0.2.{10 + i}")
-        for i, name in enumerate(PROVIDER_NAMES))
+        Provider(name=name, domain=domain, mx_host=f"mx.{domain}", address=f"192.0.2.{10 + i}")
+        for i, (name, domain) in enumerate(SIMULATED_PROVIDERS))
     routes = tuple(
         RouteServer(name=r.name, kind=r.kind, smtp_host=r.smtp_host or f"{r.name}.route.{LAB_ZONE}",
                     port=r.port or 25, address=f"192.0.2.{20 + i}", username=r.username)

@@ -1,0 +1,311 @@
+"""`lab up|send|fault|down`: build the lab of one stack, drive it, tear it down (root, Linux)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mailinfra.errors import UsageError
+from mailinfra.lab import dns as lab_dns
+from mailinfra.lab import mta
+from mailinfra.lab.keys import generate_lab_keys
+from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS, LabLayout, plan_layout
+from mailinfra.lab.namespace import (
+    LabError,
+    create_namespace,
+    destroy_namespace,
+    in_namespace,
+    namespace_exists,
+    namespace_pids,
+)
+from mailinfra.lab.procs import LabState, start_process, stop_pid, stop_process
+from mailinfra.lab.providers import MODES, write_mode
+from mailinfra.model.load import load_stack
+from mailinfra.mta.postfix import plan_instances
+from mailinfra.plan.build import build_plan
+from mailinfra.plan.model import Plan, RoutePlan
+
+REQUIRED_TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim")
+PORT_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Lab:
+    plan: Plan
+    layout: LabLayout
+
+
+def load_lab(stack: str, as_of: dt.date | None = None, build_root: Path = Path("build/lab")) -> Lab:
+    plan = build_plan(load_stack(stack), as_of)
+    return Lab(plan, plan_layout(plan, build_root))
+
+
+def check_environment() -> None:
+    if sys.platform != "linux":
+        raise UsageError(f"lab: received platform {sys.platform!r}, expected linux (network namespaces)")
+    if os.geteuid() != 0:
+        raise UsageError("lab: received a non-root user, expected root (ip netns, port 25, Postfix)")
+    missing = [t for t in REQUIRED_TOOLS if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")]
+    if missing:
+        raise UsageError(f"lab: missing tools {', '.join(missing)}, expected the Debian packages "
+                         "iproute2 knot knot-dnsutils postfix opendkim")
+
+
+def up(lab: Lab, *, rsa_only: bool = False) -> LabState:
+    """Build the whole lab; a previous (crashed) run of the same stack is torn down first."""
+    check_environment()
+    plan, layout = lab.plan, lab.layout
+    down(lab)
+    # 0711: Postfix daemons (user postfix) traverse into their queue and data directories here;
+    # the secrets below (DKIM keys, route credentials) sit in 0700 directories of their own.
+    layout.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+    layout.runtime_dir.chmod(0o711)
+    layout.build_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("mail", "relay"):
+        shutil.rmtree(layout.build_dir / stale, ignore_errors=True)
+    layout.sent_log.unlink(missing_ok=True)
+    state = LabState(stack=plan.stack, namespace=layout.namespace)
+    try:
+        state.interface = create_namespace(layout.namespace, layout.addresses(), DNS_ADDRESS)
+        state.save(layout.state_file)
+        keys = generate_lab_keys(plan, layout.keys_dir)
+        records = lab_dns.plan_lab_records(plan, layout, keys)
+        zones = lab_dns.render_lab_zones(plan, records, serial=int(time.time()))
+        lab_dns.write_zones(zones, layout.zones_dir)
+        lab_dns.start_knot(state, layout, list(zones))
+        state.save(layout.state_file)
+        _start_providers(lab, state)
+        route_secrets, credentials = route_credentials(plan)
+        _start_routes(lab, state, credentials)
+        skipped = _start_hosts(lab, state, route_secrets, rsa_only=rsa_only)
+        state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
+                      "targets": injection_targets(lab)}
+        state.save(layout.state_file)
+        (layout.build_dir / "lab.json").write_text(json.dumps({
+            "stack": plan.stack, "namespace": layout.namespace, "as_of": plan.as_of.isoformat(),
+            "addresses": list(layout.addresses()), "skipped_hosts": skipped,
+            "providers": [asdict(p) for p in layout.providers], "routes": [asdict(r) for r in layout.routes],
+            "targets": state.info["targets"]}, indent=2, default=str))
+    except BaseException:
+        state.save(layout.state_file)
+        # MAILINFRA_LAB_KEEP=1 leaves a failed lab standing for inspection (`lab down` removes it).
+        if os.environ.get("MAILINFRA_LAB_KEEP") != "1":
+            down(lab)
+        raise
+    return state
+
+
+def down(lab: Lab) -> None:
+    """Stop every process the lab started (by PID), remove the namespace and the runtime state."""
+    layout = lab.layout
+    state = LabState.load(layout.state_file)
+    if state is not None:
+        # Postfix first (it talks to OpenDKIM and the DNS), Knot last.
+        for name in sorted(state.processes, key=lambda n: (n == "knotd", not n.endswith("-master"))):
+            stop_process(state, name)
+    for pid in namespace_pids(layout.namespace):
+        stop_pid(pid)  # anything left inside the lab's own namespace was started by the lab
+    destroy_namespace(layout.namespace)
+    shutil.rmtree(layout.runtime_dir, ignore_errors=True)
+
+
+def require_running(lab: Lab) -> LabState:
+    check_environment()
+    state = LabState.load(lab.layout.state_file)
+    if state is None or not namespace_exists(lab.layout.namespace):
+        raise UsageError(f"lab {lab.plan.stack}: received no running lab, expected `mailinfra lab up "
+                         f"{lab.plan.stack}` first")
+    return state
+
+
+def fault(lab: Lab, provider: str, mode: str) -> None:
+    require_running(lab)
+    names = [p.name for p in lab.layout.providers]
+    if provider not in names:
+        raise UsageError(f"PROVIDER: received {provider!r}, expected one of {', '.join(names)}")
+    if mode not in MODES:
+        raise UsageError(f"MODE: received {mode!r}, expected one of {', '.join(MODES)}")
+    write_mode(lab.layout.control_dir / f"{provider}.mode", mode)
+
+
+def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | None = None,
+         provider: str | None = None, source: str | None = None,
+         mail_from_domain: str | None = None) -> list[dict[str, Any]]:
+    """Inject `count` messages per pool and provider (optionally one stream/pool/provider)."""
+    state = require_running(lab)
+    targets = [t for t in state.info["targets"]
+               if (stream is None or t["stream"] == stream) and (pool is None or t["pool"] == pool)]
+    if not targets:
+        raise UsageError(f"--stream/--pool: received {stream!r}/{pool!r}, expected a stream or pool of "
+                         f"{lab.plan.stack} on a Postfix host")
+    providers = [asdict(p) for p in lab.layout.providers if provider is None or p.name == provider]
+    if not providers:
+        raise UsageError(f"--provider: received {provider!r}, expected one of "
+                         f"{', '.join(p.name for p in lab.layout.providers)}")
+    work = lab.layout.runtime_dir / "inject"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "targets.json").write_text(json.dumps(targets))
+    (work / "providers.json").write_text(json.dumps(providers))
+    argv = [sys.executable, "-m", "mailinfra.lab.inject", "--targets", str(work / "targets.json"),
+            "--providers", str(work / "providers.json"), "--source", source or lab.layout.injector_address,
+            "--count", str(count), "--log", str(lab.layout.sent_log.resolve())]
+    if mail_from_domain:
+        argv += ["--mail-from-domain", mail_from_domain]
+    result = subprocess.run(in_namespace(lab.layout.namespace, argv), capture_output=True, text=True,
+                            check=False, env=_python_env())
+    if result.returncode != 0:
+        raise LabError(f"lab send: injector failed: {result.stderr.strip().splitlines()[-1:]}")
+    entries: list[dict[str, Any]] = json.loads(result.stdout)
+    return entries
+
+
+def injection_targets(lab: Lab) -> list[dict[str, Any]]:
+    """Each Postfix pool instance the app injects into: stream, tier, address and port."""
+    result = []
+    for host in lab.plan.hosts:
+        if host.mta != "postfix":
+            continue
+        for instance in plan_instances(lab.plan, host):
+            pool = lab.plan.pool(instance.pool)
+            result.append({
+                "host": host.name, "stream": instance.stream.name, "pool": pool.name, "tier": pool.tier,
+                "address": host.inbound_address, "port": instance.port, "sending": instance.sending,
+                "sending_domain": instance.stream.sending_domain, "return_path": instance.stream.return_path,
+                "one_click_unsubscribe": instance.stream.one_click_unsubscribe,
+                "pool_addresses": [lab.plan.ip(n).address for n in pool.ips],
+            })
+    return result
+
+
+def route_credentials(plan: Plan) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Lab credentials per route: the values for the rendered secret markers, and what the relay checks.
+
+    Marker names follow mailinfra.mta.postfix: `mailinfra:<password_secret>` for a relay's password,
+    `routes.<name>.smtp_username/password` for SES (derived from an IAM key on a real host).
+    """
+    markers: dict[str, str] = {}
+    credentials: dict[str, tuple[str, str]] = {}
+    for route in plan.routes:
+        password = secrets.token_urlsafe(18)
+        if route.kind == "ses":
+            username = f"lab-{route.name}"
+            markers[f"routes.{route.name}.smtp_username"] = username
+            markers[f"routes.{route.name}.smtp_password"] = password
+            credentials[route.name] = (username, password)
+        elif route.username and route.password_secret:
+            markers[f"mailinfra:{route.password_secret}"] = password
+            credentials[route.name] = (route.username, password)
+    return markers, credentials
+
+
+def _start_providers(lab: Lab, state: LabState) -> None:
+    layout = lab.layout
+    routes = [f"{r.address}={r.name}" for r in layout.routes]
+    streams = [f"{s.sending_domain}={s.name}" for s in lab.plan.streams]
+    for provider in layout.providers:
+        control = layout.control_dir / f"{provider.name}.mode"
+        write_mode(control, "ok")
+        argv = [sys.executable, "-m", "mailinfra.lab.providers", "--name", provider.name,
+                "--domain", provider.domain, "--listen", f"{provider.address}:25",
+                "--store", str((layout.mail_dir / provider.name).resolve()), "--control", str(control),
+                *(f"--route={r}" for r in routes), *(f"--stream={s}" for s in streams)]
+        start_process(state, f"provider-{provider.name}", in_namespace(layout.namespace, argv),
+                      layout.runtime_dir / "log" / f"provider-{provider.name}.log", env=_python_env())
+        state.save(layout.state_file)
+    for provider in layout.providers:
+        mta.wait_for_port(layout.namespace, provider.address, 25, f"provider {provider.name}")
+
+
+def _start_routes(lab: Lab, state: LabState, credentials: dict[str, tuple[str, str]]) -> None:
+    layout = lab.layout
+    cert, key = _lab_certificate(layout.runtime_dir / "tls", [r.smtp_host for r in layout.routes])
+    for route in layout.routes:
+        argv = [sys.executable, "-m", "mailinfra.lab.relay", "--name", route.name,
+                "--listen", f"{route.address}:{route.port}", "--source", route.address, "--helo", route.smtp_host,
+                "--log", str((layout.build_dir / "relay" / f"{route.name}.jsonl").resolve()),
+                "--tls-cert", str(cert), "--tls-key", str(key)]
+        if route.name in credentials:
+            secret_file = layout.runtime_dir / "tls" / f"{route.name}.credentials"
+            secret_file.write_text(":".join(credentials[route.name]))
+            secret_file.chmod(0o600)
+            argv += ["--credentials", str(secret_file)]
+        start_process(state, f"route-{route.name}", in_namespace(layout.namespace, argv),
+                      layout.runtime_dir / "log" / f"route-{route.name}.log", env=_python_env())
+        state.save(layout.state_file)
+    for route in layout.routes:
+        mta.wait_for_port(layout.namespace, route.address, route.port, f"route {route.name}")
+
+
+def _start_hosts(lab: Lab, state: LabState, route_secrets: dict[str, str], *, rsa_only: bool) -> list[str]:
+    skipped = []
+    for host in lab.plan.hosts:
+        if host.mta != "postfix":
+            # PowerMTA is licensed software with no Debian package: the lab runs the Postfix hosts only.
+            print(f"lab: host {host.name} runs {host.mta}, which the lab cannot run; skipped", file=sys.stderr)
+            skipped.append(host.name)
+            continue
+        root = lab.layout.runtime_dir / "root"
+        staged = mta.stage_host(lab.plan, host, root, route_secrets, rsa_only=rsa_only)
+        mta.start_opendkim(state, lab.layout.namespace, staged)
+        state.save(lab.layout.state_file)
+        for instance in staged.instances:
+            mta.start_postfix(state, lab.layout.namespace, instance, host.inbound_address)
+            state.save(lab.layout.state_file)
+    return skipped
+
+
+def staged_instances(lab: Lab) -> list[tuple[str, mta.PostfixInstance]]:
+    """(host, instance) of every running Postfix instance, for queue inspection and restarts."""
+    root = lab.layout.runtime_dir / "root"
+    result = []
+    for host in lab.plan.hosts:
+        if host.mta != "postfix":
+            continue
+        result.append((host.name, mta.PostfixInstance("postfix", root / "etc/postfix", None, None)))
+        result += [(host.name, mta.PostfixInstance(i.name, root / i.config_dir.lstrip("/"), i.pool, i.port))
+                   for i in plan_instances(lab.plan, host)]
+    return result
+
+
+def _lab_certificate(directory: Path, names: list[str]) -> tuple[Path, Path]:
+    """A self-signed certificate for the lab routes' STARTTLS (Postfix `may` does not verify it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "lab")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names or ["lab"]]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "route.crt", directory / "route.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def _python_env() -> dict[str, str]:
+    """Child Python processes import mailinfra from this checkout, whatever their cwd."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
+    return env
+
+
+__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "down", "fault", "load_lab", "send", "up"]

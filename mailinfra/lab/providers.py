@@ -1,0 +1,194 @@
+"""Simulated mailbox providers: aiosmtpd servers that check every message and store it with a verdict.
+
+Run one per provider, inside the lab namespace:
+    python -m mailinfra.lab.providers --name gmail --domain gmail.lab --listen 192.0.2.10:25 ...
+
+Behaviour is switched at run time through a control file the server re-reads on every connection
+and every RCPT (one word): `ok`, `throttle` (421 at the greeting, how Gmail and Yahoo defer a
+sender), `throttle-rcpt` (451 on RCPT), `refuse` (the connection is reset before the greeting) or
+`silent` (the connection is accepted and never greeted). Faults apply to the stack's own IPs only:
+clients listed with --route are the secondary routes' shared fleets, which keep their reputation
+when ours is throttled — that is what makes the secondary route a way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailinfra.lab.verify import verify_message
+
+MODES = ("ok", "throttle", "throttle-rcpt", "refuse", "silent")
+# How long a silent provider holds a connection before dropping it (longer than any sane HELO timeout).
+SILENT_HOLD_SECONDS = 600
+
+
+def read_mode(control: Path | None) -> str:
+    if control is None:
+        return "ok"
+    try:
+        mode = control.read_text().strip()
+    except OSError:
+        return "ok"
+    return mode if mode in MODES else "ok"
+
+
+def write_mode(control: Path, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    control.parent.mkdir(parents=True, exist_ok=True)
+    tmp = control.with_suffix(".tmp")
+    tmp.write_text(mode + "\n")
+    tmp.replace(control)
+
+
+class FaultySMTP(SMTP):
+    """aiosmtpd's SMTP session, except that a fault mode decides before the greeting."""
+
+    def __init__(self, handler: Any, control: Path | None, exempt: frozenset[str], **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._control = control
+        self._exempt = exempt
+        self._faulted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        mode = read_mode(self._control)
+        connection_fault = mode not in {"ok", "throttle-rcpt"}
+        if self._original_transport is None and peer and peer[0] not in self._exempt and connection_fault:
+            self._faulted = True
+            self._apply_fault(transport, mode)
+            return
+        super().connection_made(transport)
+
+    def _apply_fault(self, transport: asyncio.BaseTransport, mode: str) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        if mode == "throttle":
+            transport.write(b"421 4.7.28 Our system has detected an unusual rate of mail from your IP; "
+                            b"try again later\r\n")
+            transport.close()
+        elif mode == "refuse":
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # SO_LINGER 0: close sends RST, the client sees "Connection reset" like a refusal.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:  # silent: keep the connection open and never greet
+            asyncio.get_running_loop().call_later(SILENT_HOLD_SECONDS, transport.close)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._faulted:
+            return
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        if self._faulted:
+            return  # a silent server ignores whatever the client says
+        super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._faulted:
+            return None
+        return super().eof_received()
+
+
+class ProviderHandler:
+    """Accept mail for one domain, verify it and store `.eml` + `.json` under `store`."""
+
+    def __init__(self, name: str, domain: str, store: Path, *, control: Path | None,
+                 routes: dict[str, str], streams: dict[str, str]) -> None:
+        self.name = name
+        self.domain = domain.lower()
+        self.store = store
+        self.control = control
+        self.routes = routes  # client address -> route name
+        self.streams = streams  # sending domain -> stream
+        store.mkdir(parents=True, exist_ok=True)
+
+    # aiosmtpd calls hooks by these names and positional signatures.
+    async def handle_RCPT(self, server: SMTP, session: Session,  # noqa: N802, ARG002
+                          envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:  # noqa: ARG002
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+        if read_mode(self.control) == "throttle-rcpt" and peer not in self.routes:
+            return "451 4.7.28 Rate limited, try again later"
+        if address.rpartition("@")[2].lower() != self.domain:
+            return "550 5.1.1 No such domain here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session,  # noqa: N802, ARG002
+                          envelope: Envelope) -> str:
+        arrival = time.time()
+        raw = envelope.original_content or b""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else ""
+        helo = session.host_name or ""
+        mail_from = envelope.mail_from or ""
+        verdict = await asyncio.get_running_loop().run_in_executor(
+            None, verify_message, raw, peer, helo, mail_from)
+        record = verdict.to_json()
+        lab_id = verdict.headers.get("X-Lab-Id") or uuid.uuid4().hex
+        route = self.routes.get(peer)
+        record.update({
+            "provider": self.name,
+            "lab_id": lab_id,
+            "stream": self.streams.get(verdict.from_domain, verdict.headers.get("X-Lab-Stream", "")),
+            "tier": verdict.headers.get("X-Lab-Tier", ""),
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "arrival": arrival,
+            "via": f"secondary:{route}" if route else "primary",
+        })
+        stem = f"{int(arrival * 1000)}-{lab_id}-{uuid.uuid4().hex[:6]}"
+        (self.store / f"{stem}.eml").write_bytes(raw)
+        (self.store / f"{stem}.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        return f"250 2.0.0 OK queued as {stem}"
+
+
+async def serve(args: argparse.Namespace) -> None:
+    host, _, port = args.listen.rpartition(":")
+    routes = dict(item.split("=", 1) for item in args.route)
+    streams = dict(item.split("=", 1) for item in args.stream)
+    handler = ProviderHandler(args.name, args.domain, Path(args.store), control=args.control,
+                              routes=routes, streams=streams)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: FaultySMTP(handler, args.control, frozenset(routes), hostname=f"mx.{args.domain}",
+                           ident=f"{args.name} lab provider", timeout=60),
+        host=host, port=int(port), reuse_address=True)
+    print(f"{args.name}: listening on {args.listen}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="a simulated mailbox provider for the lab")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--domain", required=True, help="recipient domain it accepts, e.g. gmail.lab")
+    parser.add_argument("--listen", required=True, metavar="ADDR:PORT")
+    parser.add_argument("--store", required=True, help="directory for .eml and .json verdicts")
+    parser.add_argument("--control", type=Path, default=None, help="file holding the fault mode")
+    parser.add_argument("--route", action="append", default=[], metavar="ADDR=NAME",
+                        help="a secondary route's address (exempt from faults, counted as 'via secondary')")
+    parser.add_argument("--stream", action="append", default=[], metavar="DOMAIN=STREAM",
+                        help="sending domain of a stream, to label each message")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
