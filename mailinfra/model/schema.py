@@ -60,8 +60,9 @@ def _check_ipv4(value: str) -> str:
     except ValueError:
         raise ValueError("an IPv4 address such as 203.0.113.10") from None
     documentation = any(address in net for net in _DOC_NETS_ALL)
-    if not address.is_global and not address.is_reserved and not documentation:
-        # Sending IPs are public: a private address can have no PTR a receiver would see.
+    # Sending IPs are public unicast: a private, reserved or multicast address can have no PTR a
+    # receiver would see (Python counts 224.0.0.0/4 as global, hence the explicit multicast test).
+    if not documentation and (not address.is_global or address.is_multicast):
         raise ValueError("a public IPv4 address (documentation ranges allowed for examples)")
     return str(address)
 

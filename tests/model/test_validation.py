@@ -175,6 +175,10 @@ def _cases() -> Iterator[Case]:
                                          value={"address": "10.1.2.3", "allocation_id": "eipalloc-0123456789abcdef0"}),
                "10.1.2.3", "mailinfra:pools.tx.ips.tx1.address: received '10.1.2.3', "
                "expected a public IPv4 address (documentation ranges allowed for examples)")
+    multicast = {"address": "224.0.0.5", "allocation_id": "eipalloc-0123456789abcdef0"}
+    yield case("multicast-ip-address", put("pools", "tx", "ips", "tx1", value=multicast),
+               "224.0.0.5", "mailinfra:pools.tx.ips.tx1.address: received '224.0.0.5', "
+               "expected a public IPv4 address (documentation ranges allowed for examples)")
     yield case("adopted-ip-without-allocation", put("pools", "tx", "ips", "tx1", value={"address": "203.0.113.77"}),
                "tx1:", "mailinfra:pools.tx.ips.tx1: received address without allocation_id, "
                "expected both (an adopted Elastic IP) or neither (a new one)")
