@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailinfra.lab.namespace import LabError, in_namespace
+from mailinfra.lab.namespace import LabError, in_namespace, namespace_pids
 from mailinfra.lab.procs import LabState, adopt_process, start_process, stop_process
 from mailinfra.mta.files import SECRET_MARK, RenderedFile
 from mailinfra.mta.postfix import plan_instances
@@ -86,7 +86,9 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
                           "queue_directory": str(root / "var/spool/postfix"),
                           "data_directory": str(root / "var/lib/postfix")}
         postconf_set(instance.config_dir, overrides)
-        queue, data, owner = postconf_get(instance.config_dir, "queue_directory", "data_directory", "mail_owner")
+        settings = read_main_cf(instance.config_dir / "main.cf")
+        queue, data = settings["queue_directory"], settings["data_directory"]
+        owner = settings.get("mail_owner", "postfix")
         Path(queue).mkdir(parents=True, exist_ok=True)
         Path(data).mkdir(parents=True, exist_ok=True)
         shutil.chown(data, user=owner)
@@ -124,13 +126,21 @@ def postconf_set(config_dir: Path, values: dict[str, str]) -> None:
         raise LabError(f"{config_dir}/main.cf: postconf -e failed: {result.stderr.strip()}")
 
 
-def postconf_get(config_dir: Path, *keys: str) -> list[str]:
-    """The values of `keys`, in order (one postconf run: each costs ~0.5 s on a big main.cf)."""
-    result = subprocess.run(["postconf", "-c", str(config_dir), "-h", *keys], capture_output=True, text=True,
-                            check=False)
-    if result.returncode != 0:
-        raise LabError(f"{config_dir}/main.cf: postconf -h {' '.join(keys)} failed: {result.stderr.strip()}")
-    return result.stdout.splitlines()
+def read_main_cf(path: Path) -> dict[str, str]:
+    """`name = value` pairs of a main.cf (continuation lines joined); postconf -h costs ~1 s a call here."""
+    values: dict[str, str] = {}
+    last = ""
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and last:
+            values[last] += " " + line.strip()
+            continue
+        name, sep, value = line.partition("=")
+        if sep:
+            last = name.strip()
+            values[last] = value.strip()
+    return values
 
 
 def start_opendkim(state: LabState, namespace: str, staged: StagedHost) -> int:
@@ -151,11 +161,11 @@ def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, li
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         # postfix(1) reports through its log, not stderr: show the log's last line.
-        log = Path(postconf_get(instance.config_dir, "maillog_file")[0])
+        log = Path(read_main_cf(instance.config_dir / "main.cf")["maillog_file"])
         last = log.read_text().strip().splitlines()[-1:] if log.exists() else []
         raise LabError(f"{instance.config_dir}: postfix start failed: "
                        f"{(result.stderr or result.stdout).strip()} {' '.join(last)}".strip())
-    pid_file = Path(postconf_get(instance.config_dir, "queue_directory")[0]) / "pid" / "master.pid"
+    pid_file = Path(read_main_cf(instance.config_dir / "main.cf")["queue_directory"]) / "pid" / "master.pid"
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not pid_file.exists():
         if time.monotonic() > deadline:
@@ -189,10 +199,27 @@ def flush_queue(namespace: str, instance: PostfixInstance) -> None:
 
 
 def wait_for_port(namespace: str, host: str, port: int, what: str) -> None:
+    """Until something listens on host:port inside the namespace (read from /proc, no process spawned)."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    probe = (f"import socket,sys\ns=socket.socket()\ns.settimeout(0.5)\n"
-             f"sys.exit(s.connect_ex(({host!r},{port})))")
-    while subprocess.run(in_namespace(namespace, ["python3", "-c", probe]), check=False).returncode != 0:
+    while not is_listening(namespace, host, port):
         if time.monotonic() > deadline:
             raise LabError(f"{what}: nothing listens on {host}:{port} after {START_TIMEOUT_SECONDS:.0f} s")
-        time.sleep(0.1)
+        time.sleep(0.05)
+
+
+def is_listening(namespace: str, host: str, port: int) -> bool:
+    """/proc/<pid>/net/tcp of any process in the namespace lists the namespace's sockets."""
+    pids = namespace_pids(namespace)
+    if not pids:
+        return False
+    try:
+        table = Path(f"/proc/{pids[0]}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    wanted = {f"{_hex_address(host)}:{port:04X}", f"00000000:{port:04X}"}
+    # Column 2 is local address:port in hex, column 4 the state (0A = LISTEN).
+    return any(fields[1] in wanted and fields[3] == "0A" for fields in (row.split() for row in table))
+
+
+def _hex_address(address: str) -> str:
+    return "".join(f"{int(octet):02X}" for octet in reversed(address.split(".")))

@@ -113,3 +113,20 @@ def _matches(pid: int, argv0: str) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def stop_all(state: LabState, names: Sequence[str], timeout: float = 10.0) -> None:
+    """Stop several processes at once: SIGTERM to all, then wait for all, then SIGKILL what is left."""
+    pids = []
+    for name in names:
+        entry = state.processes.pop(name, None)
+        if entry and _matches(int(entry["pid"]), str(entry["argv0"])):
+            pids.append(int(entry["pid"]))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(is_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        stop_pid(pid, timeout=0)
