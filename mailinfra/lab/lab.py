@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -261,9 +261,9 @@ def _start_hosts(lab: Lab, state: LabState, route_secrets: dict[str, str], *, rs
         mta.start_opendkim(state, lab.layout.namespace, staged)
         state.save(lab.layout.state_file)
         # Instances are independent: start them side by side (`postfix start` checks take ~1 s each).
-        start = partial(mta.start_postfix, state, lab.layout.namespace, listen=host.inbound_address)
+        start = partial(mta.start_postfix, state, lab.layout.namespace)
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda instance: start(instance=instance), staged.instances))
+            list(pool.map(start, staged.instances, [host.inbound_address] * len(staged.instances)))
         state.save(lab.layout.state_file)
     return skipped
 
