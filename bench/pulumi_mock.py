@@ -55,7 +55,7 @@ def scale(config: dict[str, str], factor: int) -> dict[str, str]:
             old, new = (f"mailinfra:dkim_{d.replace('.', '_').replace('-', '_')}_" for d in (name, dom(name)))
             secrets.update({k.replace(old, new, 1): config[k].replace(old, new, 1)
                             for k in config if k.startswith(old)})
-        for name, zone in base[4].items():
+        for name in base[4]:
             zones[dom(name)] = {}  # looked up by name: a copied zone id would point at the original zone
         for name, host in base[3].items():
             hosts[key(name)] = host
