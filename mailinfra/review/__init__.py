@@ -10,6 +10,7 @@ from mailinfra.model.load import load_stack, resolve_stack_file
 from mailinfra.plan.build import build_plan
 from mailinfra.review.base import git_root, load_base_stack
 from mailinfra.review.diff import PlanDiff, diff_plans
+from mailinfra.review.files import diff_host_files
 from mailinfra.review.render import render_review_diff
 
 
@@ -25,7 +26,7 @@ def review_stack(stack: str, base_ref: str, *, repo: Path | None = None,
     base = build_plan(base_stack, day) if base_stack else None
     diff = diff_plans(base, head,
                       audit_plan(base, base_stack.config) if base and base_stack else [],
-                      audit_plan(head, head_stack.config))
+                      audit_plan(head, head_stack.config), diff_host_files(base, head))
     name = head_stack.name
     return render_review_diff(name, base_ref, head, diff, base_missing=base is None), diff
 

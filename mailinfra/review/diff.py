@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from mailinfra.audit import Finding
 from mailinfra.dns.records import DnsRecord
 from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
+from mailinfra.review.files import HostFileDiff
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,17 @@ class WarmupChange:
 
 
 @dataclass(frozen=True, slots=True)
+class WarmupFinding:
+    """A new IP whose warmup start is already past: it would begin mid-ramp with no reputation."""
+
+    ip: str
+    pool: str
+    start: dt.date
+    day: int
+    daily_cap: int
+
+
+@dataclass(frozen=True, slots=True)
 class KeyChange:
     domain: str
     selector: str
@@ -49,9 +61,11 @@ class PlanDiff:
     records: list[RecordChange] = field(default_factory=list)
     ips: list[IpChange] = field(default_factory=list)
     warmup: list[WarmupChange] = field(default_factory=list)
+    warmup_findings: list[WarmupFinding] = field(default_factory=list)
     keys: list[KeyChange] = field(default_factory=list)
     findings_introduced: list[Finding] = field(default_factory=list)
     findings_fixed: list[Finding] = field(default_factory=list)
+    host_files: list[HostFileDiff] = field(default_factory=list)
 
     @property
     def destructive(self) -> list[str]:
@@ -62,17 +76,20 @@ class PlanDiff:
 
     @property
     def empty(self) -> bool:
-        return not (self.records or self.ips or self.warmup or self.keys or self.findings_introduced
-                    or self.findings_fixed)
+        return not (self.records or self.ips or self.warmup or self.warmup_findings or self.keys
+                    or self.findings_introduced or self.findings_fixed or self.host_files)
 
 
 def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,
-               head_findings: list[Finding] | None = None) -> PlanDiff:
+               head_findings: list[Finding] | None = None,
+               host_files: list[HostFileDiff] | None = None) -> PlanDiff:
     """`base` None: the stack is new at head (everything is added, nothing is destructive)."""
     result = PlanDiff()
     result.records = _diff_records(base.records if base else (), head.records)
     result.ips = _diff_ips(base, head)
     result.warmup = _diff_warmup(base, head)
+    result.warmup_findings = _find_mid_ramp_starts(base, head)
+    result.host_files = list(host_files or [])
     result.keys = _diff_keys(base, head)
     old = {(f.code, f.where, f.why) for f in base_findings or []}
     new = {(f.code, f.where, f.why) for f in head_findings or []}
@@ -141,6 +158,26 @@ def _diff_warmup(base: Plan | None, head: Plan) -> list[WarmupChange]:
     old = {ip.name: ip for ip in base.ips}
     return [WarmupChange(ip.name, _warmup_text(old[ip.name].warmup), _warmup_text(ip.warmup))
             for ip in head.ips if ip.name in old and old[ip.name].warmup != ip.warmup]
+
+
+def _find_mid_ramp_starts(base: Plan | None, head: Plan) -> list[WarmupFinding]:
+    """New IPs already past day 1 of their schedule on the plan date.
+
+    A pool's warmup start is inherited by every IP added to it later; for an address with no sending
+    history that means starting at a volume receivers throttle or block (a new IP ramps from its own
+    day 1). Only new IPs: an existing IP past day 1 is simply warming. `base` None (a new stack) is
+    checked too: its IPs are all new.
+    """
+    old = {ip.name for ip in base.ips} if base else set()
+    limits = {lim.ip: lim for lim in head.warmup}
+    found = []
+    for ip in head.ips:
+        if ip.name in old or old.intersection(ip.previous_names) or ip.warmup.warmed or ip.warmup.start is None:
+            continue
+        lim = limits.get(ip.name)
+        if ip.warmup.start < head.as_of and lim is not None and lim.day is not None and lim.day > 1:
+            found.append(WarmupFinding(ip.name, ip.pool, ip.warmup.start, lim.day, lim.daily_cap))
+    return found
 
 
 def _diff_keys(base: Plan | None, head: Plan) -> list[KeyChange]:

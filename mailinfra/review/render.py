@@ -20,7 +20,7 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
         out += ["### ⛔ Destructive changes", ""]
         out += [f"- {line}" for line in diff.destructive] + [""]
     if diff.empty:
-        out += ["No changes to DNS records, IPs, warmup, DKIM keys or audit findings.", ""]
+        out += ["No changes to DNS records, IPs, warmup, DKIM keys, audit findings or rendered MTA files.", ""]
     if diff.records:
         out += [f"### DNS records ({_count(diff.records, 'added')} added, {_count(diff.records, 'removed')} removed, "
                 f"{_count(diff.records, 'changed')} changed)", "",
@@ -35,6 +35,12 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
     if diff.warmup:
         out += ["### Warmup", "", "| IP | before | after |", "|---|---|---|"]
         out += [f"| {c.ip} | {c.old} | {c.new} |" for c in diff.warmup] + [""]
+    if diff.warmup_findings:
+        out += ["### ⚠️ Warmup findings", ""]
+        out += [f"- new IP `{f.pool}/{f.ip}` inherits warmup start {f.start}, already past: it would start "
+                f"mid-ramp on day {f.day} ({f.daily_cap:,} messages/day) with no reputation. Give it its own "
+                "`warmup.start` (today or later)." for f in diff.warmup_findings]
+        out.append("")
     if diff.keys:
         out += ["### DKIM keys", "", "| domain | selector | change | detail |", "|---|---|---|---|"]
         out += [f"| {c.domain} | {c.selector} | {_mark(c.change, c.destructive)} | {_cell(c.detail)} |"
@@ -45,6 +51,14 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
         out += [f"- introduced **{f.severity}** `{f.code}` at `{f.where}`: {f.why}" for f in diff.findings_introduced]
         out += [f"- fixed `{f.code}` at `{f.where}`" for f in diff.findings_fixed]
         out.append("")
+    if diff.host_files:
+        out += [f"### Rendered MTA files ({len(diff.host_files)} changed, secrets redacted)", ""]
+        for host in sorted({f.host for f in diff.host_files}):
+            files = [f for f in diff.host_files if f.host == host]
+            names = ", ".join(f"{f.path} ({f.change})" for f in files)
+            # A four-backtick fence: a config line holding ``` cannot close it.
+            out += [f"<details><summary><code>{host}</code>: {names}</summary>", "", "````diff",
+                    "".join(f.diff for f in files).rstrip("\n"), "````", "", "</details>", ""]
     out += ["### Topology", "", render_mermaid(head)]
     return "\n".join(out)
 

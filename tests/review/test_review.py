@@ -116,3 +116,36 @@ def test_unknown_base_ref_is_a_usage_error(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, DEV, DEV)
     with pytest.raises(UsageError, match="--base: received 'nope'"):
         review_stack("dev", "nope", repo=repo, as_of=AS_OF)
+
+
+@pytest.mark.parametrize(("tx3", "flagged"), [
+    ("tx3: {}", True),  # inherits the pool's start (2026-11-16): day 16 on the plan date
+    ("tx3: {warmup: {start: 2026-12-01, schedule: transactional}}", False),  # its own day 1
+    ("tx3: {warmup: {warmed: true}}", False),  # an adopted, already warm address
+])
+def test_new_ip_inheriting_a_past_pool_start_is_a_warmup_finding(tmp_path: Path, tx3: str, flagged: bool) -> None:
+    """Only a NEW address that would start mid-ramp is flagged; tx1/tx2 warming since then are not."""
+    repo = make_repo(tmp_path, DEV, sub("        tx2: {}\n", f"        tx2: {{}}\n        {tx3}\n")(DEV))
+    markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
+    assert [f.ip for f in diff.warmup_findings] == (["tx3"] if flagged else [])
+    assert ("Warmup findings" in markdown) == flagged
+
+
+def test_host_file_diffs_name_the_changed_files_and_redact_private_keys() -> None:
+    """A private key inlined by a renderer bug is cut out; secret markers stay visible for review."""
+    from mailinfra.review.files import redact_secrets
+
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    text = redact_secrets(f"KeyFile\n{pem}\npassword @@SECRET:routes.ses.smtp_password@@\n")
+    assert "MIIEvQ" not in text and "BEGIN PRIVATE KEY" not in text
+    assert "@@SECRET:routes.ses.smtp_password@@" in text
+
+
+def test_host_file_diffs_follow_the_plan(tmp_path: Path) -> None:
+    """GIVEN a removed IP WHEN reviewed THEN only its pool's Postfix instance files change, on its host."""
+    repo = make_repo(tmp_path, WARMED_BULK(DEV), sub("        bk2: {}\n", "")(WARMED_BULK(DEV)))
+    _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
+    assert {(f.host, f.path, f.change) for f in diff.host_files} == {
+        ("mta1", "etc/postfix-bulk/main.cf", "changed"), ("mta1", "etc/postfix-bulk/master.cf", "changed")}
+    removed = [line for f in diff.host_files for line in f.diff.splitlines() if line.startswith("-")]
+    assert any("bk2_default" in line for line in removed)
