@@ -237,6 +237,7 @@ def _check_routes(config: StackConfig) -> Iterator[Problem]:
                 elif not carried.get(host):
                     yield Problem(("routes", route_name, "hosts", i), host,
                                   "a host that carries at least one sending IP (a route host needs an address)")
+    owners = {pool: s for s, st in config.streams.items() for pool in stream_pools(st).values()}
     for name, stream in config.streams.items():
         fallback = config.routes.get(stream.route) if stream.route else None
         if not isinstance(fallback, HostsRoute):
@@ -248,6 +249,15 @@ def _check_routes(config: StackConfig) -> Iterator[Problem]:
             # A fallback on the primary's own address gets dropped by Postfix's connection cache scrubber.
             yield Problem(("streams", name, "route"), stream.route,
                           f"a route on other hosts than the stream's own (shares {', '.join(shared)})")
+        transactional = stream.kind is StreamKind.TRANSACTIONAL
+        mixed = sorted({h for h in fallback.hosts for pool, _ in carried.get(h, [])
+                        if pool in owners and (config.streams[owners[pool]].kind is StreamKind.TRANSACTIONAL)
+                        != transactional})
+        if mixed:
+            # Fallback mail leaves from the route hosts' IPs: transactional and bulk reputation must never mix.
+            yield Problem(("streams", name, "route"), stream.route,
+                          f"a route whose hosts carry no {'marketing or bulk' if transactional else 'transactional'} "
+                          f"IPs ({', '.join(mixed)} do): traffic separation holds on the fallback path too")
 
 
 def _check_bounces(config: StackConfig) -> Iterator[Problem]:

@@ -271,7 +271,7 @@ class Host(Strict):
 class RelayRoute(Strict):
     kind: Literal["relay"]
     host: DomainName
-    port: int = Field(default=587, ge=1, le=65535)
+    port: int = Field(default=587, ge=1, le=65535, strict=True)
     username: str | None = None
     password_secret: Key | None = None
 
@@ -311,7 +311,7 @@ class Zone(Strict):
 class Dns(Strict):
     provider: DnsProvider = DnsProvider.ROUTE53
     zones: dict[DomainName, Zone] = {}
-    ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    ttl_seconds: int = Field(default=3600, ge=60, le=86400, strict=True)
     infra_domain: DomainName | None = None
 
 
@@ -322,14 +322,14 @@ class MtaSts(Strict):
 
 class Bounces(Strict):
     hosts: list[Key] = Field(min_length=1)
-    mx_preference: int = Field(default=10, ge=0, le=65535)
+    mx_preference: int = Field(default=10, ge=0, le=65535, strict=True)
     fbl_mailbox: str | None = None
     tls_rpt_rua: list[Annotated[str, Field(pattern=r"^(mailto:|https://)\S+$")]] = []
     mta_sts: MtaSts | None = None
 
 
 class WarmupSchedule(Strict):
-    daily_caps: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    daily_caps: list[Annotated[int, Field(gt=0, strict=True)]] = Field(min_length=1)
 
 
 # ---------------------------------------------------------------- the stack
