@@ -31,6 +31,7 @@ from mailinfra.lab.namespace import (
 )
 from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid
 from mailinfra.lab.providers import MODES, write_mode
+from mailinfra.lab.report import build_report, read_arrivals, render_table
 from mailinfra.model.load import load_stack
 from mailinfra.mta.postfix import plan_instances
 from mailinfra.plan.build import build_plan
@@ -49,6 +50,26 @@ class Lab:
 def load_lab(stack: str, as_of: dt.date | None = None, build_root: Path = Path("build/lab")) -> Lab:
     plan = build_plan(load_stack(stack), as_of)
     return Lab(plan, plan_layout(plan, build_root))
+
+
+def open_lab(stack: str, build_root: Path = Path("build/lab")) -> Lab:
+    """The lab of a stack as `up` built it (same plan date), or as it would be built today."""
+    lab = load_lab(stack, None, build_root)
+    state = LabState.load(lab.layout.state_file)
+    if state is not None and state.info.get("as_of"):
+        return load_lab(stack, dt.date.fromisoformat(state.info["as_of"]), build_root)
+    return lab
+
+
+def first_day_all_sending(stack: str, start: dt.date | None = None, horizon_days: int = 365) -> dt.date:
+    """The first day (from `start`, default today) on which every Postfix pool instance may send."""
+    loaded = load_stack(stack)
+    day = start or dt.date.today()
+    for offset in range(horizon_days):
+        plan = build_plan(loaded, day + dt.timedelta(days=offset))
+        if all(i.sending for h in plan.hosts if h.mta == "postfix" for i in plan_instances(plan, h)):
+            return day + dt.timedelta(days=offset)
+    raise UsageError(f"--as-of: no day within {horizon_days} days lets every pool of {stack} send")
 
 
 def check_environment() -> None:
@@ -169,6 +190,58 @@ def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | Non
         raise LabError(f"lab send: injector failed: {result.stderr.strip().splitlines()[-1:]}")
     entries: list[dict[str, Any]] = json.loads(result.stdout)
     return entries
+
+
+def queue_entries(lab: Lab) -> list[dict[str, Any]]:
+    """Every message still queued in any Postfix instance (postqueue -j), tagged with its pool."""
+    entries = []
+    for _host, instance in staged_instances(lab):
+        for line in mta.queue_json(lab.layout.namespace, instance):
+            item = json.loads(line)
+            item["pool"] = instance.pool or "primary"
+            entries.append(item)
+    return entries
+
+
+def report(lab: Lab) -> dict[str, Any]:
+    """Build the report, and keep it (report.json, report.txt) in the build directory."""
+    running = LabState.load(lab.layout.state_file) is not None and namespace_exists(lab.layout.namespace)
+    pools = {p.name: [lab.plan.ip(n).address for n in p.ips] for p in lab.plan.pools}
+    result = build_report(lab.layout, pools, queue_entries(lab) if running else ())
+    result["lab_running"] = running
+    lab.layout.build_dir.mkdir(parents=True, exist_ok=True)
+    (lab.layout.build_dir / "report.json").write_text(json.dumps(result, indent=2))
+    (lab.layout.build_dir / "report.txt").write_text(render_table(result))
+    return result
+
+
+def wait_for_arrivals(lab: Lab, lab_ids: list[str], timeout: float) -> float:
+    """Until every message in `lab_ids` reached a provider; the seconds it took (raises on timeout)."""
+    started = time.monotonic()
+    wanted = set(lab_ids)
+    while True:
+        seen = {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
+        if wanted <= seen:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise LabError(f"lab: {len(wanted - seen)} of {len(wanted)} messages not delivered "
+                           f"after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def drill(lab: Lab, provider: str, modes: tuple[str, ...] = ("throttle", "throttle-rcpt", "refuse", "silent"),
+          timeout: float = 60.0) -> list[dict[str, Any]]:
+    """The fault drill: per mode, fault `provider`, send one message per pool to it, wait, restore."""
+    results = []
+    for mode in modes:
+        fault(lab, provider, mode)
+        try:
+            sent = [e for e in send(lab, provider=provider) if e["accepted"]]
+            took = wait_for_arrivals(lab, [e["lab_id"] for e in sent], timeout)
+        finally:
+            fault(lab, provider, "ok")
+        results.append({"mode": mode, "messages": len(sent), "all_delivered_seconds": round(took, 2)})
+    return results
 
 
 def injection_targets(lab: Lab) -> list[dict[str, Any]]:

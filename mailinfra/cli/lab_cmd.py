@@ -1,0 +1,152 @@
+"""`mailinfra lab up|send|fault|drill|report|down STACK`: the stack running for real in a namespace."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from mailinfra.cli.options import add_stack_argument, as_of_date
+from mailinfra.errors import UsageError
+
+BUILD_ROOT = Path("build/lab")
+
+
+def add_parser(subparsers: Any) -> None:
+    lab = subparsers.add_parser("lab", help="run the stack's Postfix hosts, DNS and simulated providers "
+                                            "in a network namespace (root, Linux)")
+    actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+
+    up = actions.add_parser("up", help="build the lab (tears down a previous run of the stack first)")
+    add_stack_argument(up)
+    up.add_argument("--as-of", default="today", metavar="DATE",
+                    help="plan date (warmup limits): YYYY-MM-DD, `today`, or `all-sending` for the first day "
+                         "every pool may send (default today)")
+    up.add_argument("--rsa-only", action="store_true",
+                    help="stop-gap: drop the Ed25519 DKIM entries (OpenDKIM 2.11 cannot sign them)")
+    up.set_defaults(handler=run_up)
+
+    send = actions.add_parser("send", help="inject test messages per stream pool and provider")
+    add_stack_argument(send)
+    send.add_argument("--count", type=_positive, default=1, help="messages per pool and provider (default 1)")
+    send.add_argument("--stream", default=None, help="only this stream")
+    send.add_argument("--pool", default=None, help="only this pool (a tier of a stream)")
+    send.add_argument("--provider", default=None, help="only this simulated provider")
+    send.set_defaults(handler=run_send)
+
+    fault = actions.add_parser("fault", help="switch a simulated provider's behaviour")
+    add_stack_argument(fault)
+    fault.add_argument("provider", metavar="PROVIDER", help="gmail, yahoo or outlook")
+    fault.add_argument("mode", metavar="MODE", help="ok, throttle, throttle-rcpt, refuse or silent")
+    fault.set_defaults(handler=run_fault)
+
+    drill = actions.add_parser("drill", help="fault drill: each fault mode in turn, one message per pool")
+    add_stack_argument(drill)
+    drill.add_argument("--provider", default="gmail")
+    drill.add_argument("--timeout", type=float, default=60.0, help="seconds each mode may take (default 60)")
+    drill.set_defaults(handler=run_drill)
+
+    report = actions.add_parser("report", help="per stream and pool: delivery, auth, latency, queues")
+    add_stack_argument(report)
+    report.add_argument("--format", choices=("table", "json"), default="table")
+    report.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to SECONDS for the queues to drain")
+    report.set_defaults(handler=run_report)
+
+    down = actions.add_parser("down", help="stop the lab's processes; keep build/lab/STACK/")
+    add_stack_argument(down)
+    down.set_defaults(handler=run_down)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from mailinfra.lab import lab
+
+    as_of = _as_of(args.stack, args.as_of)
+    current = lab.load_lab(args.stack, as_of, BUILD_ROOT)
+    state = lab.up(current, rsa_only=args.rsa_only)
+    targets = state.info["targets"]
+    print(f"lab {current.plan.stack} up in namespace {current.layout.namespace} (plan as of {as_of}): "
+          f"{len(state.processes)} processes, {len(targets)} pool instances, "
+          f"providers {', '.join(p.domain for p in current.layout.providers)}; files in {current.layout.build_dir}")
+    for target in targets:
+        status = "" if target["sending"] else "  (warmup: injection deferred)"
+        print(f"  {target['stream']}/{target['pool']}: inject at {target['address']}:{target['port']}{status}")
+    return 0
+
+
+def run_send(args: argparse.Namespace) -> int:
+    from mailinfra.lab import lab
+
+    entries = lab.send(lab.open_lab(args.stack, BUILD_ROOT), count=args.count, stream=args.stream,
+                       pool=args.pool, provider=args.provider)
+    accepted = sum(1 for e in entries if e["accepted"])
+    print(f"injected {accepted} of {len(entries)} messages")
+    for entry in entries:
+        if not entry["accepted"]:
+            print(f"  refused {entry['stream']}/{entry['pool']} -> {entry['provider']}: {entry['reply']}")
+    return 0 if accepted == len(entries) else 1
+
+
+def run_fault(args: argparse.Namespace) -> int:
+    from mailinfra.lab import lab
+
+    lab.fault(lab.open_lab(args.stack, BUILD_ROOT), args.provider, args.mode)
+    print(f"provider {args.provider}: {args.mode}")
+    return 0
+
+
+def run_drill(args: argparse.Namespace) -> int:
+    from mailinfra.lab import lab
+
+    for result in lab.drill(lab.open_lab(args.stack, BUILD_ROOT), args.provider, timeout=args.timeout):
+        print(f"{args.provider} {result['mode']}: {result['messages']} messages, all delivered in "
+              f"{result['all_delivered_seconds']:.2f} s")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import time
+
+    from mailinfra.lab import lab
+    from mailinfra.lab.report import render_table
+
+    current = lab.open_lab(args.stack, BUILD_ROOT)
+    result = lab.report(current)
+    deadline = time.monotonic() + args.wait
+    while result["totals"]["queued"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = lab.report(current)
+    print(json.dumps(result, indent=2) if args.format == "json" else render_table(result), end="")
+    totals = result["totals"]
+    ok = totals["lost"] == 0 and totals["duplicates"] == 0 and totals["all_authenticated"] \
+        and totals["all_from_own_pool"]
+    return 0 if ok else 1
+
+
+def run_down(args: argparse.Namespace) -> int:
+    from mailinfra.lab import lab
+
+    current = lab.open_lab(args.stack, BUILD_ROOT)
+    lab.check_environment()
+    lab.down(current)
+    print(f"lab {current.plan.stack} down; kept {current.layout.build_dir}")
+    return 0
+
+
+def _as_of(stack: str, text: str) -> dt.date:
+    if text == "all-sending":
+        from mailinfra.lab.lab import first_day_all_sending
+
+        return first_day_all_sending(stack)
+    try:
+        return as_of_date(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--as-of: {exc}; or `all-sending`") from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"received {text!r}, expected a whole number >= 1")
+    return int(text)
