@@ -6,14 +6,17 @@ Each stage is optional at import time so the preview keeps working while a stage
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Any
 
-from mailinfra.preview import Contributor
+from mailinfra.plan.model import Plan
+from mailinfra.preview import Contributor, Preview
 
 # module:function pairs; each function is a Contributor(plan, preview).
 STAGES = [
     ("mailinfra.mta.preview_stage", "add_host_files"),
 ]
-RESOURCE_STAGE = ("mailinfra.pulumi_preview", "add_resources")
+RESOURCE_STAGE = ("mailinfra.preview_stages", "add_resources")
 
 
 def preview_contributors(*, include_resources: bool = True) -> list[Contributor]:
@@ -28,3 +31,37 @@ def preview_contributors(*, include_resources: bool = True) -> list[Contributor]
             raise
         found.append(getattr(module, function))
     return found
+
+
+def add_resources(plan: Plan, preview: Preview) -> None:
+    """Run __main__.py under Pulumi's mock runtime; list its resources in plan.json and review.md."""
+    from mailinfra.pulumi_preview import collect_resources
+
+    resources = collect_resources(plan.stack, Path(plan.source).parent)
+    preview.extras["resources"] = resources
+    preview.extras.setdefault("review_sections", []).append(render_resources(resources))
+
+
+def render_resources(resources: list[dict[str, Any]]) -> str:
+    """review.md section: resources grouped by stream and pool, stand-in values marked."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for resource in resources:
+        if resource.get("component"):
+            continue
+        stream = resource.get("stream")
+        pool = resource.get("pool")
+        host = resource.get("host")
+        key = (f"stream {stream} / pool {pool}" if stream and pool else f"stream {stream}" if stream
+               else f"host {host}" if host else "shared")
+        groups.setdefault(key, []).append(resource)
+    lines = [f"## Pulumi resources ({sum(len(g) for g in groups.values())}, from the mock runtime)", "",
+             "`pulumi preview` with the CLI remains the authority; ⚠ marks values that are stand-ins until "
+             "`pulumi up`.", ""]
+    for key in sorted(groups):
+        lines += [f"### {key}", "", "| type | name | protect | import |", "|---|---|---|---|"]
+        for r in groups[key]:
+            mark = " ⚠ placeholder" if r.get("placeholder") else ""
+            lines.append(f"| `{r['type']}` | {r['name']}{mark} | {'yes' if r.get('protect') else ''} | "
+                         f"{r.get('import_id') or ''} |")
+        lines.append("")
+    return "\n".join(lines).rstrip()
