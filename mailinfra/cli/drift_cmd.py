@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
+from mailinfra.drift.dkim_check import parse_held_key, planned_targets, read_private_key
 from mailinfra.drift.dns_check import DnsOptions, check_dns
 from mailinfra.drift.model import DriftReport
 from mailinfra.drift.render import FORMATS, render
@@ -28,6 +29,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     parser.add_argument("--timeout", type=float, default=1.5, help="seconds per DNS attempt (default 1.5)")
     parser.add_argument("--attempts", type=int, default=3, help="DNS attempts per query (default 3)")
+    parser.add_argument("--dkim-key", action="append", default=[], metavar="DOMAIN:SELECTOR:PATH",
+                        help="private key a host holds for SELECTOR (repeatable): sign a test message with it and "
+                             "verify against the published record (DOMAIN: a signing domain, or the org domain "
+                             "for all of them)")
     parser.add_argument("--no-dns", action="store_true", help="skip the DNS check")
     parser.add_argument("--aws", action="store_true", help="also check Elastic IPs, instances, security groups")
     parser.add_argument("--aws-endpoint", metavar="URL", help="EC2 endpoint (a local stand-in such as moto)")
@@ -46,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     report = DriftReport(stack.name)
     if not args.no_dns:
         server = parse_server(args.nameserver) if args.nameserver else None
-        results, failures = asyncio.run(check_dns(plan, DnsOptions(server, args.timeout, args.attempts)))
+        held = tuple(parse_held_key(text) for text in getattr(args, "dkim_key", None) or ())
+        for key in held:  # a wrong argument is a usage error before any query is sent
+            planned_targets(plan, key)
+            read_private_key(key)
+        options = DnsOptions(server, args.timeout, args.attempts, dkim_keys=held)
+        results, failures = asyncio.run(check_dns(plan, options))
         report.results += results
         report.failures += failures
     if args.aws:

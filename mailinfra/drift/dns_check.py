@@ -12,6 +12,7 @@ import dns.rdatatype
 
 from mailinfra.dns.records import DnsRecord, RecordType
 from mailinfra.drift.compare import compare_record
+from mailinfra.drift.dkim_check import HeldKey, check_dkim_keys
 from mailinfra.drift.model import DriftResult, Status
 from mailinfra.drift.resolve import Answer, Resolver, Server
 from mailinfra.plan.model import Plan
@@ -23,6 +24,7 @@ class DnsOptions:
     timeout: float = 1.5
     attempts: int = 3
     concurrency: int = 256
+    dkim_keys: tuple[HeldKey, ...] = ()  # private keys hosts hold: signed with, verified against DNS
 
 
 async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult], list[str]]:
@@ -57,6 +59,7 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
                         record.purpose,
                     )
                 )
+        results += await check_dkim_keys(plan, options.dkim_keys, servers, resolver)
     for server, server_answers in by_server.items():
         errors = [a for a in server_answers if a.status == "error"]
         if errors and len(errors) == len(server_answers):
