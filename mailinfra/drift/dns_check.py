@@ -15,6 +15,7 @@ from mailinfra.drift.compare import compare_record
 from mailinfra.drift.dkim_check import HeldKey, check_dkim_keys
 from mailinfra.drift.model import DriftResult, Status
 from mailinfra.drift.resolve import Answer, Resolver, Server
+from mailinfra.drift.transfer import answers_from_zone, transfer_zones
 from mailinfra.plan.model import Plan
 
 
@@ -24,6 +25,7 @@ class DnsOptions:
     timeout: float = 1.5
     attempts: int = 3
     concurrency: int = 256
+    transfer: bool = True  # try one AXFR per zone first; per-record queries where it is refused
     dkim_keys: tuple[HeldKey, ...] = ()  # private keys hosts hold: signed with, verified against DNS
 
 
@@ -35,9 +37,7 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
     async with Resolver(options.timeout, options.attempts, options.concurrency) as resolver:
         known = {zone: server for zone, server in servers.items() if server is not None}
         askable = [r for r in plan.records if r.zone in known]
-        answers = await resolver.query_many(
-            [(known[r.zone], r.name, dns.rdatatype.from_text(str(r.type))) for r in askable]
-        )
+        answers = await _answers(askable, known, resolver, options)
         by_server: dict[Server, list[Answer]] = defaultdict(list)
         for record, answer in zip(askable, answers, strict=True):
             server = known[record.zone]
@@ -65,6 +65,31 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
         if errors and len(errors) == len(server_answers):
             failures.append(f"nameserver {server} answered none of {len(server_answers)} queries: {errors[0].error}")
     return results, failures
+
+
+async def _answers(records: list[DnsRecord], servers: dict[str, Server], resolver: Resolver,
+                   options: DnsOptions) -> list[Answer]:
+    """One answer per record: from the zone's AXFR where the server allows it, else asked one by one."""
+    zones = await transfer_zones(servers, options.timeout) if options.transfer else {}
+    types = {t: dns.rdatatype.from_text(str(t)) for t in RecordType}
+    by_zone: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        by_zone[record.zone].append(index)
+    answers: list[Answer | None] = [None] * len(records)
+    queried: list[int] = []
+    for zone, indexes in by_zone.items():
+        transferred = zones.get(zone)
+        if transferred is None:
+            queried += indexes
+            continue
+        found = answers_from_zone(transferred, [(records[i].name, types[records[i].type]) for i in indexes])
+        for i, answer in zip(indexes, found, strict=True):
+            answers[i] = answer
+    asked = await resolver.query_many(
+        [(servers[records[i].zone], records[i].name, types[records[i].type]) for i in queried])
+    for i, answer in zip(queried, asked, strict=True):
+        answers[i] = answer
+    return [a for a in answers if a is not None]
 
 
 def _judge(record: DnsRecord, answer: Answer, server: Server) -> DriftResult:

@@ -53,8 +53,11 @@ def render_zones(plan: Plan, records: Sequence[DnsRecord]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def knot_serving(workdir: Path, zones: dict[str, str]) -> Iterator[int]:
-    """Start knotd with `zones`, yield its port, stop it by PID (nothing left behind)."""
+def knot_serving(workdir: Path, zones: dict[str, str], *, allow_transfer: bool = False) -> Iterator[int]:
+    """Start knotd with `zones`, yield its port, stop it by PID (nothing left behind).
+
+    Knot refuses AXFR unless an ACL allows it; `allow_transfer` allows it from 127.0.0.1.
+    """
     knotd = require_tool("knotd")
     port = free_port()
     zones_dir, run_dir = workdir / "zones", workdir / "run"
@@ -76,8 +79,11 @@ def knot_serving(workdir: Path, zones: dict[str, str]) -> Iterator[int]:
                 "log:",
                 "  - target: stderr",
                 "    any: warning",
+                *(["acl:", "  - id: transfer", "    address: 127.0.0.1", "    action: transfer"]
+                  if allow_transfer else []),
                 "template:",
                 "  - id: default",
+                *(["    acl: transfer"] if allow_transfer else []),
                 f"    storage: {zones_dir}",
                 '    file: "%s.zone"',
                 "    zonefile-sync: -1",
