@@ -22,8 +22,8 @@ def add_parser(subparsers: Any) -> None:
     up = actions.add_parser("up", help="build the lab (tears down a previous run of the stack first)")
     add_stack_argument(up)
     up.add_argument("--as-of", default="today", metavar="DATE",
-                    help="plan date (warmup limits): YYYY-MM-DD, `today`, or `all-sending` for the first day "
-                         "every pool may send (default today)")
+                    help="plan date (warmup limits): YYYY-MM-DD, `today`, `all-sending` (first day every "
+                         "pool may send) or `warmed` (first day every IP is warmed up); default today")
     up.add_argument("--rsa-only", action="store_true",
                     help="stop-gap: drop the Ed25519 DKIM entries (OpenDKIM 2.11 cannot sign them)")
     up.set_defaults(handler=run_up)
@@ -136,14 +136,14 @@ def run_down(args: argparse.Namespace) -> int:
 
 
 def _as_of(stack: str, text: str) -> dt.date:
-    if text == "all-sending":
-        from mailinfra.lab.lab import first_day_all_sending
+    if text in ("all-sending", "warmed"):
+        from mailinfra.lab.lab import first_day
 
-        return first_day_all_sending(stack)
+        return first_day(stack, "warmed" if text == "warmed" else "sending")
     try:
         return as_of_date(text)
     except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"--as-of: {exc}; or `all-sending`") from None
+        raise UsageError(f"--as-of: {exc}; or `all-sending` or `warmed`") from None
 
 
 def _positive(text: str) -> int:

@@ -152,7 +152,10 @@ class ProviderHandler:
         })
         stem = f"{int(arrival * 1000)}-{lab_id}-{uuid.uuid4().hex[:6]}"
         (self.store / f"{stem}.eml").write_bytes(raw)
-        (self.store / f"{stem}.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+        # Written under another name, then renamed: a reader never sees half a verdict.
+        partial = self.store / f".{stem}.json.tmp"
+        partial.write_text(json.dumps(record, indent=2, sort_keys=True))
+        partial.replace(self.store / f"{stem}.json")
         return f"250 2.0.0 OK queued as {stem}"
 
 
