@@ -191,7 +191,7 @@ def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | Non
     if mail_from_domain:
         argv += ["--mail-from-domain", mail_from_domain]
     result = subprocess.run(in_namespace(lab.layout.namespace, argv), capture_output=True, text=True,
-                            check=False, env=_python_env())
+                            check=False, env=python_env())
     if result.returncode != 0:
         raise LabError(f"lab send: injector failed: {result.stderr.strip().splitlines()[-1:]}")
     entries: list[dict[str, Any]] = json.loads(result.stdout)
@@ -301,7 +301,7 @@ def _start_providers(lab: Lab, state: LabState) -> None:
                 "--store", str((layout.mail_dir / provider.name).resolve()), "--control", str(control),
                 *(f"--route={r}" for r in routes), *(f"--stream={s}" for s in streams)]
         start_process(state, f"provider-{provider.name}", in_namespace(layout.namespace, argv),
-                      layout.runtime_dir / "log" / f"provider-{provider.name}.log", env=_python_env())
+                      layout.runtime_dir / "log" / f"provider-{provider.name}.log", env=python_env())
         state.save(layout.state_file)
     for provider in layout.providers:
         mta.wait_for_port(layout.namespace, provider.address, 25, f"provider {provider.name}")
@@ -321,7 +321,7 @@ def _start_routes(lab: Lab, state: LabState, credentials: dict[str, tuple[str, s
             secret_file.chmod(0o600)
             argv += ["--credentials", str(secret_file)]
         start_process(state, f"route-{route.name}", in_namespace(layout.namespace, argv),
-                      layout.runtime_dir / "log" / f"route-{route.name}.log", env=_python_env())
+                      layout.runtime_dir / "log" / f"route-{route.name}.log", env=python_env())
         state.save(layout.state_file)
     for route in layout.routes:
         mta.wait_for_port(layout.namespace, route.address, route.port, f"route {route.name}")
@@ -384,7 +384,7 @@ def _lab_certificate(directory: Path, names: list[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def _python_env() -> dict[str, str]:
+def python_env() -> dict[str, str]:
     """Child Python processes import mailinfra from this checkout, whatever their cwd."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])

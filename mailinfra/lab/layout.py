@@ -100,8 +100,8 @@ class LabLayout:
 SIMULATED_PROVIDERS = (("gmail", "gmail.com"), ("yahoo", "yahoo.com"), ("outlook", "outlook.com"))
 
 
-def plan_layout(plan: Plan, build_root: Path = Path("build/lab"),
-                runtime_root: Path = RUNTIME_ROOT) -> LabLayout:
+def plan_layout(plan: Plan, build_root: Path = Path("build/lab"), runtime_root: Path = RUNTIME_ROOT,
+                namespace: str | None = None) -> LabLayout:
     """The lab layout of one stack: fixed 192.0.2.x infrastructure, the plan's own pool addresses."""
     providers = tuple(
         Provider(name=name, domain=domain, mx_host=f"mx.{domain}", address=f"192.0.2.{10 + i}")
@@ -112,7 +112,7 @@ def plan_layout(plan: Plan, build_root: Path = Path("build/lab"),
         for i, r in enumerate(plan.routes) if r.kind in ("relay", "ses"))
     return LabLayout(
         stack=plan.stack,
-        namespace=namespace_name(plan.stack),
+        namespace=namespace or namespace_name(plan.stack),
         runtime_dir=runtime_root / plan.stack,
         build_dir=build_root / plan.stack,
         providers=providers,

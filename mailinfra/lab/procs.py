@@ -47,7 +47,8 @@ def start_process(state: LabState, name: str, argv: Sequence[str], log: Path,
     with log.open("ab") as out:
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=dict(env) if env is not None else None)
-    state.processes[name] = {"pid": proc.pid, "argv0": program_name(argv), "log": str(log)}
+    # The environment is not recorded: the state file must never hold what a shell exported.
+    state.processes[name] = {"pid": proc.pid, "argv0": program_name(argv), "log": str(log), "argv": list(argv)}
     return proc.pid
 
 
@@ -56,6 +57,13 @@ def program_name(argv: Sequence[str]) -> str:
     if list(argv[:3]) == ["ip", "netns", "exec"] and len(argv) > 4:
         return Path(argv[4]).name
     return Path(argv[0]).name
+
+
+def restart_process(state: LabState, name: str, env: Mapping[str, str] | None = None) -> int:
+    """Stop a process started with start_process and start it again with the same argv."""
+    entry = dict(state.processes[name])
+    stop_process(state, name)
+    return start_process(state, name, entry["argv"], Path(entry["log"]), env=env)
 
 
 def adopt_process(state: LabState, name: str, pid: int, argv0: str) -> None:

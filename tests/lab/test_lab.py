@@ -1,0 +1,169 @@
+"""The planned topology, running for real: delivery, authentication, relay control, failover, signer outage."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from mailinfra.lab import lab as lab_module
+from mailinfra.lab import mta
+from mailinfra.lab.layout import OUTSIDER_ADDRESS
+from mailinfra.lab.procs import LabState, restart_process, stop_process
+from mailinfra.lab.report import read_arrivals
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+# Postfix gives up on a silent provider after smtp_helo_timeout (5 s, rendered) and tries the
+# secondary route in the same delivery attempt; a warmed IP waits at most its rate delay (<= 8 s).
+QUEUE_AGE_BOUND_SECONDS = 15.0
+
+
+def _arrivals(lab: Any, lab_ids: list[str], timeout: float = 30.0) -> dict[str, list[dict[str, Any]]]:
+    lab_module.wait_for_arrivals(lab, lab_ids, timeout)
+    time.sleep(0.3)  # a duplicate would arrive right behind the first copy
+    found: dict[str, list[dict[str, Any]]] = {i: [] for i in lab_ids}
+    for arrival in read_arrivals(lab.layout.mail_dir):
+        if arrival.get("lab_id") in found:
+            found[arrival["lab_id"]].append(arrival)
+    return found
+
+
+def _state(lab: Any) -> LabState:
+    state = LabState.load(lab.layout.state_file)
+    assert state is not None
+    return state
+
+
+def test_every_stream_reaches_every_provider_authenticated_from_its_own_pool(lab: Any) -> None:
+    """Each pool's mail leaves from that pool's IPs, HELO = PTR, DKIM d= sending domain, SPF and DMARC pass."""
+    sent = lab_module.send(lab)
+    assert all(e["accepted"] for e in sent), [e["reply"] for e in sent if not e["accepted"]]
+    arrivals = _arrivals(lab, [e["lab_id"] for e in sent])
+    by_id = {e["lab_id"]: e for e in sent}
+    pools = {e["pool"] for e in sent}
+    assert pools == {p.name for p in lab.plan.pools}
+    for lab_id, copies in arrivals.items():
+        assert len(copies) == 1
+        got, origin = copies[0], by_id[lab_id]
+        stream = lab.plan.stream(origin["stream"])
+        pool_addresses = {lab.plan.ip(n).address for n in lab.plan.pool(origin["pool"]).ips}
+        assert got["via"] == "primary"
+        assert got["source_ip"] in pool_addresses
+        assert got["helo_matches_ptr"] and got["fcrdns"]
+        assert got["spf"] == "pass" and got["spf_domain"] == stream.return_path
+        passing = [d for d in got["dkim"] if d["result"] == "pass"]
+        assert any(d["domain"] == stream.sending_domain and d["selector"] == stream.dkim_selector for d in passing)
+        assert got["dmarc"] == "pass"
+
+
+def test_unknown_sender_domain_is_refused_at_injection(lab: Any) -> None:
+    """A sender domain no stream owns gets a 5xx and reaches no provider."""
+    sent = lab_module.send(lab, pool="tx", provider="yahoo", mail_from_domain="unknown.example.org")
+    assert [e["accepted"] for e in sent] == [False]
+    assert sent[0]["reply"].startswith("5")
+
+
+def test_client_outside_the_injection_cidrs_cannot_relay(lab: Any) -> None:
+    """A client outside mynetworks gets a 5xx for a remote recipient (not an open relay) and nothing arrives."""
+    entries = lab_module.send(lab, pool="tx", provider="yahoo", source=OUTSIDER_ADDRESS)
+    assert [e["accepted"] for e in entries] == [False]
+    assert entries[0]["reply"].startswith("5")
+    time.sleep(0.5)
+    assert entries[0]["lab_id"] not in {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
+
+
+@pytest.mark.parametrize("mode", ["throttle", "throttle-rcpt", "refuse", "silent"])
+def test_failover_delivers_every_message_once_via_the_secondary_route(lab: Any, mode: str) -> None:
+    """GIVEN gmail faulted WHEN every pool sends to it THEN each message arrives once, via its stream's route,
+    signed and DMARC-aligned, within the queue-age bound."""
+    lab_module.fault(lab, "gmail", mode)
+    try:
+        started = time.monotonic()
+        sent = lab_module.send(lab, provider="gmail")
+        assert all(e["accepted"] for e in sent)
+        arrivals = _arrivals(lab, [e["lab_id"] for e in sent], timeout=QUEUE_AGE_BOUND_SECONDS)
+        took = time.monotonic() - started
+    finally:
+        lab_module.fault(lab, "gmail", "ok")
+    assert took <= QUEUE_AGE_BOUND_SECONDS
+    routes = {s.name: s.route for s in lab.plan.streams}
+    for entry in sent:
+        copies = arrivals[entry["lab_id"]]
+        assert len(copies) == 1
+        assert copies[0]["via"] == f"secondary:{routes[entry['stream']]}"
+        assert copies[0]["dkim_pass"] and copies[0]["dmarc"] == "pass"
+
+
+def test_opendkim_down_defers_mail_and_never_sends_it_unsigned(lab: Any) -> None:
+    """GIVEN OpenDKIM stopped WHEN a stream injects THEN the message is deferred (4xx), nothing arrives
+    unsigned; AND once OpenDKIM is back mail flows signed again."""
+    state = _state(lab)
+    name = f"opendkim-{lab.plan.hosts[0].name}"
+    restart = state.processes[name]
+    stop_process(state, name)
+    state.save(lab.layout.state_file)
+    try:
+        sent = lab_module.send(lab, pool="tx", provider="outlook")
+        assert [e["accepted"] for e in sent] == [False]
+        assert sent[0]["reply"].startswith("4")
+        time.sleep(1.0)
+        assert sent[0]["lab_id"] not in {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
+    finally:
+        state.processes[name] = restart
+        restart_process(state, name)
+        state.save(lab.layout.state_file)
+        mta.wait_for_port(lab.layout.namespace, "127.0.0.1", 8891, name)
+    again = lab_module.send(lab, pool="tx", provider="outlook")
+    assert again[0]["accepted"]
+    arrived = _arrivals(lab, [again[0]["lab_id"]])[again[0]["lab_id"]]
+    assert len(arrived) == 1 and arrived[0]["dkim_pass"]
+
+
+def test_postfix_restart_loses_nothing(lab: Any) -> None:
+    """GIVEN messages queued (gmail refusing, route down) WHEN the instance restarts and the provider
+    recovers THEN every message arrives exactly once."""
+    state = _state(lab)
+    instance = next(i for _, i in lab_module.staged_instances(lab) if i.pool == "tx")
+    lab_module.fault(lab, "gmail", "refuse")
+    route_process = f"route-{lab.plan.stream('transactional').route}"
+    route_entry = state.processes[route_process]
+    stop_process(state, route_process)
+    try:
+        sent = lab_module.send(lab, pool="tx", provider="gmail", count=2)
+        assert all(e["accepted"] for e in sent)
+        deadline = time.monotonic() + 10
+        while len(mta.queue_json(lab.layout.namespace, instance)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(mta.queue_json(lab.layout.namespace, instance)) >= 2
+        mta.stop_postfix(state, instance)
+        mta.start_postfix(state, lab.layout.namespace, instance, lab.plan.hosts[0].inbound_address)
+    finally:
+        lab_module.fault(lab, "gmail", "ok")
+        state.processes[route_process] = route_entry
+        restart_process(state, route_process, env=lab_module.python_env())
+        state.save(lab.layout.state_file)
+    mta.flush_queue(lab.layout.namespace, instance)
+    arrivals = _arrivals(lab, [e["lab_id"] for e in sent], timeout=60)
+    assert all(len(copies) == 1 for copies in arrivals.values())
+
+
+def test_report_counts_every_message_and_finds_nothing_lost(lab: Any) -> None:
+    """The report agrees with the providers: delivered = sent and accepted, no duplicates, nothing lost."""
+    result = lab_module.report(lab)
+    totals = result["totals"]
+    assert totals["sent"] > 0
+    assert totals["duplicates"] == 0
+    assert totals["all_from_own_pool"]
+    delivered_ids = {a["lab_id"] for a in read_arrivals(lab.layout.mail_dir)}
+    assert totals["delivered"] == len(delivered_ids)
+
+
+def test_lab_processes_are_all_inside_the_namespace(lab: Any) -> None:
+    """Nothing the lab runs listens outside its namespace: every recorded PID is in the lab's netns."""
+    state = _state(lab)
+    inside = set(subprocess.run(["ip", "netns", "pids", lab.layout.namespace], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert {str(p["pid"]) for p in state.processes.values()} <= inside
