@@ -42,7 +42,7 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
     from components.dkim_keys import DkimKeys, DkimKeysArgs, delivered_keys, dkim_parameter_name
     from components.dns_records import DnsRecords, DnsRecordsArgs, forward_records, lookup_zone_ids
     from components.ip_pool import IpPool, IpPoolArgs
-    from components.mta_host import HostSecret, MtaHost, MtaHostArgs, dkim_key_path, rendered_files
+    from components.mta_host import HostSecret, MtaHost, MtaHostArgs, dkim_host_secret, rendered_files
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
 
     env = plan.environment
@@ -62,7 +62,7 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
               for r in plan.routes]
     hosts = {}
     for host in plan.hosts:
-        secrets = [HostSecret(dkim_parameter_name(env, host.name, k), *dkim_key_path(host, k))
+        secrets = [dkim_host_secret(dkim_parameter_name(env, host.name, k), host, k)
                    for k in delivered_keys(plan, host)]
         secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]

@@ -7,15 +7,22 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from functools import cache, partial
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components.secondary_route import route_parameter_name
+from mailinfra.errors import PlanError
+from mailinfra.model.load import NAMESPACE
+from mailinfra.mta import opendkim, powermta
+from mailinfra.mta.files import RenderedFile, secret_placeholder
+from mailinfra.mta.render import render_host
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "cloud-init"
@@ -31,6 +38,8 @@ PACKAGES = {
     # PowerMTA is licensed software, not in Debian: its package comes from the vendor's repository.
     "powermta": ["awscli", "curl"],
 }
+# Postfix map types stored as an indexed database beside the source file (postmap(1)).
+INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
 SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
 INSTALL = {
     "postfix": [],
@@ -51,11 +60,14 @@ SSM_AGENT_ACTIONS = [
 
 @dataclass(frozen=True)
 class HostFile:
-    """A rendered, non-secret file the host needs (MTA configs)."""
+    """A rendered MTA file: its content carries markers, never secrets; `fills` pairs each marker with the
+    host's own SSM parameter whose value replaces it at boot."""
 
-    path: str
+    path: str  # absolute on the host
     content: str
     mode: str = "0644"
+    fills: tuple[tuple[str, str], ...] = ()  # (marker, SSM parameter name)
+    postmap: str | None = None  # `type:path` when Postfix reads the file as an indexed map
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class HostSecret:
     path: str
     owner: str = "root:root"
     mode: str = "0600"
+    directories: tuple[str, ...] = ()  # created 0700 and owned by `owner` (parents first)
 
 
 @dataclass
@@ -88,6 +101,12 @@ class MtaHost(pulumi.ComponentResource):
             raise pulumi.RunError(
                 f"mailinfra:hosts.{host.name}.instance_type: received {host.instance_type!r} for "
                 f"{len(host.ips)} IPs, expected a type whose ENI holds at least {len(host.ips)} addresses")
+        readable = {s.parameter for s in args.secrets}
+        unreadable = sorted({p for f in args.files for _, p in f.fills} - readable)
+        if unreadable:
+            # The role reads only the parameters delivered to this host: a fill from any other would fail at boot.
+            raise pulumi.RunError(f"host {host.name}: rendered files need SSM parameters {', '.join(unreadable)}, "
+                                  "expected each among the host's own secrets")
         child = pulumi.ResourceOptions(parent=self)
         tags = {"Name": host.fqdn, "host": host.name, "environment": args.environment, "mta": host.mta}
         subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
@@ -111,7 +130,7 @@ class MtaHost(pulumi.ComponentResource):
                 f"{name}-{ip_name}",
                 allocation_id=args.allocation_ids[ip_name],
                 network_interface_id=interface.id,
-                private_ip_address=private.apply(lambda addresses, index=index: addresses[index]),
+                private_ip_address=private.apply(partial(_nth_address, index)),
                 opts=child,
             )
         profile = self._instance_profile(name, args, tags)
@@ -197,6 +216,10 @@ def _sorted_addresses(addresses: Sequence[str] | None) -> list[str]:
     return sorted(addresses or [], key=ipaddress.IPv4Address)
 
 
+def _nth_address(index: int, addresses: Sequence[str]) -> str:
+    return addresses[index]
+
+
 def _gzip_b64(text: str) -> str:
     # mtime=0: the same user data always compresses to the same bytes, so no spurious diff.
     return base64.b64encode(gzip.compress(text.encode(), mtime=0)).decode()
@@ -213,7 +236,8 @@ def _template() -> Any:
 
 def render_user_data(host: HostPlan, args: MtaHostArgs) -> str:
     """The cloud-config for one host: packages, rendered files, secret fetches, services."""
-    files = [{"path": f.path, "mode": f.mode, "content_b64": base64.b64encode(f.content.encode()).decode()}
+    files = [{"path": f.path, "mode": f.mode, "content_b64": base64.b64encode(f.content.encode()).decode(),
+              "fills": f.fills, "postmap": f.postmap}
              for f in args.files]
     return str(_template().render(
         environment=args.environment, host=host, region=args.region, packages=PACKAGES[host.mta],
@@ -221,20 +245,53 @@ def render_user_data(host: HostPlan, args: MtaHostArgs) -> str:
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:
-    """Where the host's MTA reads a private key, and the owner it must have (the signer's user)."""
+    """Where the host's MTA reads a private key (the path its rendered config names) and the signer's user."""
     if host.mta == "powermta":
-        return f"/etc/pmta/dkim/{key.domain}/{key.selector}.pem", "pmta:pmta"
-    # Debian's opendkim package keeps keys in /etc/dkimkeys, owned by the opendkim user.
-    return f"/etc/dkimkeys/{key.domain}/{key.selector}.private", "opendkim:opendkim"
+        return powermta.dkim_key_file(key.domain, key.selector), "pmta:pmta"
+    return opendkim.dkim_key_file(key.domain, key.selector), "opendkim:opendkim"
+
+
+def dkim_host_secret(parameter: str, host: HostPlan, key: DkimKeyPlan) -> HostSecret:
+    """The boot-time fetch of one DKIM key into the file the MTA reads."""
+    path, owner = dkim_key_path(host, key)
+    key_dir = powermta.KEY_DIR if host.mta == "powermta" else opendkim.KEY_DIR
+    # The signer reads keys after dropping root: it must own the 0700 key directories (notes/mta.md).
+    return HostSecret(parameter, path, owner, directories=(key_dir, str(PurePosixPath(path).parent)))
 
 
 def rendered_files(plan: Plan, host: HostPlan) -> list[HostFile]:
-    """The MTA's rendered configs when mailinfra.mta offers `render_host(plan, host)`, else none yet."""
-    try:
-        from mailinfra.mta import render_host  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    rendered = render_host(plan, host)
-    items = rendered.items() if isinstance(rendered, Mapping) else (
-        (getattr(f, "path", None), getattr(f, "content", None)) for f in rendered)
-    return [HostFile(str(path), str(content)) for path, content in items]
+    """The MTA's rendered files at their absolute paths, each secret marker paired with the host's own
+    SSM parameter that replaces it at boot."""
+    files = render_host(plan, host.name)
+    maps = _hashed_maps(files)
+    return [
+        HostFile(path=f"/{f.path}", content=f.content, mode=f"{f.mode:04o}",
+                 fills=tuple((secret_placeholder(name), secret_parameter(plan, host, name))
+                             for name in f.secret_placeholders),
+                 postmap=maps.get(f"/{f.path}"))
+        for f in files
+    ]
+
+
+def secret_parameter(plan: Plan, host: HostPlan, name: str) -> str:
+    """The SSM parameter (SecondaryRoute's, of this host) holding the secret a rendered file names `name`."""
+    route_item = re.fullmatch(r"routes\.([^.]+)\.smtp_(username|password)", name)
+    if route_item:
+        return route_parameter_name(plan.environment, host.name, route_item[1], route_item[2])
+    if name.startswith(f"{NAMESPACE}:"):
+        key = name.removeprefix(f"{NAMESPACE}:")
+        route = next((r for r in plan.routes if r.kind == "relay" and r.password_secret == key), None)
+        if route is not None:
+            return route_parameter_name(plan.environment, host.name, route.name, "password")
+    raise PlanError(f"host {host.name}: rendered file names secret {name!r}, expected a route credential "
+                    "(routes.<route>.smtp_username|smtp_password or the password_secret of a relay route)")
+
+
+def _hashed_maps(files: Sequence[RenderedFile]) -> dict[str, str]:
+    """Absolute path -> `type:path` of the rendered files a Postfix main.cf uses as indexed maps (they need
+    postmap after every change; texthash/regexp maps are read as text and need none)."""
+    maps: dict[str, str] = {}
+    for file in (f for f in files if f.path.endswith("main.cf")):
+        for kind, path in INDEXED_MAP.findall(file.content):
+            maps[path] = f"{kind}:{path}"
+    return maps

@@ -12,6 +12,11 @@ CONF_DIR = "/etc/opendkim"
 KEY_DIR = "/etc/opendkim/keys"
 
 
+def dkim_key_file(org_domain: str, selector: str) -> str:
+    """Where OpenDKIM reads the private key of `selector` (one key per org domain, shared by its sending domains)."""
+    return f"{KEY_DIR}/{org_domain}/{selector}.private"
+
+
 @dataclass(frozen=True, slots=True)
 class SigningEntry:
     name: str  # KeyTable key: <selector>._domainkey.<d>
@@ -30,7 +35,7 @@ def plan_signing(plan: Plan, host: HostPlan) -> tuple[SigningEntry, ...]:
             # One key per org domain and selector, published under every sending domain of that org domain.
             entries.append(SigningEntry(
                 name=f"{selector}._domainkey.{stream.sending_domain}", domain=stream.sending_domain,
-                selector=selector, key_file=f"{KEY_DIR}/{stream.org_domain}/{selector}.private",
+                selector=selector, key_file=dkim_key_file(stream.org_domain, selector),
                 stream=stream.name))
     return tuple(entries)
 

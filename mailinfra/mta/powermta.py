@@ -18,6 +18,11 @@ CONFIG_PATH = "etc/pmta/config"
 KEY_DIR = "/etc/pmta/dkim"  # 0700 root, filled by the host at boot; keys never in the repository
 THROTTLE_PATTERNS = "throttle"
 
+
+def dkim_key_file(org_domain: str, selector: str) -> str:
+    """Where PowerMTA reads the private key (PEM) of `selector` of an org domain."""
+    return f"{KEY_DIR}/{org_domain}/{selector}.pem"
+
 # Messages per connection before PowerMTA reconnects: Microsoft and Yahoo count per connection when they
 # throttle new IPs, Gmail tolerates long sessions.
 MSGS_PER_CONNECTION = {"gmail": 50, "microsoft": 20, "yahoo": 20, "apple": 20, "default": 50}
@@ -87,13 +92,13 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             sending = [v for v in members if v.limits.sending]
             # A pool with no IP sending today still lists its IPs, each held at zero connections.
             pools.append((pool_name(pool.name), pool, sending or members))
-    keys = [(s, s.dkim_selector) for s in streams]
+    keys = [(s, s.dkim_selector, dkim_key_file(s.org_domain, s.dkim_selector)) for s in streams]
     peers = plan_route_peers(plan, host)
     overflow_pool = pools[0][0] if pools else "unassigned"
     bounce_domains = tuple(dict.fromkeys(s.return_path for s in plan.streams)) if host.accepts_bounces else ()
     content = render_template(
         "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(fallbacks.values()),
-        keys=keys, key_dir=KEY_DIR, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
+        keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
         overflow_pool=overflow_pool,
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,

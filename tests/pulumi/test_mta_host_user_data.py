@@ -1,0 +1,104 @@
+"""MtaHost user data under the mock runtime: every rendered file at its path, secrets only as markers."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from components.dkim_keys import delivered_keys, dkim_parameter_name
+from mailinfra.mta.opendkim import plan_signing
+from mailinfra.mta.render import render_host
+from tests.pulumi.conftest import preview_config, resources_of, run_mock
+
+INSTANCE = "aws:ec2/instance:Instance"
+RELAY_PASSWORD = "relay-Pa55/&\\|word-under-test"  # sed-hostile characters
+
+
+def _user_data(instance: dict[str, Any]) -> str:
+    inputs = instance["inputs"]
+    if inputs.get("userDataBase64"):
+        return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+    return str(inputs["userData"])
+
+
+@pytest.fixture(scope="module")
+def dev_mta1(plans, tmp_path_factory):
+    plan = plans("dev")
+    config, secret_keys = preview_config("dev")
+    relays = [r for r in plan.routes if r.kind == "relay" and r.password_secret]
+    for route in relays:
+        config[f"mailinfra:{route.password_secret}"] = RELAY_PASSWORD
+    run = run_mock("dev", tmp_path_factory.mktemp("user-data"), config, secret_keys)
+    assert "error" not in run, run.get("error")
+    instance = next(i for i in resources_of(run, INSTANCE) if i["name"] == "host-mta1-instance")
+    return plan, relays, yaml.safe_load(_user_data(instance)), _user_data(instance)
+
+
+def test_user_data_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_mta1):
+    plan, _, cloud_config, _ = dev_mta1
+    written = {f["path"]: f for f in cloud_config["write_files"]}
+    files = render_host(plan, "mta1")
+    assert files
+    for file in files:
+        entry = written[f"/{file.path}"]
+        assert base64.b64decode(entry["content"]).decode() == file.content, file.path
+        assert int(entry["permissions"], 8) == file.mode, file.path
+
+
+def test_user_data_holds_no_secret_and_the_boot_script_fills_every_marker(dev_mta1):
+    plan, relays, cloud_config, text = dev_mta1
+    assert relays, "dev has a relay route with a password"
+    decoded = text + "".join(base64.b64decode(f["content"]).decode()
+                             for f in cloud_config["write_files"] if f.get("encoding") == "b64")
+    assert RELAY_PASSWORD not in decoded and "PRIVATE KEY" not in decoded
+    script = next(f["content"] for f in cloud_config["write_files"]
+                  if f["path"] == "/usr/local/sbin/mailinfra-fetch-secrets")
+    filled = 0
+    for file in render_host(plan, "mta1"):
+        for name in file.secret_placeholders:
+            # GIVEN a marker in a file WHEN the host boots THEN a fetch of one of its own parameters fills it.
+            marker = re.escape(f"@@SECRET:{name}@@")
+            fill = re.search(rf"fetch (\S+) \"\$value\"\n\s*/usr/local/sbin/mailinfra-fill-secret "
+                             rf"/{re.escape(file.path)} {marker} ", script)
+            assert fill, (file.path, name)
+            assert fill[1].startswith("/mailinfra/dev/mta1/route/"), fill[1]
+            filled += 1
+    assert filled >= len(relays)
+
+
+def test_fill_script_replaces_markers_literally(dev_mta1, tmp_path):
+    """The boot helper replaces the marker by the value byte for byte and keeps the file's mode."""
+    import subprocess
+    import sys
+
+    _, _, cloud_config, _ = dev_mta1
+    helper = next(f["content"] for f in cloud_config["write_files"]
+                  if f["path"] == "/usr/local/sbin/mailinfra-fill-secret")
+    script = tmp_path / "fill"
+    script.write_text(helper)
+    target, value = tmp_path / "sasl_passwd", tmp_path / "value"
+    target.write_text("[relay.example]:587 user:@@SECRET:mailinfra:relay_password@@\n")
+    target.chmod(0o600)
+    value.write_text(RELAY_PASSWORD + "\n")  # as `aws ssm get-parameter --output text` writes it
+    subprocess.run([sys.executable, str(script), str(target), "@@SECRET:mailinfra:relay_password@@", str(value)],
+                   check=True)
+    assert target.read_text() == f"[relay.example]:587 user:{RELAY_PASSWORD}\n"
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_dkim_key_the_host_fetches_is_the_file_opendkim_reads(dev_mta1):
+    plan, _, cloud_config, _ = dev_mta1
+    script = next(f["content"] for f in cloud_config["write_files"]
+                  if f["path"] == "/usr/local/sbin/mailinfra-fetch-secrets")
+    fetched = dict(re.findall(r"fetch (\S+) (\S+)\.new\n", script))
+    host = plan.host("mta1")
+    keytable = next(f.content for f in render_host(plan, "mta1") if f.path == "etc/opendkim/KeyTable")
+    read = {line.split(":")[-1] for line in keytable.splitlines() if line and not line.startswith("#")}
+    assert read == {e.key_file for e in plan_signing(plan, host)}
+    paths = {fetched[dkim_parameter_name("dev", "mta1", k)] for k in delivered_keys(plan, host) if k.signing}
+    assert read and read <= paths
