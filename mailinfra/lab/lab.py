@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -146,6 +147,8 @@ def down(lab: Lab) -> None:
         stop_pid(pid)  # anything left inside the lab's own namespace was started by the lab
     destroy_namespace(layout.namespace)
     shutil.rmtree(layout.runtime_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        layout.runtime_dir.parent.rmdir()  # only when no other stack's lab is running
 
 
 def require_running(lab: Lab) -> LabState:
