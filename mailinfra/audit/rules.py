@@ -731,7 +731,7 @@ def check_route_alignment(subject: Subject) -> Iterator[Issue]:
     routes = {r.name: r for r in plan.routes}
     for stream in plan.streams:
         route = routes.get(stream.route or "")
-        if route is None or route.kind != "relay":
+        if route is None or route.kind != "relay" or route.spf_include:
             continue
         governing = _dmarc_governing(plan, stream)
         strict = governing is not None and governing[1].get("adkim") == "s"

@@ -274,6 +274,9 @@ class RelayRoute(Strict):
     port: int = Field(default=587, ge=1, le=65535, strict=True)
     username: str | None = None
     password_secret: Key | None = None
+    # The relay's published SPF record (e.g. spf.relay.example.net): relayed mail keeps our
+    # return-path, so without it SPF fails and DMARC rests on DKIM alone.
+    spf_include: DomainName | None = None
 
     @model_validator(mode="after")
     def _credentials_pair(self) -> RelayRoute:

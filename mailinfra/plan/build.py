@@ -164,7 +164,7 @@ def _plan_routes(config: StackConfig) -> tuple[RoutePlan, ...]:
         users = tuple(s for s, stream in config.streams.items() if stream.route == name)
         if isinstance(route, RelayRoute):
             result.append(RoutePlan(name, "relay", route.host, route.port, route.username,
-                                    route.password_secret, None, (), None, users))
+                                    route.password_secret, None, (), route.spf_include, users))
         elif isinstance(route, SesRoute):
             # SES SMTP endpoint (SES Developer Guide, "Connecting to an Amazon SES SMTP endpoint").
             result.append(RoutePlan(name, "ses", f"email-smtp.{route.region}.amazonaws.com", route.port,

@@ -160,6 +160,11 @@ def relay_on_port_25(raw: dict[str, Any]) -> None:
     raw["routes"]["relay"]["port"] = 25
 
 
+def strict_dkim_relay_without_spf(raw: dict[str, Any]) -> None:
+    raw["domains"]["example.com"]["dmarc"]["adkim"] = "s"
+    raw["routes"]["relay"].pop("spf_include", None)
+
+
 def helo_under_marketing(raw: dict[str, Any]) -> None:
     raw["pools"]["tx"]["ips"]["tx1"] = {"helo": "tx1.news.example.com"}
 
@@ -327,8 +332,8 @@ CASES: list[tuple[str, ConfigEdit | None, PlanEdit | None, str, str]] = [
     ),
     ("relay password over port 25", relay_on_port_25, None, "tls", "routes.relay.port"),
     (
-        "relay with strict DKIM alignment",
-        dmarc(adkim="s"),
+        "relay outside our SPF with strict DKIM alignment",
+        strict_dkim_relay_without_spf,
         None,
         "route-dmarc-dkim-only",
         "streams.marketing.route",
