@@ -42,7 +42,14 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
     from components.dkim_keys import DkimKeys, DkimKeysArgs, delivered_keys, dkim_parameter_name
     from components.dns_records import DnsRecords, DnsRecordsArgs, forward_records, lookup_zone_ids
     from components.ip_pool import IpPool, IpPoolArgs
-    from components.mta_host import HostSecret, MtaHost, MtaHostArgs, dkim_host_secret, rendered_files
+    from components.mta_host import (
+        HostSecret,
+        MtaHost,
+        MtaHostArgs,
+        dkim_host_secret,
+        postfix_instances,
+        rendered_files,
+    )
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
 
     env = plan.environment
@@ -67,7 +74,10 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
         secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
-            host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets, rendered_files(plan, host)))
+            host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets, rendered_files(plan, host),
+            planned_addresses={ip: plan.ip(ip).address for ip in host.ips},
+            peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
+            postfix_instances=postfix_instances(plan, host)))
     return {
         "pools": {name: pool.public_ips for name, pool in pools.items()},
         "streams": {s.name: {"sending_domain": s.sending_domain, "return_path": s.return_path,

@@ -10,7 +10,8 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache
+from operator import itemgetter
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,7 +21,7 @@ import pulumi_aws as aws
 from components.secondary_route import route_parameter_name
 from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
-from mailinfra.mta import opendkim, powermta
+from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.render import render_host
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
@@ -41,6 +42,14 @@ PACKAGES = {
 # Postfix map types stored as an indexed database beside the source file (postmap(1)).
 INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
 SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
+# Where the rendered files name an address the MTA binds (the IP's own sending address). On EC2 an
+# EIP is NAT-mapped to one private address of the ENI; the host can bind only that private address.
+BIND_POSITIONS = (
+    re.compile(r"(-o smtp_bind_address=)([0-9.]+)"),  # Postfix master.cf transport
+    re.compile(r"(?m)^(\s*smtp-source-host\s+)([0-9.]+)"),  # PowerMTA virtual-mta
+)
+# Where they name another host's address: PowerMTA's <source ADDR/32> for the hosts of a `hosts` route.
+PEER_POSITION = re.compile(r"(?m)^(<source\s+)([0-9.]+)(/32>)")
 INSTALL = {
     "postfix": [],
     "powermta": ["test -f /opt/mailinfra/PowerMTA.deb && apt-get install -y /opt/mailinfra/PowerMTA.deb"],
@@ -81,6 +90,14 @@ class HostSecret:
     directories: tuple[str, ...] = ()  # created 0700 and owned by `owner` (parents first)
 
 
+@dataclass(frozen=True)
+class PostfixInstance:
+    """A postmulti instance of the host, as the plan names it."""
+
+    name: str  # postfix-<pool>
+    config_dir: str
+
+
 @dataclass
 class MtaHostArgs:
     host: HostPlan
@@ -90,6 +107,11 @@ class MtaHostArgs:
     secret_parameters: Sequence[aws.ssm.Parameter]  # this host's own parameters, nobody else's
     secrets: Sequence[HostSecret] = ()
     files: Sequence[HostFile] = field(default_factory=list)
+    # IP name -> the plan's address (a placeholder for a new EIP): what the rendered files bind.
+    planned_addresses: Mapping[str, str] = field(default_factory=dict)
+    # Planned address of another host's IP -> that EIP's public address (peers of a `hosts` route).
+    peer_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    postfix_instances: Sequence[PostfixInstance] = ()  # registered and given queues at boot
 
 
 class MtaHost(pulumi.ComponentResource):
@@ -122,22 +144,24 @@ class MtaHost(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        # Sorted addresses by sorted IP names: a stable pairing for a given set of IPs; the host
-        # reads the actual public->private map from IMDS at boot (mailinfra-ip-map).
-        private = interface.private_ips.apply(_sorted_addresses)
-        for index, ip_name in enumerate(host.ips):
+        # IP name -> the private address its EIP is associated with: the one pairing used both by the
+        # associations and by the rendered files' bind addresses, so the two cannot disagree.
+        private = interface.private_ips.apply(_pairing(host.ips))
+        for ip_name in host.ips:
             aws.ec2.EipAssociation(
                 f"{name}-{ip_name}",
                 allocation_id=args.allocation_ids[ip_name],
                 network_interface_id=interface.id,
-                private_ip_address=private.apply(partial(_nth_address, index)),
+                private_ip_address=private.apply(itemgetter(ip_name)),
                 opts=child,
             )
         profile = self._instance_profile(name, args, tags)
         ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER],
                                      filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[DEBIAN_IMAGE])])
-        user_data = render_user_data(host, args)
-        compressed = len(user_data.encode()) > USER_DATA_LIMIT
+        # Only a string is computed inside apply (no resource): preview and up register the same resources.
+        peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
+        user_data = pulumi.Output.all(private, *(args.peer_addresses[a] for a in peers)).apply(
+            lambda values: render_user_data(host, args, values[0], dict(zip(peers, values[1:], strict=True))))
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,
@@ -151,8 +175,8 @@ class MtaHost(pulumi.ComponentResource):
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 encrypted=True, volume_type="gp3", volume_size=20, delete_on_termination=True),
             # No key pair: operators reach the host through SSM Session Manager, audited and keyless.
-            user_data=None if compressed else user_data,
-            user_data_base64=_gzip_b64(user_data) if compressed else None,
+            user_data=user_data.apply(lambda text: None if _too_large(text) else text),
+            user_data_base64=user_data.apply(lambda text: _gzip_b64(text) if _too_large(text) else None),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
         )
@@ -210,14 +234,45 @@ def _own_secrets_policy(arns: Sequence[str], region: str) -> str:
     ]})
 
 
-def _sorted_addresses(addresses: Sequence[str] | None) -> list[str]:
+def _pairing(ip_names: Sequence[str]) -> Any:
+    """A function of the ENI's private addresses giving IP name -> private address: the n-th IP of the
+    host (plan order) gets the n-th lowest address, a stable pairing for a given set of IPs."""
     import ipaddress
 
-    return sorted(addresses or [], key=ipaddress.IPv4Address)
+    def pair(addresses: Sequence[str] | None) -> dict[str, str]:
+        ordered = sorted(addresses or [], key=ipaddress.IPv4Address)
+        return dict(zip(ip_names, ordered, strict=False))
+
+    return pair
 
 
-def _nth_address(index: int, addresses: Sequence[str]) -> str:
-    return addresses[index]
+def _too_large(text: str) -> bool:
+    return len(text.encode()) > USER_DATA_LIMIT
+
+
+def _peer_positions(content: str) -> set[str]:
+    return {m[2] for m in PEER_POSITION.finditer(content)}
+
+
+def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapping[str, str]) -> str:
+    """`content` with each address the MTA binds replaced by the private address of the same IP, and each
+    peer address replaced by that peer EIP's public address.
+
+    `private`: planned address -> private address, this host's IPs only. An address in a bind position that
+    is not one of them would never bind on this host: a PlanError, not a silent mistake.
+    `peers`: planned address -> public address. Peers stay PUBLIC: a `hosts` route targets this host by its
+    fqdn (its EIP), and traffic to an EIP leaves the VPC through the internet gateway, which rewrites the
+    sender's private source to its own EIP — so this host sees the peer's public address, never its private one.
+    """
+    def bind(match: re.Match[str]) -> str:
+        if match[2] not in private:
+            raise PlanError(f"rendered file binds {match[2]}, expected an address of this host "
+                            f"({', '.join(sorted(private))})")
+        return match[1] + private[match[2]]
+
+    for position in BIND_POSITIONS:
+        content = position.sub(bind, content)
+    return PEER_POSITION.sub(lambda m: m[1] + peers.get(m[2], m[2]) + m[3], content)
 
 
 def _gzip_b64(text: str) -> str:
@@ -234,14 +289,18 @@ def _template() -> Any:
     return environment.get_template("user-data.yaml.j2")
 
 
-def render_user_data(host: HostPlan, args: MtaHostArgs) -> str:
-    """The cloud-config for one host: packages, rendered files, secret fetches, services."""
-    files = [{"path": f.path, "mode": f.mode, "content_b64": base64.b64encode(f.content.encode()).decode(),
-              "fills": f.fills, "postmap": f.postmap}
+def render_user_data(host: HostPlan, args: MtaHostArgs, private: Mapping[str, str],
+                     peers: Mapping[str, str] | None = None) -> str:
+    """The cloud-config for one host: packages, rendered files (bound to the private addresses paired with
+    its EIPs), secret fetches, postmulti instances, services. `private`: IP name -> private address."""
+    by_planned = {args.planned_addresses[name]: address for name, address in private.items()}
+    files = [{"path": f.path, "mode": f.mode, "fills": f.fills, "postmap": f.postmap, "content_b64": base64.b64encode(
+                 bind_private_addresses(f.content, by_planned, peers or {}).encode()).decode()}
              for f in args.files]
     return str(_template().render(
         environment=args.environment, host=host, region=args.region, packages=PACKAGES[host.mta],
-        files=files, secrets=args.secrets, install=INSTALL[host.mta], services=SERVICES[host.mta]))
+        files=files, secrets=args.secrets, install=INSTALL[host.mta], services=SERVICES[host.mta],
+        private_addresses=[private[name] for name in host.ips], instances=args.postfix_instances))
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:
@@ -271,6 +330,13 @@ def rendered_files(plan: Plan, host: HostPlan) -> list[HostFile]:
                  postmap=maps.get(f"/{f.path}"))
         for f in files
     ]
+
+
+def postfix_instances(plan: Plan, host: HostPlan) -> tuple[PostfixInstance, ...]:
+    """The host's postmulti instances from the plan (the same list its default main.cf registers)."""
+    if host.mta != "postfix":
+        return ()
+    return tuple(PostfixInstance(i.name, i.config_dir) for i in postfix.plan_instances(plan, host))
 
 
 def secret_parameter(plan: Plan, host: HostPlan, name: str) -> str:

@@ -1,0 +1,103 @@
+"""MtaHost user data under the mock runtime: transports bind the private address paired with their EIP,
+and every postmulti instance gets its queue before Postfix starts."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from components.mta_host import bind_private_addresses
+from mailinfra.errors import PlanError
+from mailinfra.mta.postfix import plan_instances
+from tests.pulumi.conftest import resources_of
+
+BIND = re.compile(r"-o smtp_bind_address=(\S+)")
+
+
+def _cloud_config(run: dict[str, Any], host: str) -> dict[str, Any]:
+    inputs = next(i for i in resources_of(run, "aws:ec2/instance:Instance")
+                  if i["name"] == f"host-{host}-instance")["inputs"]
+    text = (gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode() if inputs.get("userDataBase64")
+            else inputs["userData"])
+    return dict(yaml.safe_load(text))
+
+
+def _written(cloud_config: dict[str, Any]) -> dict[str, str]:
+    return {f["path"]: base64.b64decode(f["content"]).decode()
+            for f in cloud_config["write_files"] if f.get("encoding") == "b64"}
+
+
+@pytest.fixture(scope="module")
+def dev_mta1(mock_runs, plans):
+    run = mock_runs("dev")
+    return plans("dev"), run, _cloud_config(run, "mta1")
+
+
+def test_each_transport_binds_the_private_address_its_eip_is_associated_with(dev_mta1):
+    plan, run, cloud_config = dev_mta1
+    associated = {a["name"].removeprefix("host-mta1-"): a["inputs"]["privateIpAddress"]
+                  for a in resources_of(run, "aws:ec2/eipAssociation:EipAssociation")
+                  if a["parent"] == "host-mta1"}
+    assert set(associated) == set(plan.host("mta1").ips)
+    assert len(set(associated.values())) == len(associated), "one private address per EIP"
+    written = _written(cloud_config)
+    checked = 0
+    for instance in plan_instances(plan, plan.host("mta1")):
+        master = written[f"{instance.config_dir}/master.cf"]
+        for transport in instance.transports:
+            # GIVEN transport T of IP X WHEN the host boots THEN T binds the private address X's EIP maps to.
+            service = re.search(rf"^{transport.name} unix .*\n((?:\s+-o .*\n)+)", master, re.MULTILINE)
+            assert service, transport.name
+            assert BIND.findall(service[1]) == [associated[transport.ip]], transport.name
+            checked += 1
+    assert checked
+
+
+def test_no_planned_address_is_left_in_a_bind_position(dev_mta1):
+    plan, _, cloud_config = dev_mta1
+    planned = {ip.address for ip in plan.ips}
+    bound = [a for content in _written(cloud_config).values() for a in BIND.findall(content)]
+    assert bound
+    assert not planned & set(bound)
+    assert all(a.startswith("10.") for a in bound), bound  # the mock ENI's private range
+
+
+def test_every_postmulti_instance_gets_its_queue_before_postfix_starts(dev_mta1):
+    _, _, cloud_config = dev_mta1
+    main_cf = _written(cloud_config)["/etc/postfix/main.cf"]
+    directories = re.search(r"^multi_instance_directories =(.*)$", main_cf, re.MULTILINE)
+    assert directories and directories[1].split()
+    commands = [str(c) for c in cloud_config["runcmd"]]
+    start = commands.index("systemctl restart postfix")
+    assert commands.index("systemctl daemon-reload") < start  # the generator's postfix@<instance> units
+    for directory in directories[1].split():
+        queue = commands.index(f'install -d -m 0755 "$(postconf -c {directory} -h queue_directory)"')
+        created = commands.index(f"postfix -c {directory} set-permissions create-missing")
+        assert queue < created < start, directory
+
+
+def test_rendered_files_are_written_after_the_packages_are_installed(dev_mta1):
+    _, _, cloud_config = dev_mta1
+    rendered = [f for f in cloud_config["write_files"] if f.get("encoding") == "b64"]
+    assert rendered and all(f.get("defer") is True for f in rendered)
+
+
+def test_peers_keep_their_public_address_and_own_sources_bind_private():
+    """PowerMTA: smtp-source-host binds the private address; a peer's <source/32> is the peer's EIP."""
+    config = ("<source 127.0.0.1/32>\n</source>\n<source 198.51.100.7/32>\n</source>\n"
+              "<virtual-mta a>\n    smtp-source-host 203.0.113.5 a.example.com\n</virtual-mta>\n")
+    result = bind_private_addresses(config, {"203.0.113.5": "10.0.0.11"}, {"198.51.100.7": "54.1.2.3"})
+    assert "smtp-source-host 10.0.0.11 a.example.com" in result
+    assert "<source 54.1.2.3/32>" in result and "<source 127.0.0.1/32>" in result
+    assert "203.0.113.5" not in result and "198.51.100.7" not in result
+
+
+def test_a_bind_to_an_address_of_another_host_is_refused():
+    with pytest.raises(PlanError, match=r"198\.51\.100\.9"):
+        bind_private_addresses("x unix - - n - - smtp\n  -o smtp_bind_address=198.51.100.9\n",
+                               {"203.0.113.5": "10.0.0.11"}, {})
