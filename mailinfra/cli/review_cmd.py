@@ -18,7 +18,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("stack", metavar="STACK", help="stack name (dev, prod) or path to a Pulumi.<stack>.yaml")
     parser.add_argument("--base", required=True, metavar="GIT_REF", help="the ref to compare against (main, HEAD~1)")
     parser.add_argument("--fail-on", choices=["destructive", "never"], default="never",
-                        help="exit 1 when the change is destructive (removes a warmed IP, re-keys a DKIM selector)")
+                        help="exit 1 when the change is destructive (removes a warmed IP, re-keys a DKIM selector, "
+                             "removes or replaces a protected resource)")
+    parser.add_argument("--no-resources", action="store_true",
+                        help="skip running the Pulumi program (mock runtime) for both sides: faster, no resource diff")
     parser.add_argument("--repo", type=Path, default=None, help="git repository (default: the current directory's)")
     parser.add_argument("--output", type=Path, default=None, help="also write the Markdown to this file")
     parser.set_defaults(handler=run)
@@ -26,7 +29,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    markdown, diff = review_stack(args.stack, args.base, repo=args.repo)
+    markdown, diff = review_stack(args.stack, args.base, repo=args.repo,
+                                  resources=not getattr(args, "no_resources", False))
     sys.stdout.write(markdown)
     if args.output is not None:
         args.output.write_text(markdown)

@@ -46,14 +46,17 @@ def worktree_at(repo: Path, ref: str) -> Iterator[Path]:
                            capture_output=True, check=False)
 
 
+def base_stack_file(repo: Path, tree: Path, stack_file: Path) -> Path | None:
+    """The stack file's counterpart in a worktree of `repo` (None when it did not exist there: a new stack)."""
+    path = tree / stack_file.resolve().relative_to(repo.resolve())
+    return path if path.is_file() else None
+
+
 def load_base_stack(repo: Path, ref: str, stack_file: Path) -> Stack | None:
     """The stack at `ref` (None when the file did not exist there: a new stack)."""
-    relative = stack_file.resolve().relative_to(repo.resolve())
     with worktree_at(repo, ref) as tree:
-        path = tree / relative
-        if not path.is_file():
-            return None
-        return load_stack(str(path))
+        path = base_stack_file(repo, tree, stack_file)
+        return load_stack(str(path)) if path else None
 
 
 def today() -> dt.date:

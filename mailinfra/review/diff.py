@@ -9,6 +9,7 @@ from mailinfra.audit import Finding
 from mailinfra.dns.records import DnsRecord
 from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
 from mailinfra.review.files import HostFileDiff
+from mailinfra.review.resources import ResourceChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +67,22 @@ class PlanDiff:
     findings_introduced: list[Finding] = field(default_factory=list)
     findings_fixed: list[Finding] = field(default_factory=list)
     host_files: list[HostFileDiff] = field(default_factory=list)
+    resources: list[ResourceChange] = field(default_factory=list)
+    resources_compared: bool = False  # False: skipped (--no-resources), the section says so
 
     @property
     def destructive(self) -> list[str]:
         """One line per change that throws away reputation or breaks signatures in flight."""
         lines = [f"IP {c.pool}/{c.ip} {c.change}: {c.detail}" for c in self.ips if c.destructive]
         lines += [f"DKIM {c.selector} ({c.domain}) {c.change}: {c.detail}" for c in self.keys if c.destructive]
+        lines += [f"Pulumi resource `{c.type}` {c.name} {c.change}: it is protected (`pulumi up` stops until it is "
+                  "unprotected, and deleting it cannot be undone)" for c in self.resources if c.destructive]
         return lines
 
     @property
     def empty(self) -> bool:
         return not (self.records or self.ips or self.warmup or self.warmup_findings or self.keys
-                    or self.findings_introduced or self.findings_fixed or self.host_files)
+                    or self.findings_introduced or self.findings_fixed or self.host_files or self.resources)
 
 
 def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,

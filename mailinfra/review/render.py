@@ -20,7 +20,9 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
         out += ["### ⛔ Destructive changes", ""]
         out += [f"- {line}" for line in diff.destructive] + [""]
     if diff.empty:
-        out += ["No changes to DNS records, IPs, warmup, DKIM keys, audit findings or rendered MTA files.", ""]
+        checked = "Pulumi resources, " if diff.resources_compared else ""
+        out += [f"No changes to DNS records, IPs, warmup, DKIM keys, {checked}audit findings or rendered MTA "
+                "files.", ""]
     if diff.records:
         out += [f"### DNS records ({_count(diff.records, 'added')} added, {_count(diff.records, 'removed')} removed, "
                 f"{_count(diff.records, 'changed')} changed)", "",
@@ -46,6 +48,7 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
         out += [f"| {c.domain} | {c.selector} | {_mark(c.change, c.destructive)} | {_cell(c.detail)} |"
                 for c in diff.keys]
         out.append("")
+    out += _render_resources(diff)
     if diff.findings_introduced or diff.findings_fixed:
         out += ["### Audit", ""]
         out += [f"- introduced **{f.severity}** `{f.code}` at `{f.where}`: {f.why}" for f in diff.findings_introduced]
@@ -61,6 +64,29 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
                     "".join(f.diff for f in files).rstrip("\n"), "````", "", "</details>", ""]
     out += ["### Topology", "", render_mermaid(head)]
     return "\n".join(out)
+
+
+def _render_resources(diff: PlanDiff) -> list[str]:
+    if not diff.resources_compared:
+        return ["### Pulumi resources", "", "Not compared (`--no-resources`).", ""]
+    if not diff.resources:
+        return []
+    counts = ", ".join(f"{_count(diff.resources, kind)} {kind}" for kind in ("added", "replaced", "updated",
+                                                                              "renamed", "removed"))
+    out = [f"### Pulumi resources ({counts})", "",
+           "From the program under Pulumi's mock runtime; `pulumi preview` remains the authority. "
+           "Replacements follow the provider schemas' ForceNew inputs.", "",
+           "| change | type | name | inputs (old → new) |", "|---|---|---|---|"]
+    for c in diff.resources:
+        detail = [f"renamed from {c.old_name} (alias)"] if c.old_name else []
+        detail += [f"{'**' if i.replaces else ''}{i.key}{' (forces replacement)**' if i.replaces else ''}: "
+                   f"`{_short(i.old)}` → `{_short(i.new)}`" for i in c.inputs]
+        if c.stop_start:
+            detail.append("the instance stops and starts")
+        if c.protect and c.change in {"added", "removed", "replaced"}:
+            detail.append("protected")
+        out.append(f"| {_mark(c.change, c.destructive)} | `{c.type}` | {c.name} | {_cell('<br/>'.join(detail))} |")
+    return [*out, ""]
 
 
 def _mark(change: str, destructive: bool) -> str:

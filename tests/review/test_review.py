@@ -103,7 +103,8 @@ def test_review_matches_golden(tmp_path: Path, name: str, base_edit: Edit | None
 
 def test_fail_on_destructive_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path, WARMED_BULK(DEV), sub("        bk2: {}\n", "")(WARMED_BULK(DEV)))
-    args = argparse.Namespace(stack="dev", base="HEAD", fail_on="destructive", repo=repo, output=None)
+    args = argparse.Namespace(stack="dev", base="HEAD", fail_on="destructive", repo=repo, output=None,
+                              no_resources=True)
     assert review_cmd.run(args) == 1
     assert "Destructive changes" in capsys.readouterr().out
     args.fail_on = "never"
@@ -126,7 +127,7 @@ def test_unknown_base_ref_is_a_usage_error(tmp_path: Path) -> None:
 def test_new_ip_inheriting_a_past_pool_start_is_a_warmup_finding(tmp_path: Path, tx3: str, flagged: bool) -> None:
     """Only a NEW address that would start mid-ramp is flagged; tx1/tx2 warming since then are not."""
     repo = make_repo(tmp_path, DEV, sub("        tx2: {}\n", f"        tx2: {{}}\n        {tx3}\n")(DEV))
-    markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
+    markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
     assert [f.ip for f in diff.warmup_findings] == (["tx3"] if flagged else [])
     assert ("Warmup findings" in markdown) == flagged
 
@@ -144,8 +145,106 @@ def test_host_file_diffs_name_the_changed_files_and_redact_private_keys() -> Non
 def test_host_file_diffs_follow_the_plan(tmp_path: Path) -> None:
     """GIVEN a removed IP WHEN reviewed THEN only its pool's Postfix instance files change, on its host."""
     repo = make_repo(tmp_path, WARMED_BULK(DEV), sub("        bk2: {}\n", "")(WARMED_BULK(DEV)))
-    _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
+    _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
     assert {(f.host, f.path, f.change) for f in diff.host_files} == {
         ("mta1", "etc/postfix-bulk/main.cf", "changed"), ("mta1", "etc/postfix-bulk/master.cf", "changed")}
     removed = [line for f in diff.host_files for line in f.diff.splitlines() if line.startswith("-")]
     assert any("bk2_default" in line for line in removed)
+
+
+# ------------------------------------------------------------------ Pulumi resources
+
+
+def test_removing_a_warmed_ip_removes_its_protected_eip_and_is_destructive(tmp_path: Path) -> None:
+    """GIVEN a warmed bk2 WHEN it is removed THEN its EIP (protected) is a removed resource that fails the build."""
+    repo = make_repo(tmp_path, WARMED_BULK(DEV), sub("        bk2: {}\n", "")(WARMED_BULK(DEV)))
+    markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
+    removed = {(c.type, c.name): c for c in diff.resources if c.change == "removed"}
+    eip = removed[("aws:ec2/eip:Eip", "pool-bulk-bk2")]
+    assert eip.protect and eip.destructive
+    assert ("aws:ec2/eipDomainName:EipDomainName", "pool-bulk-bk2-ptr") in removed
+    assert [c.name for c in diff.resources if c.destructive] == ["pool-bulk-bk2"]
+    assert any("pool-bulk-bk2 removed" in line for line in diff.destructive)
+    assert "| **removed** ⛔ | `aws:ec2/eip:Eip` | pool-bulk-bk2 |" in markdown
+
+
+def test_renaming_an_ip_with_previous_names_replaces_nothing(tmp_path: Path) -> None:
+    """A rename carries aliases: the EIP and its PTR are the same resources, renamed, never replaced."""
+    repo = make_repo(tmp_path, DEV, sub("        tx2: {}\n", "        tx9: {previous_names: [tx2]}\n")(DEV))
+    _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
+    by_name = {c.name: c for c in diff.resources}
+    assert not [c for c in diff.resources if c.change == "replaced"]
+    assert not diff.destructive
+    assert by_name["pool-tx-tx9"].old_name == "pool-tx-tx2"
+    assert by_name["pool-tx-tx9"].change in {"renamed", "updated"}  # the tags carry the IP name
+    assert by_name["pool-tx-tx9-ptr"].old_name == "pool-tx-tx2-ptr"
+    # The mock derives ids from names; the PTR still points at the same allocation.
+    assert "allocationId" not in {i.key for i in by_name["pool-tx-tx9-ptr"].inputs}
+    assert "pool-tx-tx2" not in by_name and not any(c.type == "aws:ec2/eip:Eip" and c.change == "added"
+                                                     for c in diff.resources)
+
+
+def test_no_resources_skips_the_program_and_says_so(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, DEV, DEV)
+    markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
+    assert not diff.resources_compared and not diff.resources
+    assert "Not compared (`--no-resources`)." in markdown
+
+
+def resource(typ: str, name: str, inputs: dict[str, object], *, protect: bool = False,
+             aliases: tuple[str, ...] = (), ident: str | None = None) -> dict[str, object]:
+    return {"type": typ, "name": name, "urn": f"urn:pulumi:dev::mailinfra::{typ}::{name}", "component": False,
+            "protect": protect, "retain_on_delete": protect, "import_id": None, "aliases": list(aliases),
+            "inputs": inputs, "id": ident or f"{name}-id"}
+
+
+EIP = "aws:ec2/eip:Eip"
+INSTANCE = "aws:ec2/instance:Instance"
+RECORD = "aws:route53/record:Record"
+
+
+@pytest.mark.parametrize(("typ", "before", "after", "protect", "expected"), [
+    (EIP, {"domain": "vpc"}, {"domain": "standard"}, True, ("replaced", True)),
+    (EIP, {"domain": "vpc", "tags": {"pool": "a"}}, {"domain": "vpc", "tags": {"pool": "b"}}, True, ("updated", False)),
+    (INSTANCE, {"ami": "ami-1"}, {"ami": "ami-2"}, False, ("replaced", False)),
+    (INSTANCE, {"instanceType": "t3.large"}, {"instanceType": "t3.xlarge"}, False, ("updated", False)),
+    (INSTANCE, {"subnetId": "subnet-a"}, {"subnetId": "subnet-b"}, False, ("replaced", False)),
+    (RECORD, {"zoneId": "Z1", "ttl": 300}, {"zoneId": "Z2", "ttl": 300}, False, ("replaced", False)),
+    (RECORD, {"zoneId": "Z1", "ttl": 300}, {"zoneId": "Z1", "ttl": 600}, False, ("updated", False)),
+    ("aws:ssm/parameter:Parameter", {"value": "[secret]"}, {"value": "[secret]"}, False, None),  # masked: unseen
+])
+def test_force_new_inputs_replace_and_only_protected_deletions_are_destructive(
+        typ: str, before: dict[str, object], after: dict[str, object], protect: bool,
+        expected: tuple[str, bool] | None) -> None:
+    from mailinfra.review.resources import diff_resources
+
+    changes = diff_resources([resource(typ, "r", before, protect=protect)],
+                             [resource(typ, "r", after, protect=protect)])
+    assert [(c.change, c.destructive) for c in changes] == ([expected] if expected else [])
+
+
+def test_instance_type_change_says_the_instance_stops_and_starts() -> None:
+    from mailinfra.review.resources import diff_resources
+
+    [change] = diff_resources([resource(INSTANCE, "h", {"instanceType": "t3.large"})],
+                              [resource(INSTANCE, "h", {"instanceType": "t3.xlarge"})])
+    assert change.stop_start
+    assert (change.inputs[0].key, change.inputs[0].old, change.inputs[0].new) == ("instanceType", "t3.large",
+                                                                                   "t3.xlarge")
+
+
+def test_an_alias_to_a_base_urn_is_a_rename_and_references_follow_it() -> None:
+    """GIVEN an EIP renamed with an alias WHEN its PTR holds the (name-derived) mock id THEN nothing changes."""
+    from mailinfra.review.resources import diff_resources
+
+    ptr = "aws:ec2/eipDomainName:EipDomainName"
+    base = [resource(EIP, "old", {"domain": "vpc"}, protect=True, ident="eipalloc-1"),
+            resource(ptr, "p", {"allocationId": "eipalloc-1"})]
+    head = [resource(EIP, "new", {"domain": "vpc"}, protect=True, aliases=("old",), ident="eipalloc-2"),
+            resource(ptr, "p", {"allocationId": "eipalloc-2"})]
+    assert [(c.name, c.change, c.old_name) for c in diff_resources(base, head)] == [("new", "renamed", "old")]
+    # Without the alias it is a new EIP and the old one is deleted: destructive.
+    head[0]["aliases"] = []
+    changes = diff_resources(base, head)
+    assert {(c.name, c.change) for c in changes} == {("old", "removed"), ("new", "added"), ("p", "replaced")}
+    assert [c.name for c in changes if c.destructive] == ["old"]
