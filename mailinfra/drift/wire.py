@@ -1,0 +1,286 @@
+"""DNS messages at the byte level, for the few record types drift compares (RFC 1035 §4).
+
+dnspython builds a full object graph per message (Name, Rdata, RRset, Message), which on loopback
+costs more than the network: parsing a transferred zone took longer than transferring it. Drift only
+needs, per resource record, the owner name and the value as the plan writes it (see
+`mailinfra.drift.resolve.rdata_text`), so this module reads exactly that: names lower-cased and
+rendered as dnspython renders them (same escapes), TXT strings joined (`mailinfra.dns.txt.join_txt`),
+MX as `pref target`, PTR/CNAME/NS targets without the dot, A as a dotted quad. Every structural check
+dnspython makes on those (compression pointers strictly backwards, RDATA lengths consumed exactly, at
+least one TXT string, no trailing bytes) is made here too, so a message is refused by both or by neither;
+other record types are carried through unparsed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import struct
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import dns.name
+
+QR = 0x8000
+TC = 0x0200
+IN = 1
+A, NS, CNAME, SOA, PTR, MX, TXT, OPT, AXFR = 1, 2, 5, 6, 12, 15, 16, 41, 252
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+# dnspython's limit on compression pointers followed while reading one name.
+MAX_POINTER_HOPS = 16
+MAX_NAME_OCTETS = 255  # RFC 1035 §3.1
+
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_U16 = struct.Struct("!H")
+# Labels that render as themselves (no dnspython escape): the fast path for every name we plan.
+_PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_*-]+")
+_PLAIN_OCTETS = b"abcdefghijklmnopqrstuvwxyz0123456789-_*"
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_*.-]+")
+
+
+class WireError(ValueError):
+    """A message dnspython would refuse to parse (FormError and friends)."""
+
+
+class Record(NamedTuple):
+    name: str  # lower-case, no final dot; "" is the root
+    rdtype: int
+    rdclass: int
+    ttl: int
+    value: object  # str for A/NS/CNAME/PTR/MX/TXT (as the plan writes it), a tuple for SOA, None otherwise
+    identity: object  # equal for RRs dnspython holds as the same rdata (an RRset keeps one of them)
+
+
+class Message(NamedTuple):
+    id: int
+    flags: int
+    rcode: int  # with the EDNS extended bits (RFC 6891 §6.1.3), as dnspython's Message.rcode()
+    question: tuple[tuple[str, int, int], ...]  # (name, type, class)
+    answer: tuple[Record, ...]
+
+
+def name_key(name: str) -> str:
+    """A name as this module renders owner names: what a planned name is looked up by."""
+    if _is_plain(name):
+        return name.lower()
+    labels = dns.name.from_text(name).labels
+    return ".".join(_label_text(label.lower()) for label in labels if label)
+
+
+def query_wire(name: str, rdtype: int) -> bytes:
+    """The query for `name`/`rdtype` without its 2-byte id: flags 0 (no recursion desired, RFC 1035
+    §4.1.1 RD=0, as `dns.message.make_query(..., flags=0)`), one question, class IN, no EDNS."""
+    labels = name.encode("ascii").split(b".") if _is_plain(name) else ()
+    if labels and all(len(label) < 64 for label in labels) and len(name) < MAX_NAME_OCTETS - 1:
+        qname = b"".join(bytes((len(label),)) + label for label in labels) + b"\0"
+    else:
+        wired = dns.name.from_text(name).to_wire()
+        assert wired is not None  # no file given: to_wire returns the bytes
+        qname = wired
+    return b"\0\0\0\1\0\0\0\0\0\0" + qname + struct.pack("!HH", rdtype, IN)
+
+
+def with_id(query: bytes, query_id: int) -> bytes:
+    return _U16.pack(query_id) + query
+
+
+def random_id(taken: Iterable[int] | None = None) -> int:
+    used = set(taken or ())
+    while True:
+        candidate = random.randrange(65536)  # noqa: S311 - ids need uniqueness here, not secrecy
+        if candidate not in used:
+            return candidate
+
+
+def parse_message(data: bytes) -> Message:
+    """Header, question and answer of one message; authority and additional are read (and checked) only
+    for the EDNS extended rcode. Raises WireError on anything dnspython's `from_wire` would refuse."""
+    return _Reader(data).message()
+
+
+def rrset_values(records: Sequence[Record], name: str, rdtype: int) -> tuple[str, ...] | None:
+    """The values of the IN RRset `name`/`rdtype` in `records` (dnspython's find_rrset: identical rdatas
+    once, first-seen order), or None when there is no such RRset."""
+    values: list[str] = []
+    seen: set[object] = set()
+    for record in records:
+        if record.rdtype == rdtype and record.name == name and record.rdclass == IN and record.identity not in seen:
+            seen.add(record.identity)
+            values.append(str(record.value))
+    return tuple(values) if values else None
+
+
+def _is_plain(name: str) -> bool:
+    """Letters, digits, `-_*`, dots between non-empty labels: text that is its own wire labels."""
+    return bool(_PLAIN_NAME.fullmatch(name)) and not (name[0] == "." or name[-1] == "." or ".." in name)
+
+
+def _labels_text(labels: list[bytes]) -> str:
+    joined = (labels[0] if len(labels) == 1 else b".".join(labels)).lower()
+    # Only plain octets besides the dots we put between labels: the text is the bytes themselves.
+    if len(joined.translate(None, _PLAIN_OCTETS)) == len(labels) - 1:
+        return joined.decode("ascii")
+    return ".".join(_label_text(label.lower()) for label in labels)
+
+
+def _label_text(label: bytes) -> str:
+    if _PLAIN_LABEL.fullmatch(label):
+        return label.decode("ascii")
+    return dns.name.Name((label,)).to_text()  # dnspython's escapes: \. \" \DDD ...
+
+
+# A decoded name, a plain tuple (this is the hot loop): text (lower-case, no final dot), octets (wire
+# length once decompressed, RFC 1035 §3.1: at most 255), reach (how far the first compression target's
+# own bytes run; 0 without a pointer), hops (pointers followed), end (offset just after the name as written).
+_Name = tuple[str, int, int, int, int]
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.names: dict[int, _Name] = {}
+
+    def message(self) -> Message:
+        data = self.data
+        if len(data) < 12:
+            raise WireError("short header")
+        query_id, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
+        offset = 12
+        question = []
+        for _ in range(qdcount):
+            name, offset = self.name(offset)
+            if offset + 4 > len(data):
+                raise WireError("short question")
+            rdtype, rdclass = struct.unpack_from("!HH", data, offset)
+            question.append((name, rdtype, rdclass))
+            offset += 4
+        answer = []
+        for _ in range(ancount):
+            record, offset = self.record(offset)
+            answer.append(record)
+        rcode = flags & 0xF
+        for _ in range(nscount + arcount):
+            record, offset = self.record(offset)
+            if record.rdtype == OPT:
+                rcode |= (record.ttl >> 20) & 0xFF0
+        if offset != len(data):
+            raise WireError("trailing junk")
+        return Message(query_id, flags, rcode, tuple(question), tuple(answer))
+
+    def name(self, start: int, end: int | None = None) -> tuple[str, int]:
+        """The name written at `start` (text, offset after it); `end` bounds its uncompressed bytes."""
+        text, _, reach, _, after = self.names.get(start) or self._name(start)
+        if reach > start or after > (len(self.data) if end is None else end):
+            raise WireError("bad compression pointer")  # a target overlapping the name itself
+        return text, after
+
+    def _name(self, start: int) -> _Name:
+        data = self.data
+        size = len(data)
+        labels = []
+        octets = 1
+        reach = hops = 0
+        suffix = ""
+        end = start
+        offset = start
+        while True:
+            if offset >= size:
+                raise WireError("name runs past the message")
+            count = data[offset]
+            if count == 0:
+                end = offset + 1
+                break
+            if count < 64:
+                offset += 1 + count
+                if offset > size:
+                    raise WireError("label runs past the message")
+                labels.append(data[offset - count:offset])
+                octets += 1 + count
+                continue
+            suffix, pointed_octets, reach, hops = self._pointed(start, offset)
+            octets += pointed_octets - 1
+            end = offset + 2
+            break
+        if octets > MAX_NAME_OCTETS:
+            raise WireError("name too long")
+        if hops > MAX_POINTER_HOPS:
+            raise WireError("pointer chain too long")
+        if labels:
+            text = _labels_text(labels)
+            if suffix:
+                text = f"{text}.{suffix}"
+        else:
+            text = suffix
+        found = self.names[start] = (text, octets, reach, hops, end)
+        return found
+
+    def _pointed(self, start: int, offset: int) -> tuple[str, int, int, int]:
+        """The name a compression pointer at `offset` (in the name written at `start`) leads to:
+        text, octets, reach and hops as they count for the name at `start`."""
+        data = self.data
+        if data[offset] < 192 or offset + 1 >= len(data):
+            raise WireError("bad label type")
+        target = (data[offset] & 0x3F) << 8 | data[offset + 1]
+        if target >= start:
+            raise WireError("compression pointer not backwards")
+        text, octets, reach, hops, end = self.names.get(target) or self._name(target)
+        # dnspython: each pointer strictly before the previous target, and the target's own bytes
+        # end before the place that pointed at it.
+        if reach > target:
+            raise WireError("bad compression pointer")
+        return text, octets, end, hops + 1
+
+    def record(self, offset: int) -> tuple[Record, int]:
+        data = self.data
+        name, offset = self.name(offset)
+        if offset + 10 > len(data):
+            raise WireError("short resource record")
+        rdtype, rdclass, ttl, rdlength = _RR.unpack_from(data, offset)
+        start = offset + 10
+        end = start + rdlength
+        if end > len(data):
+            raise WireError("rdata runs past the message")
+        value: object = None
+        identity: object = None
+        if rdtype == A:
+            if rdlength != 4:
+                raise WireError("A rdata is not 4 octets")
+            value = identity = ".".join(map(str, data[start:end]))
+        elif rdtype == TXT:
+            value, identity = self._txt(start, end), data[start:end]
+        elif rdtype == MX:
+            if rdlength < 3:
+                raise WireError("short MX rdata")
+            target = self._target(start + 2, end)
+            value = identity = f"{_U16.unpack_from(data, start)[0]} {target}"
+        elif rdtype in (NS, CNAME, PTR):
+            value = identity = self._target(start, end)
+        elif rdtype == SOA:
+            mname, after = self.name(start, end)
+            rname, after = self.name(after, end)
+            if end - after != 20:
+                raise WireError("bad SOA rdata")
+            value = identity = (mname, rname, data[after:end])
+        return Record(name, rdtype, rdclass, ttl, value, identity), end
+
+    def _target(self, start: int, end: int) -> str:
+        text, after = self.name(start, end)
+        if after != end:
+            raise WireError("rdata longer than its name")
+        return text or "."  # dnspython renders the root as "." (RFC 7505 null MX: "0 .")
+
+    def _txt(self, start: int, end: int) -> str:
+        data = self.data
+        strings = []
+        offset = start
+        while offset < end:
+            size = data[offset]
+            if offset + 1 + size > end:
+                raise WireError("TXT string runs past its rdata")
+            strings.append(data[offset + 1:offset + 1 + size])
+            offset += 1 + size
+        if not strings:
+            raise WireError("TXT rdata without strings")
+        # mailinfra.dns.txt.join_txt: bytes joined before decoding (a producer may split inside a character).
+        return b"".join(strings).decode("utf-8", "replace")
