@@ -25,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
                     help="plan date (warmup limits): YYYY-MM-DD, `today`, `all-sending` (first day every "
                          "pool may send) or `warmed` (first day every IP is warmed up); default today")
     up.add_argument("--rsa-only", action="store_true",
-                    help="stop-gap: drop the Ed25519 DKIM entries (OpenDKIM 2.11 cannot sign them)")
+                    help="run the RSA signer only (no Ed25519 signatures), to compare with a dual-signed run")
     up.set_defaults(handler=run_up)
 
     send = actions.add_parser("send", help="inject test messages per stream pool and provider")

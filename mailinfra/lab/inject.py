@@ -40,7 +40,7 @@ def build_message(target: dict[str, Any], lab_id: str, rcpt: str) -> EmailMessag
 
 
 def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, source: str, count: int,
-           log: Path, mail_from_domain: str | None = None) -> list[dict[str, Any]]:
+           log: Path, mail_from_domain: str | None = None, rcpt_prefix: str = "user") -> list[dict[str, Any]]:
     """Send `count` messages per target pool and provider; append one JSON line per message to `log`."""
     results = []
     for target in targets:
@@ -49,7 +49,7 @@ def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, so
             for provider in providers:
                 for _ in range(count):
                     lab_id = uuid.uuid4().hex
-                    rcpt = f"user-{lab_id[:6]}@{provider['domain']}"
+                    rcpt = f"{rcpt_prefix}-{lab_id[:6]}@{provider['domain']}"
                     envelope_from = f"bounces+{lab_id[:12]}@{mail_from_domain or target['return_path']}"
                     entry: dict[str, Any] = {
                         "lab_id": lab_id, "stream": target["stream"], "pool": target["pool"],
@@ -84,11 +84,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--log", required=True, type=Path)
     parser.add_argument("--mail-from-domain", default=None, help="override the envelope sender domain")
+    parser.add_argument("--rcpt-prefix", default="user",
+                        help="recipient local part prefix (`unknown`: the provider answers 550 5.1.1)")
     args = parser.parse_args(argv)
     targets = json.loads(Path(args.targets).read_text())
     providers = json.loads(Path(args.providers).read_text())
     results = inject(targets, providers, source=args.source, count=args.count, log=args.log,
-                     mail_from_domain=args.mail_from_domain)
+                     mail_from_domain=args.mail_from_domain, rcpt_prefix=args.rcpt_prefix)
     print(json.dumps(results))
 
 

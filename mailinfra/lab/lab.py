@@ -172,8 +172,9 @@ def fault(lab: Lab, provider: str, mode: str) -> None:
 
 def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | None = None,
          provider: str | None = None, source: str | None = None,
-         mail_from_domain: str | None = None) -> list[dict[str, Any]]:
-    """Inject `count` messages per pool and provider (optionally one stream/pool/provider)."""
+         mail_from_domain: str | None = None, rcpt_prefix: str | None = None) -> list[dict[str, Any]]:
+    """Inject `count` messages per pool and provider (optionally one stream/pool/provider; `rcpt_prefix`
+    "unknown" addresses recipients the provider rejects, so the message bounces)."""
     state = require_running(lab)
     targets = [t for t in state.info["targets"]
                if (stream is None or t["stream"] == stream) and (pool is None or t["pool"] == pool)]
@@ -193,6 +194,8 @@ def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | Non
             "--count", str(count), "--log", str(lab.layout.sent_log.resolve())]
     if mail_from_domain:
         argv += ["--mail-from-domain", mail_from_domain]
+    if rcpt_prefix:
+        argv += ["--rcpt-prefix", rcpt_prefix]
     result = subprocess.run(in_namespace(lab.layout.namespace, argv), capture_output=True, text=True,
                             check=False, env=python_env())
     if result.returncode != 0:

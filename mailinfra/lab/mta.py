@@ -5,20 +5,23 @@ The lab overlay, and nothing else, differs from a real host:
    root (<runtime>/root), where the files themselves are written; so the lab DKIM keys sit where
    the KeyTable expects them and each instance's queue is the lab's own.
 2. Secrets: the `@@SECRET:name@@` markers are filled with credentials made for this lab run.
-3. Addresses: every instance listens on the host's inbound address only (inet_interfaces). On a
-   real host `all` is that host's own addresses; in the lab the providers' and routes' addresses
-   are local too, and Postfix would refuse to deliver to them ("mail for gmail.com loops back to
-   myself"); the primary would also collide with the providers on port 25.
-4. Processes: OpenDKIM runs as root (the lab keys are root-only) with its PID file under the root;
-   the primary does not drive postmulti (the lab starts every instance itself, by PID), and each
-   instance logs to a file (maillog_file) because the lab has no syslog.
-5. Only with `rsa_only` (a stop-gap, off by default): the Ed25519 KeyTable/SigningTable entries are
-   dropped. OpenDKIM 2.11 signs every KeyTable key with its one SignatureAlgorithm (rsa-sha256), so an
-   Ed25519 key fails with "EVP_PKEY_get1_RSA() failed" and, rightly, every message is deferred.
+3. Addresses: every instance listens on the host's inbound address only (inet_interfaces), the
+   primary on loopback as well (where the pool instances hand it DSNs, as on a real bounce host whose
+   `all` includes loopback). On a real host `all` is that host's own addresses; in the lab the
+   providers' and routes' addresses are local too, and Postfix would refuse to deliver to them
+   ("mail for gmail.com loops back to myself"); the primary would also collide with the providers
+   on port 25.
+4. Processes: every OpenDKIM signer (RSA, and Ed25519 when rendered) runs as root (the lab keys are
+   root-only) with its PID file under the root; the primary does not drive postmulti (the lab starts
+   every instance itself, by PID), and each instance logs to a file (maillog_file) because the lab
+   has no syslog.
+5. Only with `rsa_only` (off by default): the Ed25519 signer is not started and the instances call
+   the RSA signer only, for comparing a run without Ed25519 signatures.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +32,8 @@ from pathlib import Path
 from mailinfra.lab.namespace import LabError, in_namespace, namespace_pids
 from mailinfra.lab.procs import LabState, adopt_process, start_process, stop_process
 from mailinfra.mta.files import SECRET_MARK, RenderedFile
-from mailinfra.mta.postfix import plan_instances
+from mailinfra.mta.opendkim import Signer, plan_signers
+from mailinfra.mta.postfix import MAIL_UID, plan_instances
 from mailinfra.mta.render import render_host
 from mailinfra.plan.model import HostPlan, Plan
 
@@ -51,7 +55,7 @@ class StagedHost:
     host: str
     root: Path
     instances: tuple[PostfixInstance, ...]
-    opendkim_conf: Path
+    signers: tuple[Signer, ...]  # the rendered OpenDKIM processes the lab starts (conf paths on the host)
 
 
 def relocate(text: str, root: Path) -> str:
@@ -78,13 +82,19 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
     instances = [PostfixInstance("postfix", root / "etc/postfix", None, None)]
     instances += [PostfixInstance(i.name, root / i.config_dir.lstrip("/"), i.pool, i.port)
                   for i in plan_instances(plan, host)]
+    signers = plan_signers(plan, host)
+    if rsa_only:
+        signers = tuple(s for s in signers if s.algorithm == "rsa-sha256")
     for instance in instances:
         overrides = {"maillog_file": str(root / "var/log" / f"{instance.name}.log"),
                      "maillog_file_prefixes": str(root / "var"), "inet_interfaces": host.inbound_address}
         if instance.pool is None:
             overrides |= {"multi_instance_wrapper": "", "multi_instance_directories": "",
                           "queue_directory": str(root / "var/spool/postfix"),
-                          "data_directory": str(root / "var/lib/postfix")}
+                          "data_directory": str(root / "var/lib/postfix"),
+                          "inet_interfaces": f"{host.inbound_address}, 127.0.0.1"}
+        elif rsa_only:
+            overrides["smtpd_milters"] = ", ".join(s.milter for s in signers)
         postconf_set(instance.config_dir, overrides)
         settings = read_main_cf(instance.config_dir / "main.cf")
         queue, data = settings["queue_directory"], settings["data_directory"]
@@ -93,22 +103,16 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
         Path(data).mkdir(parents=True, exist_ok=True)
         shutil.chown(data, user=owner)
     (root / "var/log").mkdir(parents=True, exist_ok=True)
-    if rsa_only:
-        _drop_ed25519(plan, root / "etc/opendkim")
-    conf = root / "etc/opendkim.conf"
-    lines = [line for line in conf.read_text().splitlines() if not line.startswith("UserID")]
-    conf.write_text("\n".join(lines) + "\n")
-    for path in (root / "run/opendkim", root / "var/mail/mailinfra-bounces"):
-        path.mkdir(parents=True, exist_ok=True)
-    return StagedHost(host.name, root, tuple(instances), conf)
-
-
-def _drop_ed25519(plan: Plan, conf_dir: Path) -> None:
-    names = [f"{k.selector}._domainkey." for k in plan.dkim_keys if k.algorithm == "ed25519"]
-    for table in ("KeyTable", "SigningTable"):
-        path = conf_dir / table
-        lines = [line for line in path.read_text().splitlines() if not any(n in line for n in names)]
-        path.write_text("\n".join(lines) + "\n")
+    for signer in signers:
+        conf = root / signer.conf.lstrip("/")
+        lines = [line for line in conf.read_text().splitlines() if not line.startswith("UserID")]
+        conf.write_text("\n".join(lines) + "\n")
+    (root / "run/opendkim").mkdir(parents=True, exist_ok=True)
+    # virtual(8) delivers bounces as the mail user (virtual_uid_maps), creating each domain's maildir.
+    mailboxes = root / "var/mail/mailinfra-bounces"
+    mailboxes.mkdir(parents=True, exist_ok=True)
+    os.chown(mailboxes, MAIL_UID, MAIL_UID)
+    return StagedHost(host.name, root, tuple(instances), signers)
 
 
 def _write(rendered: RenderedFile, root: Path, secrets: dict[str, str]) -> None:
@@ -143,16 +147,27 @@ def read_main_cf(path: Path) -> dict[str, str]:
     return values
 
 
-def start_opendkim(state: LabState, namespace: str, staged: StagedHost) -> int:
-    name = f"opendkim-{staged.host}"
-    argv = in_namespace(namespace, ["opendkim", "-f", "-x", str(staged.opendkim_conf), "-l"])
-    pid = start_process(state, name, argv, staged.root / "var/log" / "opendkim.log")
-    wait_for_port(namespace, "127.0.0.1", 8891, name)
-    return pid
+def opendkim_process(signer: Signer, host: str) -> str:
+    """The lab's process name of a signer: opendkim-<host>, opendkim-ed25519-<host>."""
+    return f"{signer.service}-{host}"
 
 
-def stop_opendkim(state: LabState, host: str) -> None:
-    stop_process(state, f"opendkim-{host}")
+def start_opendkim(state: LabState, namespace: str, staged: StagedHost) -> list[int]:
+    """Every signer of the host from its rendered config, in the foreground (the lab tracks the PID)."""
+    pids = []
+    for signer in staged.signers:
+        name = opendkim_process(signer, staged.host)
+        conf = staged.root / signer.conf.lstrip("/")
+        argv = in_namespace(namespace, ["opendkim", "-f", "-x", str(conf), "-l"])
+        pids.append(start_process(state, name, argv, staged.root / "var/log" / f"{signer.service}.log"))
+    for signer in staged.signers:
+        wait_for_port(namespace, "127.0.0.1", signer.port, opendkim_process(signer, staged.host))
+    return pids
+
+
+def stop_opendkim(state: LabState, staged: StagedHost) -> None:
+    for signer in staged.signers:
+        stop_process(state, opendkim_process(signer, staged.host))
 
 
 def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, listen: str) -> int:

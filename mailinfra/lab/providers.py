@@ -32,6 +32,9 @@ from mailinfra.lab.verify import verify_message
 MODES = ("ok", "throttle", "throttle-rcpt", "refuse", "silent")
 # How long a silent provider holds a connection before dropping it (longer than any sane HELO timeout).
 SILENT_HOLD_SECONDS = 600
+# A recipient whose local part starts with this does not exist: 550 5.1.1 at RCPT, as a provider answers
+# an unknown mailbox, so the sending instance bounces the message and its DSN can be followed.
+UNKNOWN_LOCALPART = "unknown"
 
 
 def read_mode(control: Path | None) -> str:
@@ -126,6 +129,8 @@ class ProviderHandler:
             return "451 4.7.28 Rate limited, try again later"
         if address.rpartition("@")[2].lower() != self.domain:
             return "550 5.1.1 No such domain here"
+        if address.lower().startswith(UNKNOWN_LOCALPART):
+            return "550 5.1.1 The email account that you tried to reach does not exist"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 

@@ -1,4 +1,13 @@
-"""OpenDKIM for one Postfix host: a KeyTable/SigningTable entry for every stream the host sends for."""
+"""OpenDKIM for one Postfix host: a KeyTable/SigningTable entry for every stream the host sends for.
+
+Why two signers: OpenDKIM 2.11 signs every key of its KeyTable with its one global SignatureAlgorithm
+(opendkim.conf(5)); an Ed25519 key under rsa-sha256 fails ("EVP_PKEY_get1_RSA() failed") and the
+milter tempfails every message. So RSA selectors are signed by `opendkim` (the Debian service,
+/etc/opendkim.conf) and Ed25519 selectors (RFC 8463) by a second process, `opendkim-ed25519`, with
+`SignatureAlgorithm ed25519-sha256` and its own socket; Postfix chains both milters. Both read the
+one KeyTable (a signer loads only the keys its SigningTable names), so every key path is
+`dkim_key_file` and the host fetches each key once.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,9 @@ from mailinfra.plan.model import HostPlan, Plan
 CONF_DIR = "/etc/opendkim"
 # OpenDKIM refuses keys in group/world-writable directories: the host creates this 0700, keys 0600.
 KEY_DIR = "/etc/opendkim/keys"
+RUN_DIR = "/run/opendkim"  # Debian's tmpfiles.d creates it (0750 opendkim)
+RSA = "rsa-sha256"
+ED25519 = "ed25519-sha256"
 
 
 def dkim_key_file(org_domain: str, selector: str) -> str:
@@ -24,33 +36,90 @@ class SigningEntry:
     selector: str
     key_file: str
     stream: str
+    algorithm: str  # the DKIM a= it signs with: rsa-sha256 | ed25519-sha256
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """One OpenDKIM process: one signature algorithm, its own socket, PID file and SigningTable."""
+
+    service: str  # systemd unit (without .service)
+    algorithm: str
+    conf: str  # absolute path of its opendkim.conf
+    signing_table: str
+    port: int
+    pid_file: str
+    entries: tuple[SigningEntry, ...]
+
+    @property
+    def milter(self) -> str:
+        """What Postfix names in smtpd_milters."""
+        return f"inet:127.0.0.1:{self.port}"
+
+    @property
+    def socket(self) -> str:
+        """The same socket in OpenDKIM's notation."""
+        return f"inet:{self.port}@127.0.0.1"
 
 
 def plan_signing(plan: Plan, host: HostPlan) -> tuple[SigningEntry, ...]:
     """The active selectors (RSA, and Ed25519 when configured) of every stream on the host."""
     entries = []
     for stream in (plan.stream(name) for name in host.streams):
-        selectors = [stream.dkim_selector, *([stream.ed25519_selector] if stream.ed25519_selector else [])]
-        for selector in selectors:
+        selectors = [(stream.dkim_selector, RSA),
+                     *([(stream.ed25519_selector, ED25519)] if stream.ed25519_selector else [])]
+        for selector, algorithm in selectors:
             # One key per org domain and selector, published under every sending domain of that org domain.
             entries.append(SigningEntry(
                 name=f"{selector}._domainkey.{stream.sending_domain}", domain=stream.sending_domain,
                 selector=selector, key_file=dkim_key_file(stream.org_domain, selector),
-                stream=stream.name))
+                stream=stream.name, algorithm=algorithm))
     return tuple(entries)
 
 
-def render_opendkim(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
-    """opendkim.conf, KeyTable, SigningTable and TrustedHosts of one host."""
+def plan_signers(plan: Plan, host: HostPlan) -> tuple[Signer, ...]:
+    """The RSA signer (always: the Debian `opendkim` service) and, when a stream has an Ed25519
+    selector, the Ed25519 signer; Postfix calls them in this order."""
     entries = plan_signing(plan, host)
-    multiple = len({e.domain for e in entries}) < len(entries)
-    conf_dir = CONF_DIR
-    prefix = conf_dir.lstrip("/")
-    return (
-        rendered("etc/opendkim.conf", render_template(
-            "opendkim/opendkim.conf.j2", plan=plan, host=host, conf_dir=conf_dir, multiple=multiple)),
+    signers = [Signer("opendkim", RSA, "/etc/opendkim.conf", f"{CONF_DIR}/SigningTable", 8891,
+                      f"{RUN_DIR}/opendkim.pid", tuple(e for e in entries if e.algorithm == RSA))]
+    ed25519 = tuple(e for e in entries if e.algorithm == ED25519)
+    if ed25519:
+        signers.append(Signer("opendkim-ed25519", ED25519, "/etc/opendkim-ed25519.conf",
+                              f"{CONF_DIR}/SigningTable.ed25519", 8892, f"{RUN_DIR}/opendkim-ed25519.pid",
+                              ed25519))
+    return tuple(signers)
+
+
+def plan_milters(plan: Plan, host: HostPlan) -> tuple[str, ...]:
+    """smtpd_milters of every Postfix instance of the host: each signer, RSA first."""
+    return tuple(signer.milter for signer in plan_signers(plan, host))
+
+
+def render_opendkim(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
+    """Per signer its opendkim.conf and SigningTable; the shared KeyTable and TrustedHosts; the
+    systemd unit of the Ed25519 signer and the drop-in that starts it with Debian's opendkim."""
+    entries = plan_signing(plan, host)
+    signers = plan_signers(plan, host)
+    prefix = CONF_DIR.lstrip("/")
+    files = [
         rendered(f"{prefix}/KeyTable", render_template(
             "opendkim/KeyTable.j2", plan=plan, entries=entries, key_dir=KEY_DIR)),
-        rendered(f"{prefix}/SigningTable", render_template("opendkim/SigningTable.j2", plan=plan, entries=entries)),
         rendered(f"{prefix}/TrustedHosts", render_template("opendkim/TrustedHosts.j2", plan=plan, host=host)),
-    )
+    ]
+    for signer in signers:
+        # More than one selector for a From domain in one signer: sign with each (MultipleSignatures).
+        multiple = len({e.domain for e in signer.entries}) < len(signer.entries)
+        files.append(rendered(signer.conf.lstrip("/"), render_template(
+            "opendkim/opendkim.conf.j2", plan=plan, host=host, conf_dir=CONF_DIR, signer=signer,
+            multiple=multiple)))
+        files.append(rendered(signer.signing_table.lstrip("/"), render_template(
+            "opendkim/SigningTable.j2", plan=plan, entries=signer.entries, signer=signer)))
+    for signer in signers[1:]:
+        files.append(rendered(f"etc/systemd/system/{signer.service}.service", render_template(
+            "opendkim/opendkim-extra.service.j2", plan=plan, host=host, signer=signer)))
+        # Wants= in a drop-in of Debian's unit: starting opendkim (cloud-init enables it) starts this
+        # signer too, and only on hosts that render it.
+        files.append(rendered(f"etc/systemd/system/opendkim.service.d/{signer.service}.conf", render_template(
+            "opendkim/opendkim-wants.conf.j2", plan=plan, signer=signer)))
+    return tuple(files)

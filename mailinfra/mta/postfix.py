@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from mailinfra.errors import PlanError
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
+from mailinfra.mta.opendkim import plan_milters
 from mailinfra.plan.model import HostPlan, Plan, PoolPlan, RoutePlan, StreamPlan
 from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS, IpLimits, ProviderLimit
 
@@ -30,7 +31,8 @@ SMTP_HELO_TIMEOUT = "5s"
 # defer the whole destination.
 FAILED_COHORT_LIMIT = 10
 
-OPENDKIM_MILTER = "inet:127.0.0.1:8891"
+# Where pool instances hand DSNs for this host's return-path domains to the primary instance.
+PRIMARY_LOOPBACK = "127.0.0.1"
 BOUNCE_MAILBOX_BASE = "/var/mail/mailinfra-bounces"
 BOUNCE_LOCALPART = "bounces"  # return-path addresses: bounces@<rp> and VERP bounces+<tag>@<rp>
 MAIL_UID = 8  # Debian's `mail` user owns the bounce mailboxes
@@ -60,6 +62,7 @@ class Instance:
 
     name: str  # postfix-<pool>
     pool: str
+    hostname: str  # myhostname: <pool>.<host fqdn>, never the primary's (see plan_instances)
     stream: StreamPlan
     config_dir: str
     port: int
@@ -69,6 +72,7 @@ class Instance:
     sending: bool  # False: every IP is gated or not started; injection is deferred
     fallback: tuple[str, ...]
     sasl: tuple[SaslEntry, ...]
+    bounce_routes: dict[str, str]  # return-path domain -> transport:[nexthop] of the primary instance
 
 
 def injection_ports(plan: Plan) -> dict[str, int]:
@@ -104,7 +108,8 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
             "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance, providers=PROVIDERS,
             provider_domains=PROVIDER_DOMAINS, connect_timeout=SMTP_CONNECT_TIMEOUT,
-            helo_timeout=SMTP_HELO_TIMEOUT, milter=OPENDKIM_MILTER, failed_cohort=FAILED_COHORT_LIMIT)))
+            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host),
+            failed_cohort=FAILED_COHORT_LIMIT)))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
             transports=instance.transports)))
@@ -119,6 +124,7 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
     """The postmulti instances of one host, in the pools' order."""
     ports = injection_ports(plan)
     limits = {limit.ip: limit for limit in plan.warmup}
+    bounce_routes = plan_bounce_routes(plan, host)
     result = []
     for pool in plan.pools:
         on_host = [plan.ip(name) for name in pool.ips if plan.ip(name).host == host.name]
@@ -139,11 +145,32 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
         route = plan.route(stream.route) if stream.route else None
         fallback, sasl = _fallback(plan, route, host)
         result.append(Instance(
-            name=instance_name(pool.name), pool=pool.name, stream=stream,
+            name=instance_name(pool.name), pool=pool.name, hostname=instance_hostname(pool.name, host),
+            stream=stream,
             config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
             rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
-            sending=bool(sending_ips), fallback=fallback, sasl=sasl))
+            sending=bool(sending_ips), fallback=fallback, sasl=sasl, bounce_routes=bounce_routes))
     return tuple(result)
+
+
+def instance_hostname(pool: str, host: HostPlan) -> str:
+    """myhostname of a pool instance: a name of its own under the host's, because smtp(8) refuses a
+    server that greets it with its own myhostname ("greeted me with my own hostname"), and instances
+    hand DSNs to the primary, which greets with the host's fqdn."""
+    return f"{pool.replace('_', '-')}.{host.fqdn}"
+
+
+def plan_bounce_routes(plan: Plan, host: HostPlan) -> dict[str, str]:
+    """Return-path domain -> where a pool instance sends mail for it (its DSNs): the primary instance
+    of this host, when it accepts bounces.
+
+    The return-path MX is this host itself, and smtp(8) refuses an MX that is one of its own
+    addresses ("mail for ... loops back to myself", 5.4.6); an explicit [nexthop] skips the MX
+    lookup and with it that check. Loopback, not the inbound address: the primary listens on all
+    addresses of a bounce host, and the inbound address is a NAT-mapped EIP (a placeholder until
+    `pulumi up`). A host that accepts no bounces leaves normal MX routing.
+    """
+    return dict.fromkeys(_bounce_domains(plan, host), f"smtp:[{PRIMARY_LOOPBACK}]:25")
 
 
 def _limit_of(limits: dict[str, IpLimits], ip: str) -> IpLimits:

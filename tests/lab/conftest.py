@@ -53,8 +53,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     build_root = tmp_path_factory.mktemp("lab-build")
     layout = plan_layout(plan, build_root, Path("/run/mailinfra-lab-test"), namespace="mi-test-dev")
     running = lab_module.Lab(plan, layout)
-    # rsa_only: OpenDKIM 2.11 cannot sign the stack's Ed25519 selector (see test_ed25519_signing_xfail).
-    lab_module.up(running, rsa_only=True)
+    lab_module.up(running)
     try:
         yield running
     finally:

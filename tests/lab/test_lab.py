@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from mailinfra.lab import lab as lab_module
 from mailinfra.lab import mta
 from mailinfra.lab.layout import OUTSIDER_ADDRESS
+from mailinfra.lab.namespace import in_namespace
 from mailinfra.lab.procs import LabState, restart_process, stop_process
 from mailinfra.lab.report import read_arrivals
 
@@ -167,3 +169,62 @@ def test_lab_processes_are_all_inside_the_namespace(lab: Any) -> None:
     inside = set(subprocess.run(["ip", "netns", "pids", lab.layout.namespace], capture_output=True, text=True,
                                 check=True).stdout.split())
     assert {str(p["pid"]) for p in state.processes.values()} <= inside
+
+
+# dkimpy on a stored .eml, inside the lab namespace (its resolver is the lab's Knot): one line per
+# DKIM-Signature, "<a=> <d=> <s=> <True|False>".
+_VERIFY_EML = """
+import sys, dkim
+raw = open(sys.argv[1], "rb").read()
+sigs = [v for k, v in dkim.DKIM(raw).headers if k.lower() == b"dkim-signature"]
+for index, sig in enumerate(sigs):
+    tags = dict(t.strip().split(b"=", 1) for t in sig.split(b";") if b"=" in t)
+    print(tags[b"a"].decode(), tags[b"d"].decode(), tags[b"s"].decode(), dkim.DKIM(raw).verify(idx=index))
+"""
+
+
+def test_every_stream_is_signed_with_rsa_and_ed25519_and_both_verify(lab: Any) -> None:
+    """Both rendered signers sign every stream's mail (RFC 8463 beside RSA): dkimpy verifies the received
+    .eml's rsa-sha256 and ed25519-sha256 signatures, each d= the stream's sending domain with its active
+    selector."""
+    sent = lab_module.send(lab, provider="yahoo")
+    assert all(e["accepted"] for e in sent), [e["reply"] for e in sent if not e["accepted"]]
+    _arrivals(lab, [e["lab_id"] for e in sent])
+    emls = {eml.name.split("-")[1]: eml for eml in lab.layout.mail_dir.glob("yahoo/*.eml")}
+    for entry in sent:
+        stream = lab.plan.stream(entry["stream"])
+        assert stream.ed25519_selector, f"dev stream {stream.name} is expected to have an Ed25519 selector"
+        argv = in_namespace(lab.layout.namespace, [sys.executable, "-c", _VERIFY_EML,
+                                                   str(emls[entry["lab_id"]].resolve())])
+        result = subprocess.run(argv, capture_output=True, text=True, check=True, env=lab_module.python_env())
+        signatures = sorted(tuple(line.split()) for line in result.stdout.splitlines())
+        assert signatures == sorted([
+            ("ed25519-sha256", stream.sending_domain, stream.ed25519_selector, "True"),
+            ("rsa-sha256", stream.sending_domain, stream.dkim_selector, "True"),
+        ]), entry["stream"]
+
+
+def test_dsn_for_an_unknown_recipient_reaches_the_primary_and_nothing_loops(lab: Any) -> None:
+    """GIVEN a provider that answers 550 5.1.1 for a recipient WHEN a stream sends to it THEN the pool
+    instance's DSN goes to the return-path address on this host's primary instance (not back to itself
+    by MX: no 'loops back to myself', no 'greeted me with my own hostname'), lands in the bounce mailbox
+    of the return-path domain, and no instance keeps anything queued."""
+    sent = lab_module.send(lab, pool="tx", provider="outlook", rcpt_prefix="unknown")
+    assert [e["accepted"] for e in sent] == [True]
+    stream = lab.plan.stream(sent[0]["stream"])
+    mailbox = lab.layout.runtime_dir / "root/var/mail/mailinfra-bounces" / stream.return_path / "new"
+    deadline = time.monotonic() + 20
+    dsns: list[str] = []
+    while time.monotonic() < deadline and not dsns:
+        dsns = [p.read_text(errors="replace") for p in mailbox.glob("*")] if mailbox.is_dir() else []
+        time.sleep(0.2)
+    mine = [d for d in dsns if sent[0]["lab_id"] in d]
+    assert len(mine) == 1, f"no DSN for {sent[0]['lab_id']} in {mailbox}"
+    dsn = mine[0]
+    assert f"Delivered-To: {sent[0]['mail_from']}" in dsn
+    assert "Status: 5.1.1" in dsn and sent[0]["rcpt"] in dsn
+    assert sent[0]["lab_id"] not in {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
+    logs = "".join(p.read_text(errors="replace") for p in (lab.layout.runtime_dir / "root/var/log").glob("*.log"))
+    assert "loops back to myself" not in logs and "greeted me with my own hostname" not in logs
+    time.sleep(0.5)
+    assert lab_module.queue_entries(lab) == []

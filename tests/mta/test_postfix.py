@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailinfra.mta.postfix import plan_instances
+from mailinfra.mta.opendkim import plan_signers
+from mailinfra.mta.postfix import PRIMARY_LOOPBACK, plan_instances
 from mailinfra.mta.render import render_host
 from mailinfra.plan.model import Plan
 from tests.tooling import require_tool
@@ -66,17 +67,23 @@ def test_postconf_check_catches_a_typo(tmp_path: Path) -> None:
 
 
 def test_opendkim_accepts_config(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
-    """`opendkim -n` (OpenDKIM's configuration check) accepts the rendered config of every Postfix host."""
+    """`opendkim -n` (OpenDKIM's configuration check) accepts every signer's rendered config of every
+    Postfix host; each signer has one SignatureAlgorithm, its own socket and PID file."""
     plan, dirs = rendered_stack
     opendkim = require_tool("opendkim")
     for host in _postfix_hosts(plan):
         root = dirs[host].resolve()
-        conf = root / "etc/opendkim.conf"
-        # The config names /etc/opendkim/...; point it at the rendered copy for the check.
-        local = root / "opendkim-check.conf"
-        local.write_text(conf.read_text().replace("/etc/opendkim/", f"{root}/etc/opendkim/"))
-        result = subprocess.run([opendkim, "-n", "-x", str(local)], capture_output=True, text=True, check=False)
-        assert (result.returncode, result.stderr) == (0, ""), f"{host}: {result.stderr}"
+        signers = plan_signers(plan, plan.host(host))
+        assert len({s.port for s in signers}) == len({s.pid_file for s in signers}) == len(signers)
+        for signer in signers:
+            conf = (root / signer.conf.lstrip("/")).read_text()
+            assert re.search(rf"^SignatureAlgorithm\s+{signer.algorithm}$", conf, re.MULTILINE)
+            # The config names /etc/opendkim/...; point it at the rendered copy for the check.
+            local = root / f"{signer.service}-check.conf"
+            local.write_text(conf.replace("/etc/opendkim/", f"{root}/etc/opendkim/"))
+            result = subprocess.run([opendkim, "-n", "-x", str(local)], capture_output=True, text=True,
+                                    check=False)
+            assert (result.returncode, result.stderr) == (0, ""), f"{host}/{signer.service}: {result.stderr}"
 
 
 def test_opendkim_check_catches_unknown_parameter(tmp_path: Path) -> None:
@@ -121,16 +128,27 @@ def test_every_pool_ip_on_exactly_one_host_and_instance(rendered_stack: tuple[Pl
 
 
 def test_every_stream_has_a_signing_entry(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
-    """Every stream a Postfix host sends for has its sending domain and active selector in the SigningTable."""
+    """Every stream a Postfix host sends for has its sending domain and active RSA selector in the RSA
+    signer's SigningTable, its Ed25519 selector (if any) in the Ed25519 signer's, both in the KeyTable;
+    each SigningTable names only its signer's selectors, and every milter is on each instance's list."""
     plan, dirs = rendered_stack
     for host in _postfix_hosts(plan):
-        signing = (dirs[host] / "etc/opendkim/SigningTable").read_text()
+        signers = {s.algorithm: s for s in plan_signers(plan, plan.host(host))}
+        tables = {a: (dirs[host] / s.signing_table.lstrip("/")).read_text() for a, s in signers.items()}
         keys = (dirs[host] / "etc/opendkim/KeyTable").read_text()
         for stream in (plan.stream(s) for s in plan.host(host).streams):
-            name = f"{stream.dkim_selector}._domainkey.{stream.sending_domain}"
-            assert f"*@{stream.sending_domain} {name}\n" in signing
-            assert re.search(rf"^{re.escape(name)} {re.escape(stream.sending_domain)}:{stream.dkim_selector}:/etc/"
-                             r"opendkim/keys/\S+$", keys, re.MULTILINE)
+            wanted = [("rsa-sha256", stream.dkim_selector)]
+            wanted += [("ed25519-sha256", stream.ed25519_selector)] if stream.ed25519_selector else []
+            for algorithm, selector in wanted:
+                name = f"{selector}._domainkey.{stream.sending_domain}"
+                assert f"*@{stream.sending_domain} {name}\n" in tables[algorithm]
+                assert all(name not in table for a, table in tables.items() if a != algorithm)
+                assert re.search(rf"^{re.escape(name)} {re.escape(stream.sending_domain)}:{selector}:/etc/"
+                                 r"opendkim/keys/\S+$", keys, re.MULTILINE)
+        for instance in plan_instances(plan, plan.host(host)):
+            milters = _postconf("-c", str((dirs[host] / instance.config_dir.lstrip("/")).resolve()), "-h",
+                                "smtpd_milters").stdout.strip()
+            assert milters.split(", ") == [s.milter for s in signers.values()]
 
 
 def test_instances_fail_closed(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
@@ -198,3 +216,54 @@ def test_postfix_route_target_is_refused(stack_plan: Plan) -> None:
     broken = dataclasses.replace(stack_plan, routes=(*stack_plan.routes, route))
     with pytest.raises(PlanError, match=f"route to-postfix: hosts {postfix[0]} run Postfix"):
         render_host(broken, postfix[0])
+
+
+def _top_level_tables(value: str) -> list[str]:
+    """The tables of a Postfix map list (`a:{...}, b:{...}`), split at commas outside braces."""
+    tables, depth, current = [], 0, ""
+    for char in value:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            tables.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [t for t in [*tables, current.strip()] if t]
+
+
+def _lookup(config: str, tables: list[str], key: str) -> str:
+    """What the first table of the list answers for `key` (postmap -q, as trivial-rewrite would)."""
+    for table in tables:
+        result = subprocess.run([require_tool("postmap"), "-c", config, "-q", key, table], capture_output=True,
+                                text=True, check=False)
+        assert result.stderr == "", f"{table}: {result.stderr}"
+        if result.returncode == 0:
+            return result.stdout.strip()
+    return ""
+
+
+def test_dsns_to_own_return_paths_go_to_the_primary(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
+    """On a bounce host, every return-path domain resolves (transport_maps) to the primary on loopback by
+    an explicit [nexthop] (no MX lookup, so no 'loops back to myself'); elsewhere the stream's own return
+    path leaves by its pool's transports (normal MX routing). Each instance's myhostname differs from
+    the primary's, so the primary's greeting is not taken for a loop."""
+    plan, dirs = rendered_stack
+    return_paths = {s.return_path for s in plan.streams}
+    for host in _postfix_hosts(plan):
+        primary = _postconf("-c", str((dirs[host] / "etc/postfix").resolve()), "-h", "myhostname").stdout.strip()
+        for instance in plan_instances(plan, plan.host(host)):
+            config = str((dirs[host] / instance.config_dir.lstrip("/")).resolve())
+            hostname, maps = _postconf("-c", config, "-h", "myhostname", "transport_maps").stdout.splitlines()
+            assert hostname != primary
+            tables = _top_level_tables(maps)
+            if plan.host(host).accepts_bounces:
+                for domain in return_paths:
+                    assert _lookup(config, tables, domain) == f"smtp:[{PRIMARY_LOOPBACK}]:25", (host, instance.name)
+                assert _postconf("-c", config, "-M", "smtp/unix").stdout.startswith("smtp")
+            else:
+                transport = _lookup(config, tables, instance.stream.return_path)
+                assert transport in {t.name for t in instance.transports}, (host, instance.name, transport)
+        primary_main = (dirs[host] / "etc/postfix/main.cf").read_text()
+        if plan.host(host).accepts_bounces:
+            # The primary accepts them on every address, loopback included.
+            assert "inet_interfaces = all" in primary_main
