@@ -14,7 +14,7 @@ from mailinfra.dns.records import DnsRecord, RecordType
 from mailinfra.drift.compare import compare_record
 from mailinfra.drift.dkim_check import HeldKey, check_dkim_keys
 from mailinfra.drift.model import DriftResult, Status
-from mailinfra.drift.resolve import Answer, Resolver, Server
+from mailinfra.drift.resolve import DEFAULT_CONCURRENCY, Answer, Resolver, Server
 from mailinfra.drift.transfer import answers_from_zone, transfer_zones
 from mailinfra.plan.model import Plan
 
@@ -24,7 +24,7 @@ class DnsOptions:
     nameserver: Server | None = None  # None: each zone's authoritative NS, found through the system resolver
     timeout: float = 1.5
     attempts: int = 3
-    concurrency: int = 256
+    concurrency: int = DEFAULT_CONCURRENCY  # queries in flight per server
     transfer: bool = True  # try one AXFR per zone first; per-record queries where it is refused
     dkim_keys: tuple[HeldKey, ...] = ()  # private keys hosts hold: signed with, verified against DNS
 

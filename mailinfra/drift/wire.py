@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Sequence
 from typing import NamedTuple
 
 import dns.name
@@ -85,11 +85,11 @@ def with_id(query: bytes, query_id: int) -> bytes:
     return _U16.pack(query_id) + query
 
 
-def random_id(taken: Iterable[int] | None = None) -> int:
-    used = set(taken or ())
+def random_id(taken: Container[int] = ()) -> int:
+    """A message id not in `taken` (ids in flight on one socket must differ to route the answers)."""
     while True:
         candidate = random.randrange(65536)  # noqa: S311 - ids need uniqueness here, not secrecy
-        if candidate not in used:
+        if candidate not in taken:
             return candidate
 
 

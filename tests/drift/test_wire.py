@@ -5,6 +5,7 @@ from __future__ import annotations
 import dns.exception
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdata
 import dns.rrset
 import pytest
@@ -128,6 +129,6 @@ def test_empty_txt_and_short_a_are_refused() -> None:
 def test_extended_rcode_from_edns() -> None:
     """BADVERS (16) lives half in the header, half in the OPT TTL (RFC 6891 §6.1.3)."""
     response = dns.message.make_response(dns.message.make_query("example.com", "A", use_edns=0))
-    response.set_rcode(16)
+    response.set_rcode(dns.rcode.BADVERS)
     data = response.to_wire()
     assert wire.parse_message(data).rcode == dns.message.from_wire(data).rcode() == 16
