@@ -51,6 +51,7 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
         rendered_files,
     )
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
+    from mailinfra.plan.private_addresses import subnet_address_keys
 
     env = plan.environment
     zone_ids = lookup_zone_ids(plan)
@@ -77,6 +78,8 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
             host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets, rendered_files(plan, host),
             planned_addresses={ip: plan.ip(ip).address for ip in host.ips},
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
+            subnet_address_keys=subnet_address_keys(plan, host.name),
+            previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
             postfix_instances=postfix_instances(plan, host)))
     return {
         "pools": {name: pool.public_ips for name, pool in pools.items()},

@@ -8,7 +8,7 @@ allocated in the account). Adopted IPs are imported by allocation id, never re-a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_aws as aws
@@ -56,7 +56,8 @@ class IpPool(pulumi.ComponentResource):
                 f"{name}-{ip.name}-{record_slug(record)}", record=record, zone_id=args.zone_ids[record.zone],
                 provider=args.dns_provider, values=[address],
                 opts=pulumi.ResourceOptions(parent=self, aliases=[
-                    pulumi.Alias(name=f"{name}-{old}-{record_slug(record)}") for old in ip.previous_names]))
+                    pulumi.Alias(name=f"{name}-{old}-{slug}") for old in ip.previous_names
+                    for slug in _previous_slugs(record, ip.name, old)]))
             # AWS sets reverse DNS only when the name already resolves forward to this EIP
             # (EC2 User Guide, "Reverse DNS for email applications"): the PTR waits for its A record.
             aws.ec2.EipDomainName(
@@ -70,3 +71,12 @@ class IpPool(pulumi.ComponentResource):
             self.public_ips[ip.name] = pulumi.Output.from_input(address)
             self.allocation_ids[ip.name] = eip.allocation_id
         self.register_outputs({"public_ips": self.public_ips, "allocation_ids": self.allocation_ids})
+
+
+def _previous_slugs(record: DnsRecord, name: str, old: str) -> list[str]:
+    """The A record's slug when the IP was called `old`: the same HELO if it was set explicitly, or the
+    default HELO `<old>.<sending domain>` if it was derived from the IP's name (the record's old owner)."""
+    slugs = [record_slug(record)]
+    if record.name.startswith(f"{name}."):
+        slugs.append(record_slug(replace(record, name=f"{old}{record.name.removeprefix(name)}")))
+    return slugs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.render import render_host
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
+from mailinfra.plan.private_addresses import private_addresses
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "cloud-init"
 # Debian 12 images published by the Debian cloud team (https://wiki.debian.org/Cloud/AmazonEC2Image).
@@ -111,6 +113,10 @@ class MtaHostArgs:
     planned_addresses: Mapping[str, str] = field(default_factory=dict)
     # Planned address of another host's IP -> that EIP's public address (peers of a `hosts` route).
     peer_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # IP name -> address key (mailinfra.plan.private_addresses) of every IP in this host's subnet: the
+    # set its IPs' private addresses are allocated among. Defaults to this host's own IPs.
+    subnet_address_keys: Mapping[str, str] = field(default_factory=dict)
+    previous_names: Mapping[str, Sequence[str]] = field(default_factory=dict)  # IP name -> former names
     postfix_instances: Sequence[PostfixInstance] = ()  # registered and given queues at boot
 
 
@@ -134,26 +140,37 @@ class MtaHost(pulumi.ComponentResource):
         subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
                   aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
         group = self._security_group(name, host, subnet.vpc_id, tags)
+        # IP name -> its private address, derived from the IP's name inside the subnet's CIDR (not from its
+        # position in the ENI's list, which shifted when an IP was added or removed and replaced every
+        # later EipAssociation). One mapping feeds the ENI, the associations and the rendered files' bind
+        # addresses, so they cannot disagree. The CIDR comes from the subnet lookup the program already
+        # makes (for its id and VPC) rather than from config: a configured CIDR could disagree with the
+        # real subnet, and AWS would refuse addresses outside it only at `pulumi up`.
+        keys = dict(args.subnet_address_keys) or {ip: ip for ip in host.ips}
+        ip_names = tuple(host.ips)
+        private = subnet.cidr_block.apply(lambda cidr: private_addresses(cidr, keys, ip_names))
         interface = aws.ec2.NetworkInterface(
             f"{name}-eni",
             subnet_id=subnet.id,
             security_groups=[group.id],
-            # The primary private address plus one secondary per further sending IP.
-            private_ips_count=max(len(host.ips) - 1, 0),
+            # `private_ips` is a set: the provider assigns and unassigns only the addresses that differ.
+            # Not `private_ip_list`: on any change the provider unassigns every secondary address and
+            # assigns the list again in order (terraform-provider-aws resourceNetworkInterfaceUpdate), and
+            # unassigning a secondary address disassociates its Elastic IP — every IP would stop sending.
+            private_ips=private.apply(lambda by_ip: sorted(by_ip.values(), key=ipaddress.IPv4Address)),
             description=f"sending addresses of {host.fqdn}",
             tags=tags,
             opts=child,
         )
-        # IP name -> the private address its EIP is associated with: the one pairing used both by the
-        # associations and by the rendered files' bind addresses, so the two cannot disagree.
-        private = interface.private_ips.apply(_pairing(host.ips))
         for ip_name in host.ips:
             aws.ec2.EipAssociation(
                 f"{name}-{ip_name}",
                 allocation_id=args.allocation_ids[ip_name],
                 network_interface_id=interface.id,
                 private_ip_address=private.apply(itemgetter(ip_name)),
-                opts=child,
+                # A renamed IP keeps its association (STYLE rule 2): same EIP, same private address.
+                opts=pulumi.ResourceOptions(parent=self, aliases=[
+                    pulumi.Alias(name=f"{name}-{old}") for old in args.previous_names.get(ip_name, ())]),
             )
         profile = self._instance_profile(name, args, tags)
         ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER],
@@ -232,18 +249,6 @@ def _own_secrets_policy(arns: Sequence[str], region: str) -> str:
         {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
          "Condition": {"StringEquals": {"kms:ViaService": f"ssm.{region}.amazonaws.com"}}},
     ]})
-
-
-def _pairing(ip_names: Sequence[str]) -> Any:
-    """A function of the ENI's private addresses giving IP name -> private address: the n-th IP of the
-    host (plan order) gets the n-th lowest address, a stable pairing for a given set of IPs."""
-    import ipaddress
-
-    def pair(addresses: Sequence[str] | None) -> dict[str, str]:
-        ordered = sorted(addresses or [], key=ipaddress.IPv4Address)
-        return dict(zip(ip_names, ordered, strict=False))
-
-    return pair
 
 
 def _too_large(text: str) -> bool:

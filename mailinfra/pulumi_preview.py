@@ -214,9 +214,12 @@ class _Mocks:
             arn = f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter{inputs.get('name', '/' + name)}"
             return inputs.get("name", name), {**inputs, "arn": arn}
         if typ == "aws:ec2/networkInterface:NetworkInterface":
-            count = int(inputs.get("privateIpsCount") or 0) + 1
-            digest = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 200
-            private = [f"10.{digest}.0.{10 + i}" for i in range(count)]
+            # Explicit addresses are what AWS assigns; a bare count gets made-up ones.
+            private = [str(a) for a in inputs.get("privateIps") or ()]
+            if not private:
+                count = int(inputs.get("privateIpsCount") or 0) + 1
+                digest = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16) % 200
+                private = [f"10.{digest}.0.{10 + i}" for i in range(count)]
             return _short(name, "eni-"), {**inputs, "privateIps": private, "privateIp": private[0]}
         if typ == "aws:iam/accessKey:AccessKey":
             return _short(name, "AKIA", 16).upper(), {

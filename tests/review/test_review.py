@@ -173,7 +173,11 @@ def test_renaming_an_ip_with_previous_names_replaces_nothing(tmp_path: Path) -> 
     repo = make_repo(tmp_path, DEV, sub("        tx2: {}\n", "        tx9: {previous_names: [tx2]}\n")(DEV))
     _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
     by_name = {c.name: c for c in diff.resources}
-    assert not [c for c in diff.resources if c.change == "replaced"]
+    # Only the A record is replaced: the default HELO follows the name (tx2.<domain> -> tx9.<domain>), and a
+    # Route53 record's name is ForceNew. Its alias still names the old record (the same resource).
+    assert [c.name for c in diff.resources if c.change == "replaced"] == ["pool-tx-tx9-a-tx9.mail.example.com"]
+    assert by_name["pool-tx-tx9-a-tx9.mail.example.com"].old_name == "pool-tx-tx2-a-tx2.mail.example.com"
+    assert by_name["host-mta1-tx9"].change == "renamed"  # same EIP, same private address
     assert not diff.destructive
     assert by_name["pool-tx-tx9"].old_name == "pool-tx-tx2"
     assert by_name["pool-tx-tx9"].change in {"renamed", "updated"}  # the tags carry the IP name
