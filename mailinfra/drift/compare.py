@@ -65,14 +65,14 @@ def compare_record(record: DnsRecord, live: Sequence[str], server: str) -> Drift
     if not live:
         return _result(record, Status.MISSING, [], f"{server} has no {record.type} record at {record.name}")
     if record.type is RecordType.TXT:
-        if len(live) == len(record.values) and sorted(live) == sorted(record.values):
+        if live == record.values or (len(live) == len(record.values) and sorted(live) == sorted(record.values)):
             # The same strings: equal meaning without parsing (canonical_txt is a function of the text,
             # so matching by meaning pairs every value with itself and nothing is left over).
             return _result(record, Status.OK, list(live), f"answered by {server}")
         status, actual, detail = _compare_txt(record, live)
         return _result(record, status, actual, detail or f"answered by {server}")
-    planned = {normalize_value(record.type, v) for v in record.values}
     found = {normalize_value(record.type, v) for v in live}
+    planned = found if live == record.values else {normalize_value(record.type, v) for v in record.values}
     if found == planned:
         return _result(record, Status.OK, sorted(found), f"answered by {server}")
     if found > planned:

@@ -39,10 +39,11 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
         askable = [r for r in plan.records if r.zone in known]
         answers = await _answers(askable, known, resolver, options)
         by_server: dict[Server, list[Answer]] = defaultdict(list)
+        shown = {server: str(server) for server in known.values()}
         for record, answer in zip(askable, answers, strict=True):
             server = known[record.zone]
             by_server[server].append(answer)
-            result = _judge(record, answer, server)
+            result = _judge(record, answer, shown[server])
             if record.type is RecordType.PTR and result.status is Status.CHANGED:
                 result = await _with_fcrdns(result, answer, plan, servers, resolver=resolver, fallback=server)
             results.append(result)
@@ -92,12 +93,12 @@ async def _answers(records: list[DnsRecord], servers: dict[str, Server], resolve
     return [a for a in answers if a is not None]
 
 
-def _judge(record: DnsRecord, answer: Answer, server: Server) -> DriftResult:
+def _judge(record: DnsRecord, answer: Answer, server: str) -> DriftResult:
     if answer.status == "error":
         return DriftResult(
             "dns", record.key, Status.UNKNOWN, " | ".join(record.values), "", answer.error, record.purpose
         )
-    return compare_record(record, answer.values, str(server))
+    return compare_record(record, answer.values, server)
 
 
 async def _with_fcrdns(

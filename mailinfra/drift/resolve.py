@@ -13,6 +13,7 @@ import socket
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.asyncquery
 import dns.exception
@@ -47,8 +48,9 @@ class Server:
         return shown if self.port == 53 else f"{shown}:{self.port}"
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(NamedTuple):
+    """What one server said about one name and type (a tuple: made once per planned record)."""
+
     status: str  # answer | nxdomain | nodata | error
     values: tuple[str, ...] = ()
     error: str = ""

@@ -37,6 +37,11 @@ class TransferredZone:
     names: frozenset[str]
     rrsets: dict[tuple[str, int], tuple[str, ...]]
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio.run formats its main task's result on the way out (CPython 3.11),
+        # and the full field repr of a large zone cost more than reading it.
+        return f"TransferredZone({self.origin!r}, {len(self.names)} names, {len(self.rrsets)} RRsets)"
+
     def answer(self, name: str, rdtype: int) -> Answer:
         """What the server answers for `name`/`rdtype` (`name` as `wire.name_key` renders it)."""
         values = self.rrsets.get((name, rdtype))
@@ -57,46 +62,98 @@ def transfer_zone(server: Server, zone: str, timeout: float) -> TransferredZone 
 
 
 async def transfer_zones(servers: dict[str, Server], timeout: float) -> dict[str, TransferredZone | None]:
-    """Every zone at once, each on its own TCP connection."""
-    names = sorted(servers)
-    zones = await asyncio.gather(*(fetch_zone(servers[n], n, timeout) for n in names))
-    return dict(zip(names, zones, strict=True))
+    """Every zone at once: one TCP connection per server carrying all of its zones' transfers."""
+    by_server: dict[Server, list[str]] = {}
+    for name in sorted(servers):
+        by_server.setdefault(servers[name], []).append(name)
+    found: dict[str, TransferredZone | None] = {}
+    for zones in await asyncio.gather(*(_transfer_all(server, names, timeout) for server, names in by_server.items())):
+        found.update(zones)
+    return {name: found[name] for name in sorted(servers)}
 
 
 async def fetch_zone(server: Server, zone: str, timeout: float) -> TransferredZone | None:
-    """One AXFR: `timeout` per read (as dns.query.xfr), four times that for the whole transfer."""
+    """One AXFR on its own connection: `timeout` per read (as dns.query.xfr), four times that in all."""
+    return (await _transfer_over_one_connection(server, [zone], timeout)).get(zone)
+
+
+async def _transfer_all(server: Server, zones: list[str], timeout: float) -> dict[str, TransferredZone | None]:
+    """All of one server's zones, their queries pipelined on one connection (RFC 5936 §4.1.1 allows
+    several on a connection; answers, possibly interleaved, are told apart by message id). Setting up
+    one connection per zone cost as much as the transfers themselves on loopback. Zones left over when
+    that connection fails (a server that closes after one transfer, or answers only the first query)
+    are asked again, one connection each, as a single zone always was."""
+    found = await _transfer_over_one_connection(server, zones, timeout) if len(zones) > 1 else {}
+    rest = [zone for zone in zones if zone not in found]
+    for zone, transferred in zip(rest, await asyncio.gather(*(fetch_zone(server, z, timeout) for z in rest)),
+                                 strict=True):
+        found[zone] = transferred
+    return found
+
+
+async def _transfer_over_one_connection(server: Server, zones: list[str],
+                                        timeout: float) -> dict[str, TransferredZone | None]:
+    """The zones this connection settled: transferred, or None when refused (REFUSED, not the zone's SOA,
+    garbage in a message). Zones missing from the result were not settled before the connection failed."""
+    transfers: dict[int, _Transfer] = {}
+    for zone in zones:
+        query_id = wire.random_id(transfers)
+        transfers[query_id] = _Transfer(zone, query_id)
+    settled: dict[str, TransferredZone | None] = {}
     try:
-        async with asyncio.timeout(timeout * 4):
+        async with asyncio.timeout(timeout * 4 * len(zones)):
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(server.address, server.port)
             try:
-                query_id = wire.random_id()
-                query = wire.with_id(wire.query_wire(zone, wire.AXFR), query_id)
-                writer.write(struct.pack("!H", len(query)) + query)
-                return await _read_transfer(reader, query_id, wire.name_key(zone), timeout)
+                writer.write(b"".join(transfer.query for transfer in transfers.values()))
+                while len(settled) < len(zones):
+                    async with asyncio.timeout(timeout):
+                        (size,) = struct.unpack("!H", await reader.readexactly(2))
+                        data = await reader.readexactly(size)
+                    transfer = transfers.get(int.from_bytes(data[:2], "big")) if size >= 2 else None
+                    if transfer is None:
+                        return settled  # not an answer to any of our queries: the stream cannot be trusted
+                    if transfer.zone in settled:
+                        continue  # the rest of a transfer already refused
+                    try:
+                        transferred = transfer.receive(wire.parse_message(data))
+                    except (wire.WireError, _RefusedError):
+                        settled[transfer.zone] = None
+                        continue
+                    if transferred is not None:
+                        settled[transfer.zone] = transferred
             finally:
                 writer.close()
-    except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, wire.WireError, _RefusedError):
-        return None
+    except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError):
+        pass
+    return settled
 
 
-async def _read_transfer(reader: asyncio.StreamReader, query_id: int, origin: str,
-                         timeout: float) -> TransferredZone:
-    zone: _ZoneBuilder | None = None
-    while zone is None or not zone.done:
-        async with asyncio.timeout(timeout):
-            (size,) = struct.unpack("!H", await reader.readexactly(2))
-            message = wire.parse_message(await reader.readexactly(size))
-        _check_response(message, query_id, origin, first=zone is None)
+class _Transfer:
+    """One zone's AXFR as its messages arrive: dnspython's checks (dns.message.Message.is_response with
+    xfr continuation, dns.xfr.Inbound), then the records handed to a _ZoneBuilder."""
+
+    def __init__(self, zone: str, query_id: int) -> None:
+        self.zone = zone
+        self.origin = wire.name_key(zone)
+        query = wire.with_id(wire.query_wire(zone, wire.AXFR), query_id)
+        self.query = struct.pack("!H", len(query)) + query  # TCP framing (RFC 1035 §4.2.2)
+        self.query_id = query_id
+        self.builder: _ZoneBuilder | None = None
+
+    def receive(self, message: wire.Message) -> TransferredZone | None:
+        """The zone once its closing SOA arrived, else None (more to come); _RefusedError if unusable."""
+        _check_response(message, self.query_id, self.origin, first=self.builder is None)
         records = message.answer
-        if zone is None:
-            if not records or records[0].name != origin or records[0].rdtype != wire.SOA:
+        if self.builder is None:
+            if not records or records[0].name != self.origin or records[0].rdtype != wire.SOA:
                 raise _RefusedError("the transfer does not start with the zone's SOA")
-            zone = _ZoneBuilder(records[0])
+            self.builder = _ZoneBuilder(records[0])
             records = records[1:]
+        builder = self.builder
         for record in records:
-            zone.add(record)
-    return zone.build()
+            builder.add(record)
+        return builder.build() if builder.done else None
 
 
 class _ZoneBuilder:
@@ -107,8 +164,8 @@ class _ZoneBuilder:
         self.opening = opening
         self.done = False
         self.names = {opening.name}
-        self.seen: dict[tuple[str, int], set[object]] = {}
-        self.rrsets: dict[tuple[str, int], list[str]] = {}
+        # Per (name, type): values by rdata identity, in first-seen order (an RRset holds identical rdatas once).
+        self.rrsets: dict[tuple[str, int], dict[object, str]] = {}
 
     def add(self, record: wire.Record) -> None:
         if self.done:
@@ -126,17 +183,13 @@ class _ZoneBuilder:
             raise _RefusedError("a record of another class")
         self.names.add(record.name)
         if isinstance(record.value, str):
-            key = (record.name, record.rdtype)
-            identities = self.seen.setdefault(key, set())
-            if record.identity not in identities:  # an RRset holds identical rdatas once
-                identities.add(record.identity)
-                self.rrsets.setdefault(key, []).append(record.value)
+            self.rrsets.setdefault((record.name, record.rdtype), {}).setdefault(record.identity, record.value)
 
     def build(self) -> TransferredZone:
         if (self.origin, wire.NS) not in self.rrsets:
             raise _RefusedError("no NS at the apex")  # dns.zone.Zone.check_origin
         return TransferredZone(self.origin, frozenset(self.names),
-                               {key: tuple(values) for key, values in self.rrsets.items()})
+                               {key: tuple(values.values()) for key, values in self.rrsets.items()})
 
 
 def _check_response(message: wire.Message, query_id: int, origin: str, *, first: bool) -> None:

@@ -96,7 +96,10 @@ def random_id(taken: Container[int] = ()) -> int:
 def parse_message(data: bytes) -> Message:
     """Header, question and answer of one message; authority and additional are read (and checked) only
     for the EDNS extended rcode. Raises WireError on anything dnspython's `from_wire` would refuse."""
-    return _Reader(data).message()
+    try:
+        return _Reader(data).message()
+    except IndexError:
+        raise WireError("runs past the end of the message") from None
 
 
 def rrset_values(records: Sequence[Record], name: str, rdtype: int) -> tuple[str, ...] | None:
@@ -116,12 +119,14 @@ def _is_plain(name: str) -> bool:
     return bool(_PLAIN_NAME.fullmatch(name)) and not (name[0] == "." or name[-1] == "." or ".." in name)
 
 
-def _labels_text(labels: list[bytes]) -> str:
+def _labels_text(labels: list[bytes], suffix: str) -> str:
     joined = (labels[0] if len(labels) == 1 else b".".join(labels)).lower()
-    # Only plain octets besides the dots we put between labels: the text is the bytes themselves.
+    # Only plain octets besides the dots put between labels: the text is the bytes themselves.
     if len(joined.translate(None, _PLAIN_OCTETS)) == len(labels) - 1:
-        return joined.decode("ascii")
-    return ".".join(_label_text(label.lower()) for label in labels)
+        text = joined.decode("ascii")
+    else:
+        text = ".".join(_label_text(label.lower()) for label in labels)
+    return f"{text}.{suffix}" if suffix else text
 
 
 def _label_text(label: bytes) -> str:
@@ -176,64 +181,46 @@ class _Reader:
         return text, after
 
     def _name(self, start: int) -> _Name:
+        # The hot loop of a transfer (every owner and target): one frame per name, plain tuples, and
+        # IndexError for running past the message (turned into WireError by parse_message).
         data = self.data
-        size = len(data)
         labels = []
-        octets = 1
-        reach = hops = 0
-        suffix = ""
-        end = start
         offset = start
-        while True:
-            if offset >= size:
-                raise WireError("name runs past the message")
+        count = data[offset]
+        while 0 < count < 64:
+            offset += 1 + count
+            labels.append(data[offset - count:offset])
             count = data[offset]
-            if count == 0:
-                end = offset + 1
-                break
-            if count < 64:
-                offset += 1 + count
-                if offset > size:
-                    raise WireError("label runs past the message")
-                labels.append(data[offset - count:offset])
-                octets += 1 + count
-                continue
-            suffix, pointed_octets, reach, hops = self._pointed(start, offset)
-            octets += pointed_octets - 1
+        if count == 0:
+            suffix, octets, reach, hops, end = "", 1, 0, 0, offset + 1
+        elif count >= 192:
+            target = (count & 0x3F) << 8 | data[offset + 1]
+            if target >= start:
+                raise WireError("compression pointer not backwards")
+            suffix, octets, pointed_reach, hops, reach = self.names.get(target) or self._name(target)
+            # dnspython: each pointer strictly before the previous target, and the target's own bytes
+            # end before the place that pointed at it.
+            if pointed_reach > target:
+                raise WireError("bad compression pointer")
+            hops += 1
             end = offset + 2
-            break
+            if hops > MAX_POINTER_HOPS:
+                raise WireError("pointer chain too long")
+        else:
+            raise WireError("bad label type")
+        octets += offset - start
         if octets > MAX_NAME_OCTETS:
             raise WireError("name too long")
-        if hops > MAX_POINTER_HOPS:
-            raise WireError("pointer chain too long")
-        if labels:
-            text = _labels_text(labels)
-            if suffix:
-                text = f"{text}.{suffix}"
-        else:
-            text = suffix
+        text = _labels_text(labels, suffix) if labels else suffix
         found = self.names[start] = (text, octets, reach, hops, end)
         return found
 
-    def _pointed(self, start: int, offset: int) -> tuple[str, int, int, int]:
-        """The name a compression pointer at `offset` (in the name written at `start`) leads to:
-        text, octets, reach and hops as they count for the name at `start`."""
-        data = self.data
-        if data[offset] < 192 or offset + 1 >= len(data):
-            raise WireError("bad label type")
-        target = (data[offset] & 0x3F) << 8 | data[offset + 1]
-        if target >= start:
-            raise WireError("compression pointer not backwards")
-        text, octets, reach, hops, end = self.names.get(target) or self._name(target)
-        # dnspython: each pointer strictly before the previous target, and the target's own bytes
-        # end before the place that pointed at it.
-        if reach > target:
-            raise WireError("bad compression pointer")
-        return text, octets, end, hops + 1
-
     def record(self, offset: int) -> tuple[Record, int]:
         data = self.data
-        name, offset = self.name(offset)
+        name, _, reach, _, after = self.names.get(offset) or self._name(offset)
+        if reach > offset:
+            raise WireError("bad compression pointer")  # a target overlapping the name itself
+        offset = after
         if offset + 10 > len(data):
             raise WireError("short resource record")
         rdtype, rdclass, ttl, rdlength = _RR.unpack_from(data, offset)

@@ -9,7 +9,7 @@ import pytest
 
 from mailinfra.drift.dns_check import DnsOptions, check_dns
 from mailinfra.drift.resolve import Server
-from mailinfra.drift.transfer import transfer_zone
+from mailinfra.drift.transfer import transfer_zone, transfer_zones
 from tests.drift.knot import knot_serving, render_zones
 from tests.drift.test_dns_drift import CASES, PLAN, Edit, not_ok
 
@@ -38,3 +38,15 @@ def test_refused_transfer_falls_back_to_queries(tmp_path: Path) -> None:
         assert transfer_zone(server, PLAN.zones[0].name, 1.0) is None
         results, failures = asyncio.run(check_dns(PLAN, DnsOptions(server)))
     assert failures == [] and len(results) == len(PLAN.records) and not_ok(results) == []
+
+
+def test_zones_share_one_connection_and_a_refused_one_spoils_none(tmp_path: Path) -> None:
+    """GIVEN Knot serving the dev zones WHEN they are transferred together with a zone it does not serve
+    THEN each served zone equals its own single transfer and only the unknown zone is None."""
+    zones = sorted(zone.name for zone in PLAN.zones)
+    with knot_serving(tmp_path, render_zones(PLAN, list(PLAN.records)), allow_transfer=True) as port:
+        server = Server("127.0.0.1", port)
+        together = asyncio.run(transfer_zones(dict.fromkeys([*zones, "not-served.test"], server), 1.0))
+        alone = {name: transfer_zone(server, name, 1.0) for name in zones}
+    assert together.pop("not-served.test") is None
+    assert together == alone and all(zone is not None for zone in alone.values())
