@@ -15,6 +15,7 @@ Rotation is a new selector with a new key (`pending`: published, copied to the h
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -82,7 +83,7 @@ class DkimKeys(pulumi.ComponentResource):
                     "nothing, expected the public key from `mailinfra dkim keygen` before `pulumi up`")
             secret = config.require_secret(dkim_secret_key(key.domain, key.selector))
             self.private_keys[(key.domain, key.selector)] = secret.apply(
-                lambda pem, key=key: _checked(pem, key))
+                functools.partial(_checked, key=key))
         self.parameters: dict[str, list[aws.ssm.Parameter]] = {}
         for host in args.hosts:
             self.parameters[host.name] = [

@@ -7,6 +7,7 @@ which the plan only knows as documentation-range placeholders.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,9 +91,12 @@ def resolve_values(record: DnsRecord, addresses: Mapping[str, pulumi.Input[str]]
             result.append(value)
             continue
         real = pulumi.Output.all(*(addresses[a] for a in found))
-        result.append(real.apply(
-            lambda got, value=value, found=found: _substitute(value, dict(zip(found, got, strict=True)))))
+        result.append(real.apply(functools.partial(_fill, value, tuple(found))))
     return result
+
+
+def _fill(value: str, found: tuple[str, ...], got: list[str]) -> str:
+    return _substitute(value, dict(zip(found, got, strict=True)))
 
 
 _PATTERNS: dict[tuple[str, ...], re.Pattern[str]] = {}
