@@ -35,7 +35,7 @@ class TransferredZone:
 
     origin: str
     names: frozenset[str]
-    rrsets: dict[tuple[str, int], tuple[str, ...]]
+    rrsets: dict[tuple[str, int], Answer]  # every one an "answer" with the RRset's values
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run formats its main task's result on the way out (CPython 3.11),
@@ -44,9 +44,9 @@ class TransferredZone:
 
     def answer(self, name: str, rdtype: int) -> Answer:
         """What the server answers for `name`/`rdtype` (`name` as `wire.name_key` renders it)."""
-        values = self.rrsets.get((name, rdtype))
-        if values is not None:
-            return Answer("answer", values)
+        found = self.rrsets.get((name, rdtype))
+        if found is not None:
+            return found
         # An empty non-terminal (a name with only children) is NODATA on the wire, absent here:
         # both read as "no such record", which is all the comparison needs.
         return Answer("nodata") if name in self.names else Answer("nxdomain")
@@ -189,7 +189,7 @@ class _ZoneBuilder:
         if (self.origin, wire.NS) not in self.rrsets:
             raise _RefusedError("no NS at the apex")  # dns.zone.Zone.check_origin
         return TransferredZone(self.origin, frozenset(self.names),
-                               {key: tuple(values.values()) for key, values in self.rrsets.items()})
+                               {key: Answer("answer", tuple(values.values())) for key, values in self.rrsets.items()})
 
 
 def _check_response(message: wire.Message, query_id: int, origin: str, *, first: bool) -> None:
