@@ -51,6 +51,7 @@ lab: install
 bench: install
 	$(BIN)/python bench/pulumi_mock.py --write docs/BENCHMARKS.md
 	$(BIN)/python bench/drift_bench.py prod --write
+	$(BIN)/python bench/lab_bench.py dev --write   # root: runs the lab topology next to stock Postfix
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
