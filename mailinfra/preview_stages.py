@@ -6,6 +6,7 @@ Each stage is optional at import time so the preview keeps working while a stage
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,25 @@ def add_resources(plan: Plan, preview: Preview) -> None:
     from mailinfra.pulumi_preview import collect_resources
 
     resources = collect_resources(plan.stack, Path(plan.source).parent)
+    stand_ins = placeholder_values(plan)
+    for resource in resources:
+        resource["placeholder"] = is_placeholder(resource, stand_ins)
     preview.extras["resources"] = resources
     preview.extras.setdefault("review_sections", []).append(render_resources(resources))
+
+
+def placeholder_values(plan: Plan) -> frozenset[str]:
+    """Values in the plan that are preview stand-ins: new EIPs' addresses, placeholder DKIM keys."""
+    return frozenset([ip.address for ip in plan.ips if ip.placeholder]
+                     + [key.public_key for key in plan.dkim_keys if key.placeholder])
+
+
+def is_placeholder(resource: dict[str, Any], stand_ins: frozenset[str]) -> bool:
+    """A resource whose inputs carry a stand-in, or a new EIP (its address exists only after `pulumi up`)."""
+    if resource.get("type") == "aws:ec2/eip:Eip" and not resource.get("import_id"):
+        return True
+    text = json.dumps(resource.get("inputs", {}))
+    return any(value in text for value in stand_ins)
 
 
 def render_resources(resources: list[dict[str, Any]]) -> str:

@@ -133,3 +133,21 @@ def test_keygen_never_overwrites_a_key(tmp_path: Path) -> None:
     assert run_cli(*args)[0] == 0
     code, _, err = run_cli(*args)
     assert code == 2 and "already exists" in err
+
+
+def test_preview_lists_pulumi_resources_with_placeholders_marked(tmp_path: Path) -> None:
+    """plan.json carries the mock-runtime resources; new EIPs and records holding stand-ins are marked."""
+    out = tmp_path / "p"
+    assert main(["preview", "dev", "--out", str(out), "--as-of", AS_OF]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    resources = plan["resources"]
+    eips = [r for r in resources if r["type"] == "aws:ec2/eip:Eip"]
+    assert len(eips) == len(plan["ips"])
+    assert all(r["protect"] and r["placeholder"] for r in eips)
+    new_addresses = {ip["address"] for ip in plan["ips"] if ip["placeholder"]}
+    a_records = [r for r in resources if r["type"] == "aws:route53/record:Record" and r["inputs"].get("type") == "A"]
+    for record in a_records:
+        holds_stand_in = any(a in json.dumps(record["inputs"]) for a in new_addresses)
+        assert record["placeholder"] == holds_stand_in
+    review = (out / "review.md").read_text()
+    assert "## Pulumi resources" in review and "`aws:ec2/eip:Eip` | pool-tx-tx1 ⚠ placeholder" in review
