@@ -86,21 +86,26 @@ def scaled_plan(stack: str, factor: int) -> Plan:
 
 
 def measure(plan: Plan, rounds: int) -> dict[str, float]:
-    """Records per second (median of `rounds`) for each method against one knotd."""
+    """Records per second (median of `rounds`) for each method against one knotd, and the CPU time this
+    process spends in an AXFR drift run (median): the part of its wall time that is Python's own work."""
     questions = [(r.name, str(r.type)) for r in plan.records]
     times: dict[str, list[float]] = {"transfer": [], "queries": [], "sequential": [], "raw": []}
+    cpu: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, knot_serving(Path(tmp), render_zones(plan, plan.records),
                                                              allow_transfer=True) as port:
         server = Server("127.0.0.1", port)
         for _ in range(rounds):
             for method, transfer in (("transfer", True), ("queries", False)):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 results, failures = asyncio.run(check_dns(plan, DnsOptions(server, transfer=transfer)))
                 times[method].append(time.perf_counter() - start)
+                if transfer:
+                    cpu.append(time.process_time() - start_cpu)
                 assert not failures and all(r.status is Status.OK for r in results), "zones must match the plan"
             times["sequential"].append(sequential(questions, port))
             times["raw"].append(raw_rate(questions, port))
-    return {"records": len(questions), **{m: len(questions) / statistics.median(t) for m, t in times.items()}}
+    return {"records": len(questions), "cpu_ms": statistics.median(cpu) * 1000,
+            **{m: len(questions) / statistics.median(t) for m, t in times.items()}}
 
 
 def main() -> int:
@@ -119,30 +124,33 @@ def main() -> int:
         f"`{args.stack} xN` is {args.stack} copied N times (bench/pulumi_mock.py `scale`).",
         "",
         "| topology | records | drift, AXFR per zone (rec/s) | drift, per-record queries (rec/s) "
-        "| sequential loop (rec/s) | raw answer rate (rec/s) | AXFR vs sequential | AXFR vs raw |",
-        "|---|---|---|---|---|---|---|---|",
+        "| sequential loop (rec/s) | raw answer rate (rec/s) | AXFR vs sequential | AXFR vs raw "
+        "| per-record vs sequential | AXFR run: wall / own CPU (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    rows = []
+    rows: list[tuple[str, dict[str, float]]] = []
     for factor in args.scale:
         plan = scaled_plan(args.stack, factor)
         m = measure(plan, args.rounds)
-        rows.append(m)
         name = args.stack if factor == 1 else f"{args.stack} x{factor}"
+        rows.append((name, m))
         lines.append(f"| {name} | {m['records']:.0f} | {m['transfer']:,.0f} | {m['queries']:,.0f} "
                      f"| {m['sequential']:,.0f} | {m['raw']:,.0f} | {m['transfer'] / m['sequential']:.1f}x "
-                     f"| {m['transfer'] / m['raw']:.0%} |")
-    met = [m for m in rows if m["transfer"] >= 10 * m["sequential"] and m["transfer"] >= m["raw"] / 2]
+                     f"| {m['transfer'] / m['raw']:.0%} | {m['queries'] / m['sequential']:.1f}x "
+                     f"| {m['records'] / m['transfer'] * 1000:.1f} / {m['cpu_ms']:.1f} |")
     lines += [
         "",
-        "- Methods: *AXFR per zone* = `mailinfra drift` default (one transfer per zone, every planned record "
-        "compared by meaning against the transferred zone); *per-record queries* = the fallback when a server "
-        "refuses AXFR (pipelined UDP, one socket per server); *sequential loop* = `dns.query.udp` per record, "
-        "resolve only; *raw answer rate* = pre-built query bytes over one socket, 64 in flight, answers counted "
-        "not parsed. Each drift run includes `asyncio.run`, zone transfer/parse, comparison and result building.",
-        f"- Goals (>= 10x sequential AND >= half the raw rate): met for {len(met)} of {len(rows)} topologies "
-        "in this run; see the table for each ratio. The per-record path stays CPU-bound in dnspython message "
-        "building and parsing (about the sequential loop's rate on loopback); it only pulls ahead when round "
-        "trips are real (10-50 ms to a remote authoritative server), which this loopback run does not show.",
+        "- Methods: *AXFR per zone* = `mailinfra drift` default (every zone's AXFR pipelined on one TCP "
+        "connection per server, read with mailinfra/drift/wire.py, every planned record compared by meaning "
+        "against its transferred zone); *per-record queries* = the fallback when a server refuses AXFR "
+        "(pipelined UDP, one socket per server, 64 in flight, same reader); *sequential loop* = "
+        "`dns.query.udp` per record, resolve only; *raw answer rate* = pre-built query bytes over one socket, "
+        "64 in flight, answers counted not parsed. Each drift run includes `asyncio.run`, connection set-up, "
+        "zone transfer and reading, comparison and result building. *Own CPU* = `time.process_time()` of the "
+        "benchmark process during an AXFR run (knotd's work is not in it). The machine is shared: the same "
+        "drift run's own CPU time varies up to 2x between runs of this benchmark, so read the ratios within "
+        "one run.",
+        *[goal_line(name, m) for name, m in rows],
         "",
     ]
     section = "\n".join(lines)
@@ -150,6 +158,21 @@ def main() -> int:
     if args.write:
         write_section(ROOT / "docs" / "BENCHMARKS.md", section)
     return 0
+
+
+def goal_line(name: str, m: dict[str, float]) -> str:
+    """Which of the two goals this topology met, and for a missed raw-rate goal what it would take."""
+    records, transfer, raw, sequential, cpu_ms = m["records"], m["transfer"], m["raw"], m["sequential"], m["cpu_ms"]
+    ten_x = "met" if transfer >= 10 * sequential else "missed"
+    half_raw = "met" if transfer >= raw / 2 else "missed"
+    line = (f"- {name}: >= 10x the sequential loop {ten_x} ({transfer / sequential:.1f}x); "
+            f">= half the raw answer rate {half_raw} ({transfer / raw:.0%}).")
+    if half_raw == "missed":
+        budget_ms = records / (raw / 2) * 1000
+        line += (f" Half the raw rate means the whole run in {budget_ms:.1f} ms; this process's own CPU time "
+                 f"in a run was {cpu_ms:.1f} ms ({records / cpu_ms * 1000:,.0f} rec/s even if knotd answered "
+                 "in no time): reading and comparing the zones in Python, not the server, is the floor.")
+    return line
 
 
 def write_section(path: Path, section: str) -> None:
