@@ -99,11 +99,16 @@ def write_zones(zones: dict[str, str], zones_dir: Path) -> None:
         (zones_dir / f"{zone}.zone").write_text(text)
 
 
-def render_knot_conf(zones: Iterable[str], zones_dir: Path, run_dir: Path) -> str:
-    """knot.conf(5): listen on the lab DNS address, one zone entry per file, no journal or DNSSEC."""
+def render_knot_conf(zones: Iterable[str], zones_dir: Path, run_dir: Path, *,
+                     listen: str = f"{DNS_ADDRESS}@53", transfer_from: str | None = None) -> str:
+    """knot.conf(5): one listen address, one zone entry per file, no journal or DNSSEC.
+
+    `transfer_from` allows AXFR from that address (drift reads whole zones that way).
+    """
+    acl = ["acl:", "  - id: transfer", f"    address: {transfer_from}", "    action: transfer"]
     lines = [
         "server:",
-        f"    listen: {DNS_ADDRESS}@53",
+        f"    listen: {listen}",
         f"    rundir: {run_dir}",
         "database:",
         f"    storage: {run_dir / 'db'}",
@@ -112,8 +117,10 @@ def render_knot_conf(zones: Iterable[str], zones_dir: Path, run_dir: Path) -> st
         "log:",
         "  - target: stderr",
         "    any: warning",
+        *(acl if transfer_from else []),
         "template:",
         "  - id: default",
+        *(["    acl: transfer"] if transfer_from else []),
         f"    storage: {zones_dir.resolve()}",
         '    file: "%s.zone"',
         # The zone files are outputs for inspection: Knot must never rewrite them.

@@ -17,6 +17,7 @@ import dns.rcode
 
 from mailinfra.dns.records import DnsRecord
 from mailinfra.dns.zonefile import render_zone
+from mailinfra.lab.dns import render_knot_conf
 from mailinfra.plan.model import Plan
 from tests.tooling import require_tool
 
@@ -66,35 +67,8 @@ def knot_serving(workdir: Path, zones: dict[str, str], *, allow_transfer: bool =
     for name, text in zones.items():
         (zones_dir / f"{name}.zone").write_text(text)
     conf = workdir / "knot.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "server:",
-                f"    listen: 127.0.0.1@{port}",
-                f"    rundir: {run_dir}",
-                "database:",
-                f"    storage: {run_dir / 'db'}",
-                "control:",
-                f"    listen: {run_dir / 'knot.sock'}",
-                "log:",
-                "  - target: stderr",
-                "    any: warning",
-                *(["acl:", "  - id: transfer", "    address: 127.0.0.1", "    action: transfer"]
-                  if allow_transfer else []),
-                "template:",
-                "  - id: default",
-                *(["    acl: transfer"] if allow_transfer else []),
-                f"    storage: {zones_dir}",
-                '    file: "%s.zone"',
-                "    zonefile-sync: -1",
-                "    zonefile-load: whole",
-                "    journal-content: none",
-                "zone:",
-                *[f"  - domain: {name}" for name in sorted(zones)],
-                "",
-            ]
-        )
-    )
+    conf.write_text(render_knot_conf(zones, zones_dir, run_dir, listen=f"127.0.0.1@{port}",
+                                     transfer_from="127.0.0.1" if allow_transfer else None))
     log = (workdir / "knotd.log").open("w")
     process = subprocess.Popen([knotd, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
