@@ -10,6 +10,7 @@ from typing import Any
 
 from mailinfra.cli.options import add_stack_argument, as_of_date
 from mailinfra.errors import UsageError
+from mailinfra.lab.layout import FAULT_MODES, SIMULATED_PROVIDERS
 
 BUILD_ROOT = Path("build/lab")
 
@@ -38,8 +39,9 @@ def add_parser(subparsers: Any) -> None:
 
     fault = actions.add_parser("fault", help="switch a simulated provider's behaviour")
     add_stack_argument(fault)
-    fault.add_argument("provider", metavar="PROVIDER", help="gmail, yahoo or outlook")
-    fault.add_argument("mode", metavar="MODE", help="ok, throttle, throttle-rcpt, refuse or silent")
+    fault.add_argument("provider", metavar="PROVIDER", choices=[name for name, _ in SIMULATED_PROVIDERS],
+                       help=", ".join(name for name, _ in SIMULATED_PROVIDERS))
+    fault.add_argument("mode", metavar="MODE", choices=FAULT_MODES, help=", ".join(FAULT_MODES))
     fault.set_defaults(handler=run_fault)
 
     drill = actions.add_parser("drill", help="fault drill: each fault mode in turn, one message per pool")

@@ -98,6 +98,8 @@ class LabLayout:
 # per-provider transports (and warmup limits) by these recipient domains, so the lab exercises
 # them. The lab's Knot is authoritative for them inside the namespace only; nothing leaves it.
 SIMULATED_PROVIDERS = (("gmail", "gmail.com"), ("yahoo", "yahoo.com"), ("outlook", "outlook.com"))
+# What `mailinfra lab fault` can make a provider do (mailinfra.lab.providers implements each).
+FAULT_MODES = ("ok", "throttle", "throttle-rcpt", "refuse", "silent")
 
 
 def plan_layout(plan: Plan, build_root: Path = Path("build/lab"), runtime_root: Path = RUNTIME_ROOT,

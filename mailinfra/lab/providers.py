@@ -27,9 +27,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailinfra.lab.layout import FAULT_MODES
 from mailinfra.lab.verify import verify_message
 
-MODES = ("ok", "throttle", "throttle-rcpt", "refuse", "silent")
+MODES = FAULT_MODES
 # How long a silent provider holds a connection before dropping it (longer than any sane HELO timeout).
 SILENT_HOLD_SECONDS = 600
 # A recipient whose local part starts with this does not exist: 550 5.1.1 at RCPT, as a provider answers
