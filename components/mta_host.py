@@ -305,7 +305,8 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, private: Mapping[str, st
     return str(_template().render(
         environment=args.environment, host=host, region=args.region, packages=PACKAGES[host.mta],
         files=files, secrets=args.secrets, install=INSTALL[host.mta], services=SERVICES[host.mta],
-        private_addresses=[private[name] for name in host.ips], instances=args.postfix_instances))
+        private_addresses=[private[name] for name in host.ips], instances=args.postfix_instances,
+        dkim_socket_group=opendkim.SOCKET_GROUP))
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:

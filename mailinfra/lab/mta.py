@@ -15,6 +15,12 @@ The lab overlay, and nothing else, differs from a real host:
    root-only) with its PID file under the root; the primary does not drive postmulti (the lab starts
    every instance itself, by PID), and each instance logs to a file (maillog_file) because the lab
    has no syslog.
+   Milter sockets: both files name them by the same /run path, so overlay 1 moves OpenDKIM's
+   `Socket local:` and Postfix's `smtpd_milters = unix:` alike. A host runs OpenDKIM as opendkim and
+   adds postfix to the opendkim group (cloud-init); a root signer would make its sockets root:root,
+   which Postfix's smtpd (user postfix) cannot open. Rather than change the lab machine's users, the
+   lab's run/opendkim is setgid and group-owned by Postfix's mail_owner group: the sockets inherit that
+   group, and UMask 007 gives the group the same access it has on a host.
 5. Only with `rsa_only` (off by default): the Ed25519 signer is not started and the instances call
    the RSA signer only, for comparing a run without Ed25519 signatures.
 """
@@ -22,8 +28,10 @@ The lab overlay, and nothing else, differs from a real host:
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -40,6 +48,7 @@ from mailinfra.plan.model import HostPlan, Plan
 # An absolute path a rendered file refers to; `${command_directory}/...` and /usr paths stay as they are.
 _HOST_PATH = re.compile(r"(?<![\w.}/-])/(etc|var|run)/")
 START_TIMEOUT_SECONDS = 15.0
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included (unix(7))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +103,7 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
                           "data_directory": str(root / "var/lib/postfix"),
                           "inet_interfaces": f"{host.inbound_address}, 127.0.0.1"}
         elif rsa_only:
-            overrides["smtpd_milters"] = ", ".join(s.milter for s in signers)
+            overrides["smtpd_milters"] = relocate(", ".join(s.milter for s in signers), root)
         postconf_set(instance.config_dir, overrides)
         settings = read_main_cf(instance.config_dir / "main.cf")
         queue, data = settings["queue_directory"], settings["data_directory"]
@@ -107,12 +116,33 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
         conf = root / signer.conf.lstrip("/")
         lines = [line for line in conf.read_text().splitlines() if not line.startswith("UserID")]
         conf.write_text("\n".join(lines) + "\n")
-    (root / "run/opendkim").mkdir(parents=True, exist_ok=True)
+    # Every instance runs as the same mail_owner (Postfix's default, postfix).
+    _prepare_socket_dirs({signer_socket(signer, root).parent for signer in signers}, owner)
     # virtual(8) delivers bounces as the mail user (virtual_uid_maps), creating each domain's maildir.
     mailboxes = root / "var/mail/mailinfra-bounces"
     mailboxes.mkdir(parents=True, exist_ok=True)
     os.chown(mailboxes, MAIL_UID, MAIL_UID)
     return StagedHost(host.name, root, tuple(instances), signers)
+
+
+def signer_socket(signer: Signer, root: Path) -> Path:
+    """Where a signer listens in the lab: its rendered socket path moved by overlay 1, as in its
+    opendkim.conf and in every instance's smtpd_milters."""
+    path = Path(relocate(signer.socket_path, root))
+    if len(str(path).encode()) > UNIX_PATH_MAX:
+        raise LabError(f"lab root {root}: socket path {path} is longer than {UNIX_PATH_MAX} bytes "
+                       "(sun_path), expected a shorter runtime directory")
+    return path
+
+
+def _prepare_socket_dirs(directories: set[Path], postfix_owner: str) -> None:
+    """Overlay 4: the signers' socket directories setgid, group Postfix's, so root-made sockets are
+    root:<postfix group> 0770 (UMask 007) and smtpd can connect; nobody else can."""
+    group = pwd.getpwnam(postfix_owner).pw_gid
+    for directory in directories:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, 0, group)
+        directory.chmod(0o2750)
 
 
 def _write(rendered: RenderedFile, root: Path, secrets: dict[str, str]) -> None:
@@ -161,7 +191,7 @@ def start_opendkim(state: LabState, namespace: str, staged: StagedHost) -> list[
         argv = in_namespace(namespace, ["opendkim", "-f", "-x", str(conf), "-l"])
         pids.append(start_process(state, name, argv, staged.root / "var/log" / f"{signer.service}.log"))
     for signer in staged.signers:
-        wait_for_port(namespace, "127.0.0.1", signer.port, opendkim_process(signer, staged.host))
+        wait_for_socket(signer_socket(signer, staged.root), opendkim_process(signer, staged.host))
     return pids
 
 
@@ -220,6 +250,25 @@ def wait_for_port(namespace: str, host: str, port: int, what: str) -> None:
         if time.monotonic() > deadline:
             raise LabError(f"{what}: nothing listens on {host}:{port} after {START_TIMEOUT_SECONDS:.0f} s")
         time.sleep(0.05)
+
+
+def wait_for_socket(path: Path, what: str) -> None:
+    """Until a Unix-domain socket accepts connections (a file-system socket is reachable from outside the
+    network namespace; a stale file left by a killed signer refuses)."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not _accepts(path):
+        if time.monotonic() > deadline:
+            raise LabError(f"{what}: nothing listens on {path} after {START_TIMEOUT_SECONDS:.0f} s")
+        time.sleep(0.05)
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        try:
+            client.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 def is_listening(namespace: str, host: str, port: int) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pwd
+import re
+import stat
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ from mailinfra.lab.layout import OUTSIDER_ADDRESS
 from mailinfra.lab.namespace import in_namespace
 from mailinfra.lab.procs import LabState, restart_process, stop_process
 from mailinfra.lab.report import read_arrivals
+from mailinfra.mta.opendkim import plan_signers
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -103,7 +107,9 @@ def test_opendkim_down_defers_mail_and_never_sends_it_unsigned(lab: Any) -> None
     """GIVEN OpenDKIM stopped WHEN a stream injects THEN the message is deferred (4xx), nothing arrives
     unsigned; AND once OpenDKIM is back mail flows signed again."""
     state = _state(lab)
-    name = f"opendkim-{lab.plan.hosts[0].name}"
+    host = lab.plan.hosts[0]
+    name = f"opendkim-{host.name}"
+    rsa_signer = plan_signers(lab.plan, host)[0]
     restart = state.processes[name]
     stop_process(state, name)
     state.save(lab.layout.state_file)
@@ -117,7 +123,7 @@ def test_opendkim_down_defers_mail_and_never_sends_it_unsigned(lab: Any) -> None
         state.processes[name] = restart
         restart_process(state, name)
         state.save(lab.layout.state_file)
-        mta.wait_for_port(lab.layout.namespace, "127.0.0.1", 8891, name)
+        mta.wait_for_socket(mta.signer_socket(rsa_signer, lab.layout.runtime_dir / "root"), name)
     again = lab_module.send(lab, pool="tx", provider="outlook")
     assert again[0]["accepted"]
     arrived = _arrivals(lab, [again[0]["lab_id"]])[again[0]["lab_id"]]
@@ -228,3 +234,24 @@ def test_dsn_for_an_unknown_recipient_reaches_the_primary_and_nothing_loops(lab:
     assert "loops back to myself" not in logs and "greeted me with my own hostname" not in logs
     time.sleep(0.5)
     assert lab_module.queue_entries(lab) == []
+
+
+def test_milter_sockets_are_the_same_path_in_opendkim_and_postfix_and_postfix_can_open_them(lab: Any) -> None:
+    """Overlay 1 moves each signer's socket alike in its opendkim.conf (Socket local:) and in every pool
+    instance's smtpd_milters (unix:), in the signers' order; each socket exists, lets Postfix's group in
+    and nobody else."""
+    root = lab.layout.runtime_dir / "root"
+    for host in (h for h in lab.plan.hosts if h.mta == "postfix"):
+        signers = plan_signers(lab.plan, host)
+        sockets = [mta.signer_socket(s, root) for s in signers]
+        for signer, path in zip(signers, sockets, strict=True):
+            conf = (root / signer.conf.lstrip("/")).read_text()
+            assert re.findall(r"^Socket\s+(\S+)$", conf, re.MULTILINE) == [f"local:{path}"]
+            status = path.stat()
+            assert stat.S_ISSOCK(status.st_mode)
+            assert (status.st_gid, stat.S_IMODE(status.st_mode) & 0o077) == (pwd.getpwnam("postfix").pw_gid, 0o070)
+        for _, instance in lab_module.staged_instances(lab):
+            if instance.pool is None:
+                continue
+            milters = mta.read_main_cf(instance.config_dir / "main.cf")["smtpd_milters"]
+            assert [m.strip() for m in milters.split(",")] == [f"unix:{p}" for p in sockets], instance.name

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components.dkim_keys import delivered_keys, dkim_parameter_name
+from mailinfra.mta import opendkim
 from mailinfra.mta.opendkim import plan_signing
 from mailinfra.mta.render import render_host
 from tests.pulumi.conftest import preview_config, resources_of, run_mock
@@ -107,3 +108,13 @@ def test_dkim_key_the_host_fetches_is_the_file_opendkim_reads(dev_mta1):
     assert read == {e.key_file for e in plan_signing(plan, host)}
     paths = {fetched[dkim_parameter_name("dev", "mta1", k)] for k in delivered_keys(plan, host) if k.signing}
     assert read and read <= paths
+
+
+def test_postfix_joins_the_opendkim_socket_group_before_the_services_start(dev_mta1):
+    """A Postfix host adds postfix to the group of the OpenDKIM Unix sockets (0770) before starting
+    opendkim and postfix, so smtpd/cleanup can reach the milters."""
+    _, _, cloud_config, _ = dev_mta1
+    commands = [str(c) for c in cloud_config["runcmd"]]
+    joined = commands.index(f"usermod -aG {opendkim.SOCKET_GROUP} postfix")
+    started = [i for i, c in enumerate(commands) if c.startswith("systemctl enable --now")]
+    assert started and joined < min(started)
