@@ -38,7 +38,7 @@ def add_resources(plan: Plan, preview: Preview) -> None:
     """Run __main__.py under Pulumi's mock runtime; list its resources in plan.json and review.md."""
     from mailinfra.pulumi_preview import collect_resources
 
-    resources = collect_resources(plan.stack, Path(plan.source).parent)
+    resources = collect_resources(plan.stack, Path(plan.source).parent, plan)
     stand_ins = placeholder_values(plan)
     for resource in resources:
         resource["placeholder"] = is_placeholder(resource, stand_ins)
