@@ -15,17 +15,20 @@ from typing import NoReturn
 
 from mailinfra.errors import ConfigErrors, MailinfraError, UsageError
 
-# Each module registers its subcommand with add_parser(subparsers) and handles it with run(args).
-COMMAND_MODULES = [
-    "mailinfra.cli.plan_cmds",
-    "mailinfra.cli.dkim_cmd",
-    "mailinfra.cli.render_cmd",
-    "mailinfra.cli.warmup_cmd",
-    "mailinfra.cli.audit_cmd",
-    "mailinfra.cli.review_cmd",
-    "mailinfra.cli.drift_cmd",
-    "mailinfra.cli.lab_cmd",
-]
+# command -> the module that registers it with add_parser(subparsers) and handles it with run(args).
+# Only the named command's module is imported: `mailinfra preview` does not pay for drift or the lab.
+COMMANDS = {
+    "validate": "mailinfra.cli.plan_cmds",
+    "preview": "mailinfra.cli.plan_cmds",
+    "dkim": "mailinfra.cli.dkim_cmd",
+    "render": "mailinfra.cli.render_cmd",
+    "warmup": "mailinfra.cli.warmup_cmd",
+    "audit": "mailinfra.cli.audit_cmd",
+    "review": "mailinfra.cli.review_cmd",
+    "drift": "mailinfra.cli.drift_cmd",
+    "lab": "mailinfra.cli.lab_cmd",
+}
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -35,17 +38,14 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `command`, only that command's module is imported (all of them otherwise)."""
     parser = OneLineParser(prog="mailinfra", description=__doc__.splitlines()[0] if __doc__ else None)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # a command still being built is simply not offered
-            raise
+    wanted = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in wanted:
+        module = importlib.import_module(name)
         sub = module.add_parser(subparsers)
         if sub is not None and hasattr(module, "run") and sub.get_default("handler") is None:
             sub.set_defaults(handler=module.run)
@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments[0] if arguments else None)
+    args = parser.parse_args(arguments)
     try:
         code: int = args.handler(args)
     except ConfigErrors as exc:
