@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -13,9 +14,10 @@ import dns.rdatatype
 from mailinfra.dns.records import DnsRecord, RecordType
 from mailinfra.drift.compare import compare_record
 from mailinfra.drift.dkim_check import HeldKey, check_dkim_keys
+from mailinfra.drift.expected import Expected, expected_rrsets
 from mailinfra.drift.model import DriftResult, Status
 from mailinfra.drift.resolve import DEFAULT_CONCURRENCY, Answer, Resolver, Server
-from mailinfra.drift.transfer import answers_from_zone, transfer_zones
+from mailinfra.drift.transfer import transfer_zones
 from mailinfra.plan.model import Plan
 
 
@@ -29,23 +31,32 @@ class DnsOptions:
     dkim_keys: tuple[HeldKey, ...] = ()  # private keys hosts hold: signed with, verified against DNS
 
 
+_RDATATYPES = {t: dns.rdatatype.from_text(str(t)) for t in RecordType}
+
+
 async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult], list[str]]:
     """One result per planned RRset, plus a line for every server or zone that could not be asked."""
     failures: list[str] = []
     servers = await _servers_for(plan, options, failures)
     results: list[DriftResult] = []
+    asked: dict[Server, int] = defaultdict(int)
+    errors: dict[Server, list[Answer]] = defaultdict(list)
     async with Resolver(options.timeout, options.attempts, options.concurrency) as resolver:
         known = {zone: server for zone, server in servers.items() if server is not None}
-        askable = [r for r in plan.records if r.zone in known]
-        answers = await _answers(askable, known, resolver, options)
-        by_server: dict[Server, list[Answer]] = defaultdict(list)
         shown = {server: str(server) for server in known.values()}
-        for record, answer in zip(askable, answers, strict=True):
+        for record, found in zip(plan.records, await _answers(plan.records, known, resolver, options), strict=True):
+            if found is None:
+                continue  # no nameserver for its zone: reported below
             server = known[record.zone]
-            by_server[server].append(answer)
-            result = _judge(record, answer, shown[server])
+            asked[server] += 1
+            if isinstance(found, DriftResult):
+                results.append(found)  # the transferred RRset is the plan's, byte for byte
+                continue
+            if found.status == "error":
+                errors[server].append(found)
+            result = _judge(record, found, shown[server])
             if record.type is RecordType.PTR and result.status is Status.CHANGED:
-                result = await _with_fcrdns(result, answer, plan, servers, resolver=resolver, fallback=server)
+                result = await _with_fcrdns(result, found, plan, servers, resolver=resolver, fallback=server)
             results.append(result)
         for record in plan.records:
             if servers.get(record.zone) is None:
@@ -61,36 +72,41 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
                     )
                 )
         results += await check_dkim_keys(plan, options.dkim_keys, servers, resolver)
-    for server, server_answers in by_server.items():
-        errors = [a for a in server_answers if a.status == "error"]
-        if errors and len(errors) == len(server_answers):
-            failures.append(f"nameserver {server} answered none of {len(server_answers)} queries: {errors[0].error}")
+    for server, server_errors in errors.items():
+        if len(server_errors) == asked[server]:
+            failures.append(f"nameserver {server} answered none of {asked[server]} queries: {server_errors[0].error}")
     return results, failures
 
 
-async def _answers(records: list[DnsRecord], servers: dict[str, Server], resolver: Resolver,
-                   options: DnsOptions) -> list[Answer]:
-    """One answer per record: from the zone's AXFR where the server allows it, else asked one by one."""
+async def _answers(records: Sequence[DnsRecord], servers: dict[str, Server], resolver: Resolver,
+                   options: DnsOptions) -> list[Answer | DriftResult | None]:
+    """Per record whose zone has a server: from the zone's AXFR where the server allows it (already the
+    ok result when the transferred RRset has exactly the plan's bytes, see mailinfra.drift.expected),
+    else asked one by one. None for records whose zone has no server."""
     zones = await transfer_zones(servers, options.timeout) if options.transfer else {}
-    types = {t: dns.rdatatype.from_text(str(t)) for t in RecordType}
-    by_zone: dict[str, list[int]] = defaultdict(list)
-    for index, record in enumerate(records):
-        by_zone[record.zone].append(index)
-    answers: list[Answer | None] = [None] * len(records)
+    found: list[Answer | DriftResult | None] = [None] * len(records)
     queried: list[int] = []
-    for zone, indexes in by_zone.items():
-        transferred = zones.get(zone)
-        if transferred is None:
-            queried += indexes
+    expected: dict[Server, list[Expected]] = {}
+    for index, record in enumerate(records):
+        server = servers.get(record.zone)
+        if server is None:
             continue
-        found = answers_from_zone(transferred, [(records[i].name, types[records[i].type]) for i in indexes])
-        for i, answer in zip(indexes, found, strict=True):
-            answers[i] = answer
+        transferred = zones.get(record.zone)
+        if transferred is None:
+            queried.append(index)
+            continue
+        planned = expected.get(server)
+        if planned is None:
+            planned = expected[server] = expected_rrsets(records, str(server))
+        key = planned[index].key
+        rdatas = transferred.rrsets.get(key)
+        ok = None if rdatas is None else planned[index].ok.get(rdatas)
+        found[index] = ok if ok is not None else transferred.answer(*key)
     asked = await resolver.query_many(
-        [(servers[records[i].zone], records[i].name, types[records[i].type]) for i in queried])
+        [(servers[records[i].zone], records[i].name, _RDATATYPES[records[i].type]) for i in queried])
     for i, answer in zip(queried, asked, strict=True):
-        answers[i] = answer
-    return [a for a in answers if a is not None]
+        found[i] = answer
+    return found
 
 
 def _judge(record: DnsRecord, answer: Answer, server: str) -> DriftResult:

@@ -8,22 +8,19 @@ record. A transferred zone answers exactly as the server would for data it holds
 synthesize wildcard answers (RFC 4592), so a planned name covered only by a wildcard reads as
 missing here, as it would in the zone file (we plan no wildcards).
 
-The transfer runs on the event loop (no thread) and is read with `mailinfra.drift.wire`, which keeps
-only owner names and the values drift compares; the checks are dnspython's (`dns.query.xfr`,
-`dns.xfr.Inbound`, `dns.zone.from_xfr`): answers to our id and question, NOERROR, the first record the
-zone's SOA, the transfer ends at the same SOA again with nothing after it, no SOA elsewhere, one class,
-names outside the zone ignored, and an SOA and NS at the apex.
+The transfer runs on the event loop (no thread) and is read with `mailinfra.drift.wire` as raw records
+(owner and rdata bytes, names decompressed and lower-cased): no text is made while reading, values are
+rendered only for the RRsets that are asked for and differ from the plan's bytes. The checks are
+dnspython's (`dns.query.xfr`, `dns.xfr.Inbound`, `dns.zone.from_xfr`): answers to our id and question,
+NOERROR, the first record the zone's SOA, the transfer ends at the same SOA again with nothing after it,
+no SOA elsewhere, one class, names outside the zone ignored, and an SOA and NS at the apex.
 """
 
 from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import dns.name
-import dns.rdatatype
 
 from mailinfra.drift import wire
 from mailinfra.drift.resolve import Answer, Server
@@ -31,22 +28,23 @@ from mailinfra.drift.resolve import Answer, Server
 
 @dataclass(frozen=True)
 class TransferredZone:
-    """The zone's data as drift reads it: owner names, and values per (name, type) for class IN."""
+    """The zone's data as drift reads it: owner names, and rdatas per (name, type) for class IN, all as
+    `wire.RawRecord` holds them (lower-cased wire)."""
 
     origin: str
-    names: frozenset[str]
-    rrsets: dict[tuple[str, int], Answer]  # every one an "answer" with the RRset's values
+    names: frozenset[bytes]
+    rrsets: dict[tuple[bytes, int], tuple[bytes, ...]]  # identical rdatas once, first-seen order
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run formats its main task's result on the way out (CPython 3.11),
         # and the full field repr of a large zone cost more than reading it.
         return f"TransferredZone({self.origin!r}, {len(self.names)} names, {len(self.rrsets)} RRsets)"
 
-    def answer(self, name: str, rdtype: int) -> Answer:
-        """What the server answers for `name`/`rdtype` (`name` as `wire.name_key` renders it)."""
+    def answer(self, name: bytes, rdtype: int) -> Answer:
+        """What the server answers for `name`/`rdtype` (`name` as `wire.name_wire` renders it)."""
         found = self.rrsets.get((name, rdtype))
         if found is not None:
-            return found
+            return Answer("answer", tuple(str(wire.rdata_value(rdtype, rdata)) for rdata in found))
         # An empty non-terminal (a name with only children) is NODATA on the wire, absent here:
         # both read as "no such record", which is all the comparison needs.
         return Answer("nodata") if name in self.names else Answer("nxdomain")
@@ -116,7 +114,7 @@ async def _transfer_over_one_connection(server: Server, zones: list[str],
                     if transfer.zone in settled:
                         continue  # the rest of a transfer already refused
                     try:
-                        transferred = transfer.receive(wire.parse_message(data))
+                        transferred = transfer.receive(wire.parse_raw(data))
                     except (wire.WireError, _RefusedError):
                         settled[transfer.zone] = None
                         continue
@@ -135,18 +133,18 @@ class _Transfer:
 
     def __init__(self, zone: str, query_id: int) -> None:
         self.zone = zone
-        self.origin = wire.name_key(zone)
+        self.origin = wire.name_wire(zone)
         query = wire.with_id(wire.query_wire(zone, wire.AXFR), query_id)
         self.query = struct.pack("!H", len(query)) + query  # TCP framing (RFC 1035 §4.2.2)
         self.query_id = query_id
         self.builder: _ZoneBuilder | None = None
 
-    def receive(self, message: wire.Message) -> TransferredZone | None:
+    def receive(self, message: wire.RawMessage) -> TransferredZone | None:
         """The zone once its closing SOA arrived, else None (more to come); _RefusedError if unusable."""
         _check_response(message, self.query_id, self.origin, first=self.builder is None)
         records = message.answer
         if self.builder is None:
-            if not records or records[0].name != self.origin or records[0].rdtype != wire.SOA:
+            if not records or records[0].owner != self.origin or records[0].rdtype != wire.SOA:
                 raise _RefusedError("the transfer does not start with the zone's SOA")
             self.builder = _ZoneBuilder(records[0])
             records = records[1:]
@@ -157,42 +155,48 @@ class _Transfer:
 
 
 class _ZoneBuilder:
-    """dns.xfr.Inbound + dns.zone.from_xfr over wire records: from the opening SOA to the closing one."""
+    """dns.xfr.Inbound + dns.zone.from_xfr over raw records: from the opening SOA to the closing one."""
 
-    def __init__(self, opening: wire.Record) -> None:
-        self.origin = opening.name
+    def __init__(self, opening: wire.RawRecord) -> None:
+        self.origin = opening.owner
         self.opening = opening
         self.done = False
-        self.names = {opening.name}
-        # Per (name, type): values by rdata identity, in first-seen order (an RRset holds identical rdatas once).
-        self.rrsets: dict[tuple[str, int], dict[object, str]] = {}
+        self.names = {opening.owner}  # owners inside the zone (so membership needs no second check)
+        # Per (name, type): rdatas in first-seen order (a dict as an ordered set: an RRset holds identical
+        # rdatas once).
+        self.rrsets: dict[tuple[bytes, int], dict[bytes, None]] = {}
 
-    def add(self, record: wire.Record) -> None:
+    def add(self, record: wire.RawRecord) -> None:
         if self.done:
             raise _RefusedError("answers after the final SOA")
-        if record.rdtype == wire.SOA and record.name == self.origin:
-            if (record.identity, record.rdclass) != (self.opening.identity, self.opening.rdclass):
+        owner, rdtype, rdclass, _, rdata = record
+        if rdtype == wire.SOA and owner == self.origin:
+            if (rdata, rdclass) != (self.opening.rdata, self.opening.rdclass):
                 raise _RefusedError("a second, different SOA at the apex")
             self.done = True  # the closing SOA (RFC 5936 §2.2)
             return
-        if not _in_zone(record.name, self.origin):
-            return  # glue outside the zone: dns.zone.from_xfr ignores it
-        if record.rdtype == wire.SOA:
+        if owner not in self.names:
+            if not _in_zone(owner, self.origin):
+                return  # glue outside the zone: dns.zone.from_xfr ignores it
+            self.names.add(owner)
+        if rdtype == wire.SOA:
             raise _RefusedError("an SOA below the apex")
-        if record.rdclass != self.opening.rdclass:
+        if rdclass != self.opening.rdclass:
             raise _RefusedError("a record of another class")
-        self.names.add(record.name)
-        if isinstance(record.value, str):
-            self.rrsets.setdefault((record.name, record.rdtype), {}).setdefault(record.identity, record.value)
+        if rdata is not None:
+            rrset = self.rrsets.get((owner, rdtype))
+            if rrset is None:
+                rrset = self.rrsets[owner, rdtype] = {}
+            rrset[rdata] = None
 
     def build(self) -> TransferredZone:
         if (self.origin, wire.NS) not in self.rrsets:
             raise _RefusedError("no NS at the apex")  # dns.zone.Zone.check_origin
-        return TransferredZone(self.origin, frozenset(self.names),
-                               {key: Answer("answer", tuple(values.values())) for key, values in self.rrsets.items()})
+        return TransferredZone(wire.name_text(self.origin), frozenset(self.names),
+                               {key: tuple(rdatas) for key, rdatas in self.rrsets.items()})
 
 
-def _check_response(message: wire.Message, query_id: int, origin: str, *, first: bool) -> None:
+def _check_response(message: wire.RawMessage, query_id: int, origin: bytes, *, first: bool) -> None:
     """dns.message.Message.is_response (xfr continuation) and dns.xfr.Inbound's rcode/question checks."""
     if not message.flags & wire.QR or message.id != query_id or (message.flags >> 11) & 0xF != 0:
         raise _RefusedError("not an answer to our query")
@@ -205,13 +209,13 @@ def _check_response(message: wire.Message, query_id: int, origin: str, *, first:
         raise _RefusedError("first message without the question")
 
 
-def _in_zone(name: str, origin: str) -> bool:
-    if "\\" in name or "\\" in origin:
-        # An escaped dot is not a label boundary: compare label by label (dns.name.Name.is_subdomain).
-        return dns.name.from_text(name or ".").is_subdomain(dns.name.from_text(origin or "."))
-    return not origin or name == origin or name.endswith("." + origin)
+def _in_zone(name: bytes, origin: bytes) -> bool:
+    """dns.name.Name.is_subdomain on wire names: the origin's labels end the name's, cut at a label."""
+    cut = len(name) - len(origin)
+    if cut < 0 or not name.endswith(origin):
+        return False
+    offset = 0
+    while offset < cut:
+        offset += 1 + name[offset]
+    return offset == cut
 
-
-def answers_from_zone(zone: TransferredZone, questions: Sequence[tuple[str, dns.rdatatype.RdataType]]) -> list[Answer]:
-    """What the server would answer for each question, read from its transferred zone."""
-    return [zone.answer(wire.name_key(name), int(rdtype)) for name, rdtype in questions]

@@ -13,6 +13,7 @@ other record types are carried through unparsed.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import struct
@@ -43,6 +44,26 @@ class WireError(ValueError):
     """A message dnspython would refuse to parse (FormError and friends)."""
 
 
+class RawRecord(NamedTuple):
+    """One resource record as read, without text: what a zone transfer is compared by."""
+
+    owner: bytes  # uncompressed wire, ASCII lower-cased
+    rdtype: int
+    rdclass: int
+    ttl: int
+    # Canonical rdata for A/NS/CNAME/PTR/MX/TXT/SOA (names decompressed and lower-cased, so equal bytes
+    # are the rdata dnspython holds as identical: an RRset keeps one of them); None for other types.
+    rdata: bytes | None
+
+
+class RawMessage(NamedTuple):
+    id: int
+    flags: int
+    rcode: int  # with the EDNS extended bits (RFC 6891 §6.1.3), as dnspython's Message.rcode()
+    question: tuple[tuple[bytes, int, int], ...]  # (name wire, type, class)
+    answer: tuple[RawRecord, ...]
+
+
 class Record(NamedTuple):
     name: str  # lower-case, no final dot; "" is the root
     rdtype: int
@@ -68,17 +89,24 @@ def name_key(name: str) -> str:
     return ".".join(_label_text(label.lower()) for label in labels if label)
 
 
+def name_wire(name: str) -> bytes:
+    """A name as `RawRecord` holds owners and targets: uncompressed wire, ASCII lower-cased."""
+    return _qname(name).lower()
+
+
 def query_wire(name: str, rdtype: int) -> bytes:
     """The query for `name`/`rdtype` without its 2-byte id: flags 0 (no recursion desired, RFC 1035
     §4.1.1 RD=0, as `dns.message.make_query(..., flags=0)`), one question, class IN, no EDNS."""
+    return b"\0\0\0\1\0\0\0\0\0\0" + _qname(name) + struct.pack("!HH", rdtype, IN)
+
+
+def _qname(name: str) -> bytes:
     labels = name.encode("ascii").split(b".") if _is_plain(name) else ()
     if labels and all(len(label) < 64 for label in labels) and len(name) < MAX_NAME_OCTETS - 1:
-        qname = b"".join(bytes((len(label),)) + label for label in labels) + b"\0"
-    else:
-        wired = dns.name.from_text(name).to_wire()
-        assert wired is not None  # no file given: to_wire returns the bytes
-        qname = wired
-    return b"\0\0\0\1\0\0\0\0\0\0" + qname + struct.pack("!HH", rdtype, IN)
+        return b"".join(bytes((len(label),)) + label for label in labels) + b"\0"
+    wired = dns.name.from_text(name).to_wire()
+    assert wired is not None  # no file given: to_wire returns the bytes
+    return wired
 
 
 def with_id(query: bytes, query_id: int) -> bytes:
@@ -93,13 +121,24 @@ def random_id(taken: Container[int] = ()) -> int:
             return candidate
 
 
-def parse_message(data: bytes) -> Message:
-    """Header, question and answer of one message; authority and additional are read (and checked) only
-    for the EDNS extended rcode. Raises WireError on anything dnspython's `from_wire` would refuse."""
+def parse_raw(data: bytes) -> RawMessage:
+    """Header, question and answer of one message as bytes; authority and additional are read (and
+    checked) only for the EDNS extended rcode. Raises WireError on anything dnspython's `from_wire` would
+    refuse."""
     try:
         return _Reader(data).message()
     except IndexError:
         raise WireError("runs past the end of the message") from None
+
+
+def parse_message(data: bytes) -> Message:
+    """`parse_raw` with names and values as text (see the module docstring)."""
+    raw = parse_raw(data)
+    question = tuple((name_text(name), rdtype, rdclass) for name, rdtype, rdclass in raw.question)
+    answer = tuple(_new_tuple(Record, (name_text(r.owner), r.rdtype, r.rdclass, r.ttl,
+                                       None if r.rdata is None else rdata_value(r.rdtype, r.rdata), r.rdata))
+                   for r in raw.answer)
+    return Message(raw.id, raw.flags, raw.rcode, question, answer)
 
 
 def rrset_values(records: Sequence[Record], name: str, rdtype: int) -> tuple[str, ...] | None:
@@ -112,6 +151,49 @@ def rrset_values(records: Sequence[Record], name: str, rdtype: int) -> tuple[str
             seen.add(record.identity)
             values.append(str(record.value))
     return tuple(values) if values else None
+
+
+@functools.lru_cache(maxsize=8192)
+def name_text(wire: bytes) -> str:
+    """A name read as wire, rendered as dnspython renders it: lower-case, no final dot, "" the root."""
+    labels = []
+    offset = 0
+    count = wire[0]
+    while count:
+        labels.append(wire[offset + 1:offset + 1 + count])
+        offset += 1 + count
+        count = wire[offset]
+    return _labels_text(labels, "") if labels else ""
+
+
+def rdata_value(rdtype: int, rdata: bytes) -> object:
+    """A canonical rdata as the plan writes values: A a dotted quad, TXT strings joined, MX `pref target`,
+    NS/CNAME/PTR the target without the dot (the root as "."), SOA (mname, rname, the 20 octets after)."""
+    if rdtype == TXT:
+        strings = []
+        offset = 0
+        while offset < len(rdata):
+            size = rdata[offset]
+            strings.append(rdata[offset + 1:offset + 1 + size])
+            offset += 1 + size
+        # mailinfra.dns.txt.join_txt: bytes joined before decoding (a producer may split inside a character).
+        return b"".join(strings).decode("utf-8", "replace")
+    if rdtype == A:
+        return f"{rdata[0]}.{rdata[1]}.{rdata[2]}.{rdata[3]}"
+    if rdtype == MX:
+        return f"{_U16.unpack_from(rdata)[0]} {name_text(rdata[2:]) or '.'}"  # RFC 7505 null MX: "0 ."
+    if rdtype == SOA:
+        split = _name_length(rdata, 0)
+        rest = _name_length(rdata, split)
+        return (name_text(rdata[:split]), name_text(rdata[split:rest]), rdata[rest:])
+    return name_text(rdata) or "."  # NS, CNAME, PTR
+
+
+def _name_length(wire: bytes, offset: int) -> int:
+    """Where the uncompressed name starting at `offset` ends."""
+    while wire[offset]:
+        offset += 1 + wire[offset]
+    return offset + 1
 
 
 def _is_plain(name: str) -> bool:
@@ -139,18 +221,21 @@ def _label_text(label: bytes) -> str:
 # third of the cost, which counts once per resource record of a zone.
 _new_tuple = tuple.__new__
 
-# A decoded name, a plain tuple (this is the hot loop): text (lower-case, no final dot), octets (wire
-# length once decompressed, RFC 1035 §3.1: at most 255), reach (how far the first compression target's
-# own bytes run; 0 without a pointer), hops (pointers followed), end (offset just after the name as written).
-_Name = tuple[str, int, int, int, int]
+# A read name, a plain tuple (this is the hot loop): wire (uncompressed, ASCII lower-cased: names compare
+# case-insensitively, RFC 4343; its length is the name's octets, RFC 1035 §3.1: at most 255), reach (how
+# far the first compression target's own bytes run; 0 without a pointer), hops (pointers followed), end
+# (offset just after the name as written).
+_Name = tuple[bytes, int, int, int]
 
 
 class _Reader:
+    """One message read to raw records: names decompressed to lower-cased wire, no text made."""
+
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.names: dict[int, _Name] = {}
 
-    def message(self) -> Message:
+    def message(self) -> RawMessage:
         data = self.data
         if len(data) < 12:
             raise WireError("short header")
@@ -175,33 +260,33 @@ class _Reader:
                 rcode |= (record.ttl >> 20) & 0xFF0
         if offset != len(data):
             raise WireError("trailing junk")
-        return Message(query_id, flags, rcode, tuple(question), tuple(answer))
+        return RawMessage(query_id, flags, rcode, tuple(question), tuple(answer))
 
-    def name(self, start: int, end: int | None = None) -> tuple[str, int]:
-        """The name written at `start` (text, offset after it); `end` bounds its uncompressed bytes."""
-        text, _, reach, _, after = self.names.get(start) or self._name(start)
+    def name(self, start: int, end: int | None = None) -> tuple[bytes, int]:
+        """The name written at `start` (wire, offset after it); `end` bounds its uncompressed bytes."""
+        wire, reach, _, after = self.names.get(start) or self._name(start)
         if reach > start or after > (len(self.data) if end is None else end):
             raise WireError("bad compression pointer")  # a target overlapping the name itself
-        return text, after
+        return wire, after
 
     def _name(self, start: int) -> _Name:
-        # The hot loop of a transfer (every owner and target): one frame per name, plain tuples, and
-        # IndexError for running past the message (turned into WireError by parse_message).
+        # The hot loop of a transfer (every owner and target): one frame per name, plain tuples, one
+        # slice per name, and IndexError for running past the message (turned into WireError by the caller).
         data = self.data
-        labels = []
         offset = start
         count = data[offset]
         while 0 < count < 64:
             offset += 1 + count
-            labels.append(data[offset - count:offset])
             count = data[offset]
         if count == 0:
-            suffix, octets, reach, hops, end = "", 1, 0, 0, offset + 1
+            end = offset + 1
+            # Label lengths are below 64, so lower() changes only the labels' ASCII letters.
+            wire, reach, hops = data[start:end].lower(), 0, 0
         elif count >= 192:
             target = (count & 0x3F) << 8 | data[offset + 1]
             if target >= start:
                 raise WireError("compression pointer not backwards")
-            suffix, octets, pointed_reach, hops, reach = self.names.get(target) or self._name(target)
+            suffix, pointed_reach, hops, reach = self.names.get(target) or self._name(target)
             # dnspython: each pointer strictly before the previous target, and the target's own bytes
             # end before the place that pointed at it.
             if pointed_reach > target:
@@ -210,18 +295,17 @@ class _Reader:
             end = offset + 2
             if hops > MAX_POINTER_HOPS:
                 raise WireError("pointer chain too long")
+            wire = data[start:offset].lower() + suffix if offset > start else suffix
         else:
             raise WireError("bad label type")
-        octets += offset - start
-        if octets > MAX_NAME_OCTETS:
+        if len(wire) > MAX_NAME_OCTETS:
             raise WireError("name too long")
-        text = _labels_text(labels, suffix) if labels else suffix
-        found = self.names[start] = (text, octets, reach, hops, end)
+        found = self.names[start] = (wire, reach, hops, end)
         return found
 
-    def record(self, offset: int) -> tuple[Record, int]:
+    def record(self, offset: int) -> tuple[RawRecord, int]:
         data = self.data
-        name, _, reach, _, after = self.names.get(offset) or self._name(offset)
+        owner, reach, _, after = self.names.get(offset) or self._name(offset)
         if reach > offset:
             raise WireError("bad compression pointer")  # a target overlapping the name itself
         offset = after
@@ -232,46 +316,40 @@ class _Reader:
         end = start + rdlength
         if end > len(data):
             raise WireError("rdata runs past the message")
-        value: object = None
-        identity: object = None
-        if rdtype == A:
+        rdata: bytes | None = None
+        if rdtype == TXT:
+            self._check_txt(start, end)
+            rdata = data[start:end]
+        elif rdtype == A:
             if rdlength != 4:
                 raise WireError("A rdata is not 4 octets")
-            value = identity = f"{data[start]}.{data[start + 1]}.{data[start + 2]}.{data[start + 3]}"
-        elif rdtype == TXT:
-            value, identity = self._txt(start, end), data[start:end]
+            rdata = data[start:end]
         elif rdtype == MX:
             if rdlength < 3:
                 raise WireError("short MX rdata")
-            target = self._target(start + 2, end)
-            value = identity = f"{_U16.unpack_from(data, start)[0]} {target}"
+            rdata = data[start:start + 2] + self._target(start + 2, end)
         elif rdtype in (NS, CNAME, PTR):
-            value = identity = self._target(start, end)
+            rdata = self._target(start, end)
         elif rdtype == SOA:
             mname, after = self.name(start, end)
             rname, after = self.name(after, end)
             if end - after != 20:
                 raise WireError("bad SOA rdata")
-            value = identity = (mname, rname, data[after:end])
-        return _new_tuple(Record, (name, rdtype, rdclass, ttl, value, identity)), end
+            rdata = mname + rname + data[after:end]
+        return _new_tuple(RawRecord, (owner, rdtype, rdclass, ttl, rdata)), end
 
-    def _target(self, start: int, end: int) -> str:
-        text, after = self.name(start, end)
+    def _target(self, start: int, end: int) -> bytes:
+        wire, after = self.name(start, end)
         if after != end:
             raise WireError("rdata longer than its name")
-        return text or "."  # dnspython renders the root as "." (RFC 7505 null MX: "0 .")
+        return wire
 
-    def _txt(self, start: int, end: int) -> str:
+    def _check_txt(self, start: int, end: int) -> None:
         data = self.data
-        strings = []
+        if start == end:
+            raise WireError("TXT rdata without strings")
         offset = start
         while offset < end:
-            size = data[offset]
-            if offset + 1 + size > end:
-                raise WireError("TXT string runs past its rdata")
-            strings.append(data[offset + 1:offset + 1 + size])
-            offset += 1 + size
-        if not strings:
-            raise WireError("TXT rdata without strings")
-        # mailinfra.dns.txt.join_txt: bytes joined before decoding (a producer may split inside a character).
-        return b"".join(strings).decode("utf-8", "replace")
+            offset += 1 + data[offset]
+        if offset > end:
+            raise WireError("TXT string runs past its rdata")
