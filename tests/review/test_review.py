@@ -134,10 +134,10 @@ def test_new_ip_inheriting_a_past_pool_start_is_a_warmup_finding(tmp_path: Path,
 
 def test_host_file_diffs_name_the_changed_files_and_redact_private_keys() -> None:
     """A private key inlined by a renderer bug is cut out; secret markers stay visible for review."""
-    from mailinfra.review.files import redact_secrets
-
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from mailinfra.review.files import redact_secrets
 
     pem = ed25519.Ed25519PrivateKey.generate().private_bytes(  # made at test time, never committed
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
