@@ -17,7 +17,7 @@ from mailinfra.drift.dkim_check import HeldKey, check_dkim_keys
 from mailinfra.drift.expected import Expected, expected_rrsets
 from mailinfra.drift.model import DriftResult, Status
 from mailinfra.drift.resolve import DEFAULT_CONCURRENCY, Answer, Resolver, Server
-from mailinfra.drift.transfer import transfer_zones
+from mailinfra.drift.transfer import TransferredZone, transfer_zones
 from mailinfra.plan.model import Plan
 
 
@@ -39,19 +39,17 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
     failures: list[str] = []
     servers = await _servers_for(plan, options, failures)
     results: list[DriftResult] = []
-    asked: dict[Server, int] = defaultdict(int)
     errors: dict[Server, list[Answer]] = defaultdict(list)
     async with Resolver(options.timeout, options.attempts, options.concurrency) as resolver:
         known = {zone: server for zone, server in servers.items() if server is not None}
         shown = {server: str(server) for server in known.values()}
         for record, found in zip(plan.records, await _answers(plan.records, known, resolver, options), strict=True):
-            if found is None:
-                continue  # no nameserver for its zone: reported below
-            server = known[record.zone]
-            asked[server] += 1
             if isinstance(found, DriftResult):
                 results.append(found)  # the transferred RRset is the plan's, byte for byte
                 continue
+            if found is None:
+                continue  # no nameserver for its zone: reported below
+            server = known[record.zone]
             if found.status == "error":
                 errors[server].append(found)
             result = _judge(record, found, shown[server])
@@ -73,8 +71,9 @@ async def check_dns(plan: Plan, options: DnsOptions) -> tuple[list[DriftResult],
                 )
         results += await check_dkim_keys(plan, options.dkim_keys, servers, resolver)
     for server, server_errors in errors.items():
-        if len(server_errors) == asked[server]:
-            failures.append(f"nameserver {server} answered none of {asked[server]} queries: {server_errors[0].error}")
+        asked = sum(1 for record in plan.records if known.get(record.zone) == server)
+        if len(server_errors) == asked:
+            failures.append(f"nameserver {server} answered none of {asked} queries: {server_errors[0].error}")
     return results, failures
 
 
@@ -86,18 +85,20 @@ async def _answers(records: Sequence[DnsRecord], servers: dict[str, Server], res
     zones = await transfer_zones(servers, options.timeout) if options.transfer else {}
     found: list[Answer | DriftResult | None] = [None] * len(records)
     queried: list[int] = []
-    expected: dict[Server, list[Expected]] = {}
+    # Per zone (looked up by its name, hashed once per string): its transfer and the plan's bytes.
+    by_zone: dict[str, tuple[TransferredZone, list[Expected]] | None] = {}
+    for zone, server in servers.items():
+        transferred = zones.get(zone)
+        by_zone[zone] = None if transferred is None else (transferred, expected_rrsets(records, str(server)))
     for index, record in enumerate(records):
-        server = servers.get(record.zone)
-        if server is None:
+        zone = record.zone
+        if zone not in by_zone:
             continue
-        transferred = zones.get(record.zone)
-        if transferred is None:
+        transfer = by_zone[zone]
+        if transfer is None:
             queried.append(index)
             continue
-        planned = expected.get(server)
-        if planned is None:
-            planned = expected[server] = expected_rrsets(records, str(server))
+        transferred, planned = transfer
         key = planned[index].key
         rdatas = transferred.rrsets.get(key)
         ok = None if rdatas is None else planned[index].ok.get(rdatas)

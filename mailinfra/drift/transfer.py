@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailinfra.drift import wire
@@ -148,10 +149,8 @@ class _Transfer:
                 raise _RefusedError("the transfer does not start with the zone's SOA")
             self.builder = _ZoneBuilder(records[0])
             records = records[1:]
-        builder = self.builder
-        for record in records:
-            builder.add(record)
-        return builder.build() if builder.done else None
+        self.builder.add(records)
+        return self.builder.build() if self.builder.done else None
 
 
 class _ZoneBuilder:
@@ -166,28 +165,31 @@ class _ZoneBuilder:
         # rdatas once).
         self.rrsets: dict[tuple[bytes, int], dict[bytes, None]] = {}
 
-    def add(self, record: wire.RawRecord) -> None:
-        if self.done:
-            raise _RefusedError("answers after the final SOA")
-        owner, rdtype, rdclass, _, rdata = record
-        if rdtype == wire.SOA and owner == self.origin:
-            if (rdata, rdclass) != (self.opening.rdata, self.opening.rdclass):
-                raise _RefusedError("a second, different SOA at the apex")
-            self.done = True  # the closing SOA (RFC 5936 §2.2)
-            return
-        if owner not in self.names:
-            if not _in_zone(owner, self.origin):
-                return  # glue outside the zone: dns.zone.from_xfr ignores it
-            self.names.add(owner)
-        if rdtype == wire.SOA:
-            raise _RefusedError("an SOA below the apex")
-        if rdclass != self.opening.rdclass:
-            raise _RefusedError("a record of another class")
-        if rdata is not None:
-            rrset = self.rrsets.get((owner, rdtype))
-            if rrset is None:
-                rrset = self.rrsets[owner, rdtype] = {}
-            rrset[rdata] = None
+    def add(self, records: Sequence[wire.RawRecord]) -> None:
+        # Once per resource record of the zone: locals only, no call per record on the common path.
+        origin, names, rrsets = self.origin, self.names, self.rrsets
+        opening_rdclass = self.opening.rdclass
+        for owner, rdtype, rdclass, _, rdata in records:
+            if self.done:
+                raise _RefusedError("answers after the final SOA")
+            if rdtype == wire.SOA and owner == origin:
+                if (rdata, rdclass) != (self.opening.rdata, opening_rdclass):
+                    raise _RefusedError("a second, different SOA at the apex")
+                self.done = True  # the closing SOA (RFC 5936 §2.2)
+                continue
+            if owner not in names:
+                if not _in_zone(owner, origin):
+                    continue  # glue outside the zone: dns.zone.from_xfr ignores it
+                names.add(owner)
+            if rdtype == wire.SOA:
+                raise _RefusedError("an SOA below the apex")
+            if rdclass != opening_rdclass:
+                raise _RefusedError("a record of another class")
+            if rdata is not None:
+                rrset = rrsets.get((owner, rdtype))
+                if rrset is None:
+                    rrset = rrsets[owner, rdtype] = {}
+                rrset[rdata] = None
 
     def build(self) -> TransferredZone:
         if (self.origin, wire.NS) not in self.rrsets:

@@ -249,13 +249,10 @@ class _Reader:
             rdtype, rdclass = struct.unpack_from("!HH", data, offset)
             question.append((name, rdtype, rdclass))
             offset += 4
-        answer = []
-        for _ in range(ancount):
-            record, offset = self.record(offset)
-            answer.append(record)
+        answer, offset = self.records(offset, ancount)
         rcode = flags & 0xF
-        for _ in range(nscount + arcount):
-            record, offset = self.record(offset)
+        others, offset = self.records(offset, nscount + arcount)
+        for record in others:
             if record.rdtype == OPT:
                 rcode |= (record.ttl >> 20) & 0xFF0
         if offset != len(data):
@@ -303,53 +300,57 @@ class _Reader:
         found = self.names[start] = (wire, reach, hops, end)
         return found
 
-    def record(self, offset: int) -> tuple[RawRecord, int]:
+    def records(self, offset: int, count: int) -> tuple[list[RawRecord], int]:
+        """`count` records from `offset` (offset after them): the per-record loop of a transfer, so it
+        keeps everything in locals."""
         data = self.data
-        owner, reach, _, after = self.names.get(offset) or self._name(offset)
-        if reach > offset:
-            raise WireError("bad compression pointer")  # a target overlapping the name itself
-        offset = after
-        if offset + 10 > len(data):
-            raise WireError("short resource record")
-        rdtype, rdclass, ttl, rdlength = _RR.unpack_from(data, offset)
-        start = offset + 10
-        end = start + rdlength
-        if end > len(data):
-            raise WireError("rdata runs past the message")
-        rdata: bytes | None = None
-        if rdtype == TXT:
-            self._check_txt(start, end)
-            rdata = data[start:end]
-        elif rdtype == A:
-            if rdlength != 4:
-                raise WireError("A rdata is not 4 octets")
-            rdata = data[start:end]
-        elif rdtype == MX:
-            if rdlength < 3:
-                raise WireError("short MX rdata")
-            rdata = data[start:start + 2] + self._target(start + 2, end)
-        elif rdtype in (NS, CNAME, PTR):
-            rdata = self._target(start, end)
-        elif rdtype == SOA:
-            mname, after = self.name(start, end)
-            rname, after = self.name(after, end)
-            if end - after != 20:
-                raise WireError("bad SOA rdata")
-            rdata = mname + rname + data[after:end]
-        return _new_tuple(RawRecord, (owner, rdtype, rdclass, ttl, rdata)), end
+        size = len(data)
+        names = self.names
+        read_name = self._name
+        unpack_rr = _RR.unpack_from
+        records = []
+        for _ in range(count):
+            owner, reach, _, after = names.get(offset) or read_name(offset)
+            if reach > offset:
+                raise WireError("bad compression pointer")  # a target overlapping the name itself
+            if after + 10 > size:
+                raise WireError("short resource record")
+            rdtype, rdclass, ttl, rdlength = unpack_rr(data, after)
+            start = after + 10
+            offset = start + rdlength
+            if offset > size:
+                raise WireError("rdata runs past the message")
+            rdata: bytes | None = None
+            if rdtype == TXT:
+                if not rdlength:
+                    raise WireError("TXT rdata without strings")
+                strings = start
+                while strings < offset:
+                    strings += 1 + data[strings]
+                if strings > offset:
+                    raise WireError("TXT string runs past its rdata")
+                rdata = data[start:offset]
+            elif rdtype == A:
+                if rdlength != 4:
+                    raise WireError("A rdata is not 4 octets")
+                rdata = data[start:offset]
+            elif rdtype == MX:
+                if rdlength < 3:
+                    raise WireError("short MX rdata")
+                rdata = data[start:start + 2] + self._target(start + 2, offset)
+            elif rdtype == NS or rdtype == CNAME or rdtype == PTR:  # noqa: PLR1714 - no tuple built per record
+                rdata = self._target(start, offset)
+            elif rdtype == SOA:
+                mname, after = self.name(start, offset)
+                rname, after = self.name(after, offset)
+                if offset - after != 20:
+                    raise WireError("bad SOA rdata")
+                rdata = mname + rname + data[after:offset]
+            records.append(_new_tuple(RawRecord, (owner, rdtype, rdclass, ttl, rdata)))
+        return records, offset
 
     def _target(self, start: int, end: int) -> bytes:
         wire, after = self.name(start, end)
         if after != end:
             raise WireError("rdata longer than its name")
         return wire
-
-    def _check_txt(self, start: int, end: int) -> None:
-        data = self.data
-        if start == end:
-            raise WireError("TXT rdata without strings")
-        offset = start
-        while offset < end:
-            offset += 1 + data[offset]
-        if offset > end:
-            raise WireError("TXT string runs past its rdata")
