@@ -34,6 +34,7 @@ MAX_NAME_OCTETS = 255  # RFC 1035 §3.1
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _U16 = struct.Struct("!H")
+_NAME_TYPES = frozenset((NS, CNAME, PTR))  # rdata is one name
 # Labels that render as themselves (no dnspython escape): the fast path for every name we plan.
 _PLAIN_LABEL = re.compile(rb"[A-Za-z0-9_*-]+")
 _PLAIN_OCTETS = b"abcdefghijklmnopqrstuvwxyz0123456789-_*"
@@ -300,7 +301,7 @@ class _Reader:
         found = self.names[start] = (wire, reach, hops, end)
         return found
 
-    def records(self, offset: int, count: int) -> tuple[list[RawRecord], int]:
+    def records(self, offset: int, count: int) -> tuple[list[RawRecord], int]:  # noqa: PLR0912 - one frame per message
         """`count` records from `offset` (offset after them): the per-record loop of a transfer, so it
         keeps everything in locals."""
         data = self.data
@@ -338,7 +339,7 @@ class _Reader:
                 if rdlength < 3:
                     raise WireError("short MX rdata")
                 rdata = data[start:start + 2] + self._target(start + 2, offset)
-            elif rdtype == NS or rdtype == CNAME or rdtype == PTR:  # noqa: PLR1714 - no tuple built per record
+            elif rdtype in _NAME_TYPES:
                 rdata = self._target(start, offset)
             elif rdtype == SOA:
                 mname, after = self.name(start, offset)
