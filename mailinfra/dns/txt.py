@@ -20,6 +20,8 @@ def split_txt(text: str) -> tuple[str, ...]:
     """
     if not text:
         return ("",)
+    if text.isascii():  # one byte per character: fixed-size chunks, no per-character walk
+        return tuple(text[start:start + MAX_STRING_BYTES] for start in range(0, len(text), MAX_STRING_BYTES))
     chunks: list[str] = []
     start = 0
     size = 0
