@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,6 +58,3 @@ def run_preview(args: argparse.Namespace) -> int:
         print_summary(plan, preview, out)
     return 0
 
-
-def _dump(data: Any) -> str:
-    return json.dumps(data, indent=2)
