@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
 
-from mailinfra.errors import MailinfraError
+from mailinfra.errors import MailinfraError, UsageError
 from mailinfra.model.load import NAMESPACE, Stack, validate_config
 from mailinfra.model.schema import StackConfig
 from mailinfra.plan import Plan, build_plan
@@ -36,8 +40,9 @@ def load_pulumi_config(stack: str) -> Stack:
     return validate_config(raw, stack, where)
 
 
-def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
-    """Instantiate every component from the plan; return the stack outputs."""
+def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan]) -> dict[str, object]:
+    """Instantiate every component from the plan; return the stack outputs. `plan_at(date)`: the same
+    stack's plan as of another date (hosts render their files as of a fixed date, not the plan's)."""
     # Imported after validation so a bad config costs no provider import.
     from components.dkim_keys import DkimKeys, DkimKeysArgs, delivered_keys, dkim_parameter_name
     from components.dns_records import DnsRecords, DnsRecordsArgs, forward_records, lookup_zone_ids
@@ -75,7 +80,8 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
         secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
-            host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets, rendered_files(plan, host),
+            host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets,
+            rendered_files(plan_at, host, plan),
             planned_addresses={ip: plan.ip(ip).address for ip in host.ips},
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
             subnet_address_keys=subnet_address_keys(plan, host.name),
@@ -90,9 +96,22 @@ def deploy(plan: Plan, aws_region: str | None) -> dict[str, object]:
     }
 
 
+def run_date() -> dt.date:
+    """The date the plan is built as of: today, or MAILINFRA_AS_OF (YYYY-MM-DD) to reproduce a run of
+    another day (tests check that the hosts' user data does not depend on it)."""
+    text = os.environ.get("MAILINFRA_AS_OF")
+    if not text:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"MAILINFRA_AS_OF: received {text!r}, expected a date YYYY-MM-DD") from None
+
+
 try:
-    for key, value in deploy(build_plan(load_pulumi_config(pulumi.get_stack())),
-                             pulumi.Config("aws").get("region")).items():
+    stack = load_pulumi_config(pulumi.get_stack())
+    plan_at = functools.cache(functools.partial(build_plan, stack))
+    for key, value in deploy(plan_at(run_date()), pulumi.Config("aws").get("region"), plan_at).items():
         pulumi.export(key, value)
 except MailinfraError as error:
     for line in str(error).splitlines():

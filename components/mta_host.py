@@ -5,11 +5,12 @@ its role (reads only its own secrets) and cloud-init user data built from the pl
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from operator import itemgetter
@@ -24,6 +25,7 @@ from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
+from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.render import render_host
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
@@ -324,14 +326,23 @@ def dkim_host_secret(parameter: str, host: HostPlan, key: DkimKeyPlan) -> HostSe
     return HostSecret(parameter, path, owner, directories=(key_dir, str(PurePosixPath(path).parent)))
 
 
-def rendered_files(plan: Plan, host: HostPlan) -> list[HostFile]:
+def rendered_files(plan_at: Callable[[dt.date], Plan], host: HostPlan, today: Plan) -> list[HostFile]:
     """The MTA's rendered files at their absolute paths, each secret marker paired with the host's own
-    SSM parameter that replaces it at boot."""
-    files = render_host(plan, host.name)
+    SSM parameter that replaces it at boot.
+
+    A Postfix host's files are rendered as of a fixed date (its warmup day 0, limits_anchor) and carry the
+    limits calendar the host applies day by day, so the user data does not change with the date of the
+    run (it would update the instance every day of a warmup). PowerMTA hosts still render `today`'s limits.
+    """
+    if host.mta == "postfix":
+        files = render_host(plan_at(limits_anchor(today, host)), host.name) + render_limits_files(
+            plan_limits_calendar(plan_at, host.name))
+    else:
+        files = render_host(today, host.name)
     maps = _hashed_maps(files)
     return [
         HostFile(path=f"/{f.path}", content=f.content, mode=f"{f.mode:04o}",
-                 fills=tuple((secret_placeholder(name), secret_parameter(plan, host, name))
+                 fills=tuple((secret_placeholder(name), secret_parameter(today, host, name))
                              for name in f.secret_placeholders),
                  postmap=maps.get(f"/{f.path}"))
         for f in files

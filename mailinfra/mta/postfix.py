@@ -106,10 +106,9 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             localpart=BOUNCE_LOCALPART)))
     for instance in instances:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
-            "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance, providers=PROVIDERS,
-            provider_domains=PROVIDER_DOMAINS, connect_timeout=SMTP_CONNECT_TIMEOUT,
-            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host),
-            failed_cohort=FAILED_COHORT_LIMIT)))
+            "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance,
+            limits=plan_limit_parameters(instance), connect_timeout=SMTP_CONNECT_TIMEOUT,
+            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
             transports=instance.transports)))
@@ -118,6 +117,53 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             files.append(rendered(f"{instance.config_dir.lstrip('/')}/sasl_passwd", render_template(
                 "postfix/sasl_passwd.j2", plan=plan, entries=instance.sasl), mode=0o600))
     return tuple(files)
+
+
+def plan_limit_parameters(instance: Instance) -> dict[str, str]:
+    """The main.cf parameters of a pool instance that follow the warmup plan's date, in main.cf order.
+
+    The one source of these lines: the instance's main.cf renders them, and the host's limits calendar
+    (mailinfra.mta.limits_calendar) applies the same values day by day with `postconf -e`. So every
+    parameter is always present (a value a later day needs, e.g. `defer_transports =` once the pool sends
+    or `_rate_delay = 0s` once it is unpaced) and each value fits on one line.
+    """
+    sender_domains = ", ".join(f"{d}=OK" for d in instance.sender_domains)
+    streams = ", ".join(f"@{d}=stream" for d in instance.sender_domains)
+    maps = [f"inline:{{ {', '.join(f'{d}={hop}' for d, hop in instance.bounce_routes.items())} }}"
+            ] if instance.bounce_routes else []
+    maps += [_rotation_map(PROVIDER_DOMAINS[p], p, instance.rotation[p]) for p in PROVIDERS if p != "default"]
+    if not instance.bounce_routes:
+        maps.append(_rotation_map((instance.stream.return_path,), "default", instance.rotation["default"]))
+    parameters = {
+        # A pool with no IP allowed to send defers injection (4xx): the app keeps the mail or overflows it.
+        "smtpd_sender_restrictions": (f"check_sender_access inline:{{ {sender_domains} }}, reject"
+                                      if instance.sending else "defer"),
+        "sender_dependent_default_transport_maps": (
+            f"pipemap:{{inline:{{ {streams} }}, randmap:{{ {', '.join(instance.rotation['default'])} }}}}"),
+        "transport_maps": ", ".join(maps),
+        "defer_transports": "" if instance.sending else ", ".join(t.name for t in instance.transports),
+    }
+    for transport in instance.transports:
+        parameters.update(transport_limit_parameters(transport))
+    return parameters
+
+
+def transport_limit_parameters(transport: Transport) -> dict[str, str]:
+    """One transport's pacing (postconf(5)): Postfix paces per (transport, recipient domain) in whole
+    seconds, so the delay is rounded up and the provider's hourly rate is never exceeded."""
+    delay = transport.limit.postfix_rate_delay_seconds
+    return {
+        f"{transport.name}_destination_concurrency_limit": str(transport.limit.concurrency),
+        f"{transport.name}_destination_rate_delay": f"{delay}s",
+        # Unpaced: Postfix's default cohort limit (1); paced: postconf(5)'s advice for a rate delay.
+        f"{transport.name}_destination_concurrency_failed_cohort_limit": str(FAILED_COHORT_LIMIT if delay else 1),
+    }
+
+
+def _rotation_map(domains: tuple[str, ...], provider: str, rotation: tuple[str, ...]) -> str:
+    """Mail to `domains` rotates across `rotation` (the provider's transports of the IPs that may send)."""
+    return (f"pipemap:{{inline:{{ {', '.join(f'{d}={provider}' for d in domains)} }}, "
+            f"randmap:{{ {', '.join(rotation)} }}}}")
 
 
 def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:

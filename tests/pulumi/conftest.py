@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,8 +27,9 @@ STACKS = [s for s in ("dev", "staging", "prod") if (STACKS_DIR / f"Pulumi.{s}.ya
 
 
 def run_mock(stack: str, tmp: Path, config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
-             *, up: bool = False) -> dict[str, Any]:
-    """One program run; returns the JSON of `python -m mailinfra.pulumi_preview` (or {"error": ...})."""
+             *, up: bool = False, as_of: str | None = None) -> dict[str, Any]:
+    """One program run; returns the JSON of `python -m mailinfra.pulumi_preview` (or {"error": ...}).
+    `as_of`: the date the program takes for today (MAILINFRA_AS_OF)."""
     command = [sys.executable, "-m", "mailinfra.pulumi_preview", stack, "--fingerprint-secrets"]
     if config is not None:
         path = tmp / f"config-{stack}-{len(list(tmp.iterdir()))}.json"
@@ -35,7 +37,8 @@ def run_mock(stack: str, tmp: Path, config: dict[str, str] | None = None, secret
         command += ["--config-json", str(path)]
     if up:
         command.append("--up")
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    env = {**os.environ, "MAILINFRA_AS_OF": as_of} if as_of else None
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False, env=env)
     lines = done.stdout.strip().splitlines()
     assert lines, f"no output; stderr:\n{done.stderr[-3000:]}"
     return json.loads(lines[-1])

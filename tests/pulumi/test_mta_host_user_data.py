@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
 import gzip
 import re
 from typing import Any
@@ -11,12 +13,16 @@ import pytest
 import yaml
 
 from components.dkim_keys import delivered_keys, dkim_parameter_name
+from mailinfra.model.load import load_stack
 from mailinfra.mta import opendkim
+from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.opendkim import plan_signing
 from mailinfra.mta.render import render_host
+from mailinfra.plan.build import build_plan
 from tests.pulumi.conftest import preview_config, resources_of, run_mock
 
 INSTANCE = "aws:ec2/instance:Instance"
+AS_OF = dt.date(2026, 11, 29)  # within dev's warmup
 RELAY_PASSWORD = "relay-Pa55/&\\|word-under-test"  # sed-hostile characters
 
 
@@ -45,15 +51,41 @@ def dev_mta1(plans, tmp_path_factory):
 
 
 def test_user_data_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_mta1):
+    """The files as of the host's warmup day 0, and its limits calendar with what applies it."""
     plan, _, cloud_config, _ = dev_mta1
     written = {f["path"]: f for f in cloud_config["write_files"]}
-    files = render_host(plan, "mta1")
+    plan_at = functools.cache(functools.partial(build_plan, load_stack("dev")))
+    anchor = limits_anchor(plan, plan.host("mta1"))
+    files = render_host(plan_at(anchor), "mta1") + render_limits_files(plan_limits_calendar(plan_at, "mta1"))
+    assert f"warmup plan of {anchor}" in next(f.content for f in files if f.path == "etc/postfix-tx/main.cf")
     assert files
     for file in files:
         entry = written[f"/{file.path}"]
         # Bind addresses become the host's private ones (test_mta_host_addresses.py); the rest is as rendered.
         assert _unbound(base64.b64decode(entry["content"]).decode()) == _unbound(file.content), file.path
         assert int(entry["permissions"], 8) == file.mode, file.path
+
+
+@pytest.mark.parametrize("days", [(AS_OF, AS_OF + dt.timedelta(days=9))])
+def test_user_data_does_not_change_with_the_date_of_the_run(days, tmp_path):
+    """GIVEN two runs of the program on different days of dev's warmup THEN mta1's user data is identical
+    (no instance update every day; the host applies each day's limits itself)."""
+    runs = [run_mock("dev", tmp_path, as_of=day.isoformat()) for day in days]
+    assert all("error" not in run for run in runs), runs
+    user_data = [_user_data(next(i for i in resources_of(run, INSTANCE) if i["name"] == "host-mta1-instance"))
+                 for run in runs]
+    assert user_data[0] == user_data[1]
+    plans = [build_plan(load_stack("dev"), day) for day in days]
+    assert plans[0].warmup != plans[1].warmup, "the two days must have different limits"
+
+
+def test_limits_timer_is_enabled_and_applied_after_postfix_starts(dev_mta1):
+    """The calendar applies at boot (before waiting for the timer) and daily, once Postfix runs."""
+    _, _, cloud_config, _ = dev_mta1
+    commands = [str(c) for c in cloud_config["runcmd"]]
+    started = commands.index("systemctl enable --now postfix")
+    assert commands.index("systemctl enable --now mailinfra-limits.timer") > started
+    assert commands.index("systemctl start mailinfra-limits.service") > started
 
 
 def test_user_data_holds_no_secret_and_the_boot_script_fills_every_marker(dev_mta1):

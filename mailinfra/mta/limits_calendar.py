@@ -1,0 +1,110 @@
+"""Warmup limits on a Postfix host: a fixed boot date for its rendered files, and a calendar of later days.
+
+Why (docs/architecture.md, "Warmup limits on the hosts"): the host's files travel in EC2 user data, so a
+render of today's limits would change the user data every day of a warmup (an instance update on every
+`pulumi up`, and cloud-init does not re-run on restart, so the new limits would not even apply). The files
+are therefore rendered as of `limits_anchor` — the day before the host's first IP may send, when every pool
+defers — and a daily timer on the host applies the calendar's entry of the day with `postconf -e`.
+The calendar's values come from `postfix.plan_limit_parameters`, the function main.cf renders them with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailinfra.errors import PlanError
+from mailinfra.mta.files import RenderedFile, render_template, rendered
+from mailinfra.mta.postfix import plan_instances, plan_limit_parameters
+from mailinfra.plan.model import HostPlan, Plan
+
+LIMITS_FILE = "etc/mailinfra/limits.json"
+APPLY_SCRIPT = "usr/local/sbin/mailinfra-apply-limits"
+UNIT = "mailinfra-limits"  # .service (applies the day's entry) and .timer (daily and at boot)
+# The longest built-in schedule is 35 days and a gated tier waits 14 more; a custom table past this
+# many days would make a calendar too large for user data (16 KB).
+MAX_CALENDAR_DAYS = 366
+# A host none of whose IPs warms up renders the same limits on every date: any fixed date will do.
+NO_WARMUP_ANCHOR = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsEntry:
+    """The limit parameters of every pool instance of a host on one date: config dir -> {param: value}."""
+
+    date: dt.date
+    instances: dict[str, dict[str, str]]
+
+
+def limits_anchor(plan: Plan, host: HostPlan) -> dt.date:
+    """The date a host's files are rendered as of: the day before its earliest IP may send (warmup day 0).
+
+    Day 0, not day 1: an instance that boots before its IPs' start date must not send at all, and one that
+    boots later is moved to the day's limits by the calendar at boot. Never full volume on a first boot.
+    The gated tiers' start (IpLimits.effective_start) does not depend on the plan's date.
+    """
+    starts = [limit.effective_start for limit in plan.warmup
+              if limit.schedule is not None and limit.effective_start is not None
+              and plan.ip(limit.ip).host == host.name]
+    return min(starts) - dt.timedelta(days=1) if starts else NO_WARMUP_ANCHOR
+
+
+def plan_limits_calendar(plan_at: Callable[[dt.date], Plan], host: str) -> tuple[LimitsEntry, ...]:
+    """Each date from the host's anchor until every IP of the host is warmed (that last entry included).
+
+    `plan_at(date)` is the stack's plan as of `date` (build_plan(stack, date)).
+    """
+    first = plan_at(NO_WARMUP_ANCHOR)
+    host_plan = first.host(host)
+    anchor = limits_anchor(first, host_plan)
+    entries = []
+    for offset in range(MAX_CALENDAR_DAYS + 1):
+        plan = plan_at(anchor + dt.timedelta(days=offset))
+        entries.append(plan_limits_entry(plan, host_plan))
+        if all(limit.status == "warmed" for limit in plan.warmup if plan.ip(limit.ip).host == host):
+            return tuple(entries)
+    raise PlanError(f"host {host}: its IPs are not all warmed {MAX_CALENDAR_DAYS} days after {anchor}, "
+                    f"expected warmup schedules of at most {MAX_CALENDAR_DAYS} days")
+
+
+def plan_limits_entry(plan: Plan, host: HostPlan) -> LimitsEntry:
+    """The limit parameters of the host's instances as of the plan's date."""
+    return LimitsEntry(plan.as_of, {i.config_dir: plan_limit_parameters(i) for i in plan_instances(plan, host)})
+
+
+def render_limits_files(calendar: tuple[LimitsEntry, ...]) -> tuple[RenderedFile, ...]:
+    """The calendar file, the script that applies the day's entry and its systemd service and timer."""
+    return (
+        rendered(LIMITS_FILE, encode_calendar(calendar)),
+        rendered(APPLY_SCRIPT, render_template("postfix/mailinfra-apply-limits.j2", limits_file=f"/{LIMITS_FILE}"),
+                 mode=0o755),
+        rendered(f"etc/systemd/system/{UNIT}.service", render_template(
+            "postfix/mailinfra-limits.service.j2", script=f"/{APPLY_SCRIPT}")),
+        rendered(f"etc/systemd/system/{UNIT}.timer", render_template("postfix/mailinfra-limits.timer.j2")),
+    )
+
+
+def encode_calendar(calendar: tuple[LimitsEntry, ...]) -> str:
+    """JSON: the first entry complete, each later one only the parameters that changed (user data is
+    limited to 16 KB). The host merges the entries up to the day; `decode_calendar` is the same merge."""
+    entries: list[dict[str, object]] = []
+    previous: dict[str, dict[str, str]] = {}
+    for entry in calendar:
+        changed = {d: {k: v for k, v in params.items() if previous.get(d, {}).get(k) != v}
+                   for d, params in entry.instances.items()}
+        entries.append({"date": entry.date.isoformat(), "instances": {d: p for d, p in changed.items() if p}})
+        previous = entry.instances
+    return json.dumps({"entries": entries}, separators=(",", ":"), sort_keys=False) + "\n"
+
+
+def decode_calendar(text: str, day: dt.date) -> dict[str, dict[str, str]]:
+    """The parameters the host applies on `day` (the merge the apply script does); {} before the first entry."""
+    merged: dict[str, dict[str, str]] = {}
+    for entry in json.loads(text)["entries"]:
+        if entry["date"] > day.isoformat():
+            break
+        for directory, params in entry["instances"].items():
+            merged.setdefault(directory, {}).update(params)
+    return merged
