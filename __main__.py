@@ -44,6 +44,7 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
     """Instantiate every component from the plan; return the stack outputs. `plan_at(date)`: the same
     stack's plan as of another date (hosts render their files as of a fixed date, not the plan's)."""
     # Imported after validation so a bad config costs no provider import.
+    from components.config_bundle import ConfigBundle, ConfigBundleArgs
     from components.dkim_keys import DkimKeys, DkimKeysArgs, delivered_keys, dkim_parameter_name
     from components.dns_records import DnsRecords, DnsRecordsArgs, forward_records, lookup_zone_ids
     from components.ip_pool import IpPool, IpPoolArgs
@@ -73,6 +74,7 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
     keys = DkimKeys("dkim", DkimKeysArgs(plan, plan.hosts))
     routes = [SecondaryRoute(f"route-{r.name}", SecondaryRouteArgs(plan, r, keys.private_keys, aws_region))
               for r in plan.routes]
+    bundle = ConfigBundle("config", ConfigBundleArgs(env))
     hosts = {}
     for host in plan.hosts:
         secrets = [dkim_host_secret(dkim_parameter_name(env, host.name, k), host, k)
@@ -80,7 +82,7 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
         secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
-            host, env, aws_region or "us-east-1", allocation_ids, parameters, secrets,
+            host, env, aws_region or "us-east-1", allocation_ids, parameters, bundle, secrets,
             rendered_files(plan_at, host, plan),
             planned_addresses={ip: plan.ip(ip).address for ip in host.ips},
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},

@@ -1,5 +1,10 @@
 """MtaHost: one sending host — security group, ENI carrying one private IP per EIP, the instance,
-its role (reads only its own secrets) and cloud-init user data built from the plan.
+its role (reads only its own secrets and its own config bundle), its config bundle (the rendered files, an
+object in the stack's ConfigBundle bucket) and the cloud-init user data that fetches it at boot.
+
+The files are not in the user data: EC2 limits user data to 16 KB, which a host's files exceed even
+gzipped. The user data names the bucket and key only, so it stays the same when a file changes: `pulumi up`
+updates the object, and `mailinfra-refresh-config` (run through SSM Run Command) applies it on the host.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.config_bundle import ConfigBundle, bundle_key
 from components.secondary_route import route_parameter_name
 from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
@@ -109,6 +115,7 @@ class MtaHostArgs:
     region: str
     allocation_ids: Mapping[str, pulumi.Input[str]]  # IP name -> EIP allocation id
     secret_parameters: Sequence[aws.ssm.Parameter]  # this host's own parameters, nobody else's
+    config_bundle: ConfigBundle  # the stack's bucket: this host's rendered files become its object there
     secrets: Sequence[HostSecret] = ()
     files: Sequence[HostFile] = field(default_factory=list)
     # IP name -> the plan's address (a placeholder for a new EIP): what the rendered files bind.
@@ -174,13 +181,25 @@ class MtaHost(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=[
                     pulumi.Alias(name=f"{name}-{old}") for old in args.previous_names.get(ip_name, ())]),
             )
-        profile = self._instance_profile(name, args, tags)
+        # Only strings are computed inside apply (no resource): preview and up register the same resources.
+        peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
+        bundle = aws.s3.BucketObjectv2(
+            f"{name}-bundle",
+            bucket=args.config_bundle.bucket,
+            key=bundle_key(host.name),
+            content=pulumi.Output.all(private, *(args.peer_addresses[a] for a in peers)).apply(
+                lambda values: render_bundle(args, values[0], dict(zip(peers, values[1:], strict=True)))),
+            content_type="application/json",
+            server_side_encryption="AES256",
+            tags=tags,
+            opts=child,
+        )
+        object_arn = pulumi.Output.concat(args.config_bundle.arn, "/", bundle_key(host.name))
+        profile, bundle_read = self._instance_profile(name, args, object_arn, tags)
         ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER],
                                      filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[DEBIAN_IMAGE])])
-        # Only a string is computed inside apply (no resource): preview and up register the same resources.
-        peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
-        user_data = pulumi.Output.all(private, *(args.peer_addresses[a] for a in peers)).apply(
-            lambda values: render_user_data(host, args, values[0], dict(zip(peers, values[1:], strict=True))))
+        user_data = pulumi.Output.all(private, args.config_bundle.bucket).apply(
+            lambda values: render_user_data(host, args, values[0], values[1]))
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,
@@ -197,12 +216,13 @@ class MtaHost(pulumi.ComponentResource):
             user_data=user_data.apply(lambda text: None if _too_large(text) else text),
             user_data_base64=user_data.apply(lambda text: _gzip_b64(text) if _too_large(text) else None),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+            # The first boot fetches the bundle with the role: both must exist before the instance does.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"], depends_on=[bundle, bundle_read]),
         )
         self.instance_id = instance.id
         self.security_group_id = group.id
         self.register_outputs({"instance_id": instance.id, "security_group_id": group.id,
-                               "network_interface_id": interface.id})
+                               "network_interface_id": interface.id, "config_bundle_key": bundle.key})
 
     def _security_group(self, name: str, host: HostPlan, vpc_id: pulumi.Input[str],
                         tags: dict[str, str]) -> aws.ec2.SecurityGroup:
@@ -225,7 +245,8 @@ class MtaHost(pulumi.ComponentResource):
                 from_port=25, to_port=25, cidr_ipv4="0.0.0.0/0", description="bounces (MX)", opts=child)
         return group
 
-    def _instance_profile(self, name: str, args: MtaHostArgs, tags: dict[str, str]) -> aws.iam.InstanceProfile:
+    def _instance_profile(self, name: str, args: MtaHostArgs, object_arn: pulumi.Output[str],
+                          tags: dict[str, str]) -> tuple[aws.iam.InstanceProfile, aws.iam.RolePolicy]:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-role",
@@ -241,7 +262,11 @@ class MtaHost(pulumi.ComponentResource):
             arns = pulumi.Output.all(*(p.arn for p in args.secret_parameters))
             aws.iam.RolePolicy(f"{name}-own-secrets", role=role.id,
                                policy=arns.apply(lambda a: _own_secrets_policy(a, args.region)), opts=child)
-        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
+        # Its own bundle only (like its own SSM parameters): no s3:ListBucket, no other host's files.
+        bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=object_arn.apply(
+            lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
+        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child), bundle_read
 
 
 def _own_secrets_policy(arns: Sequence[str], region: str) -> str:
@@ -296,16 +321,22 @@ def _template() -> Any:
     return environment.get_template("user-data.yaml.j2")
 
 
-def render_user_data(host: HostPlan, args: MtaHostArgs, private: Mapping[str, str],
-                     peers: Mapping[str, str] | None = None) -> str:
-    """The cloud-config for one host: packages, rendered files (bound to the private addresses paired with
-    its EIPs), secret fetches, postmulti instances, services. `private`: IP name -> private address."""
+def render_bundle(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None) -> str:
+    """The host's config bundle: a JSON list of {path, mode, content}, each rendered file bound to the
+    private addresses paired with its EIPs (and its peers' public ones). `private`: IP name -> private address."""
     by_planned = {args.planned_addresses[name]: address for name, address in private.items()}
-    files = [{"path": f.path, "mode": f.mode, "fills": f.fills, "postmap": f.postmap, "content_b64": base64.b64encode(
-                 bind_private_addresses(f.content, by_planned, peers or {}).encode()).decode()}
+    files = [{"path": f.path, "mode": f.mode, "content": bind_private_addresses(f.content, by_planned, peers or {})}
              for f in args.files]
+    return json.dumps(files, indent=1) + "\n"
+
+
+def render_user_data(host: HostPlan, args: MtaHostArgs, private: Mapping[str, str], bucket: str) -> str:
+    """The cloud-config for one host: packages, the fetch of its config bundle from `bucket`, secret fetches,
+    postmulti instances, services. `private`: IP name -> private address."""
+    files = [{"path": f.path, "fills": f.fills, "postmap": f.postmap} for f in args.files]
     return str(_template().render(
         environment=args.environment, host=host, region=args.region, packages=PACKAGES[host.mta],
+        bucket=bucket, bundle_key=bundle_key(host.name),
         files=files, secrets=args.secrets, install=INSTALL[host.mta], services=SERVICES[host.mta],
         private_addresses=[private[name] for name in host.ips], instances=args.postfix_instances,
         dkim_socket_group=opendkim.SOCKET_GROUP))
@@ -331,8 +362,8 @@ def rendered_files(plan_at: Callable[[dt.date], Plan], host: HostPlan, today: Pl
     SSM parameter that replaces it at boot.
 
     A Postfix host's files are rendered as of a fixed date (its warmup day 0, limits_anchor) and carry the
-    limits calendar the host applies day by day, so the user data does not change with the date of the
-    run (it would update the instance every day of a warmup). PowerMTA hosts still render `today`'s limits.
+    limits calendar the host applies day by day, so the config bundle does not change with the date of
+    the run (it would be updated every day of a warmup). PowerMTA hosts still render `today`'s limits.
     """
     if host.mta == "postfix":
         files = render_host(plan_at(limits_anchor(today, host)), host.name) + render_limits_files(

@@ -261,6 +261,13 @@ class _Mocks:
         if typ == "aws:sesv2/emailIdentity:EmailIdentity":
             identity = inputs.get("emailIdentity", name)
             return identity, {**inputs, "arn": f"arn:aws:ses:{region}:{MOCK_ACCOUNT}:identity/{identity}"}
+        if typ == "aws:s3/bucket:Bucket":
+            # The provider completes bucket_prefix with a unique suffix; the ARN has no region or account.
+            bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', '')}{_short(name, '', 12)}"
+            return bucket, {**inputs, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}"}
+        if typ == "aws:s3/bucketObjectv2:BucketObjectv2":
+            key = inputs.get("key", name)
+            return key, {**inputs, "versionId": _short(str(inputs.get("content", "")), "", 32)}
         if typ == "aws:ec2/instance:Instance":
             return _short(name, "i-"), inputs
         if typ == "aws:ec2/securityGroup:SecurityGroup":

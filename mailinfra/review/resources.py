@@ -52,6 +52,12 @@ REPLACE_ON_CHANGE: Mapping[str, frozenset[str]] = {
     "aws:iam/accessKey:AccessKey": frozenset({"user", "pgpKey"}),
     "aws:iam/instanceProfile:InstanceProfile": frozenset({"name", "namePrefix", "path"}),
     "aws:sesv2/emailIdentity:EmailIdentity": frozenset({"emailIdentity"}),
+    # The config bucket and the hosts' bundles (components/config_bundle.py): content changes in place.
+    "aws:s3/bucket:Bucket": frozenset({"bucket", "bucketPrefix"}),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": frozenset({"bucket"}),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": frozenset({"bucket"}),
+    "aws:s3/bucketVersioning:BucketVersioning": frozenset({"bucket"}),
+    "aws:s3/bucketObjectv2:BucketObjectv2": frozenset({"bucket", "key"}),
     "aws:sesv2/emailIdentityMailFromAttributes:EmailIdentityMailFromAttributes": frozenset({"emailIdentity"}),
 }
 

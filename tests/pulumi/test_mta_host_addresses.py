@@ -1,10 +1,11 @@
-"""MtaHost user data under the mock runtime: transports bind the private address paired with their EIP,
-and every postmulti instance gets its queue before Postfix starts."""
+"""MtaHost user data and config bundle under the mock runtime: transports bind the private address paired
+with their EIP, and every postmulti instance gets its queue before Postfix starts."""
 
 from __future__ import annotations
 
 import base64
 import gzip
+import json
 import re
 from typing import Any
 
@@ -27,9 +28,11 @@ def _cloud_config(run: dict[str, Any], host: str) -> dict[str, Any]:
     return dict(yaml.safe_load(text))
 
 
-def _written(cloud_config: dict[str, Any]) -> dict[str, str]:
-    return {f["path"]: base64.b64decode(f["content"]).decode()
-            for f in cloud_config["write_files"] if f.get("encoding") == "b64"}
+def _bundle(run: dict[str, Any], host: str) -> dict[str, str]:
+    """Path -> content of the rendered files in the host's config bundle object."""
+    content = next(o for o in resources_of(run, "aws:s3/bucketObjectv2:BucketObjectv2")
+                   if o["name"] == f"host-{host}-bundle")["inputs"]["content"]
+    return {f["path"]: f["content"] for f in json.loads(content)}
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +42,13 @@ def dev_mta1(mock_runs, plans):
 
 
 def test_each_transport_binds_the_private_address_its_eip_is_associated_with(dev_mta1):
-    plan, run, cloud_config = dev_mta1
+    plan, run, _ = dev_mta1
     associated = {a["name"].removeprefix("host-mta1-"): a["inputs"]["privateIpAddress"]
                   for a in resources_of(run, "aws:ec2/eipAssociation:EipAssociation")
                   if a["parent"] == "host-mta1"}
     assert set(associated) == set(plan.host("mta1").ips)
     assert len(set(associated.values())) == len(associated), "one private address per EIP"
-    written = _written(cloud_config)
+    written = _bundle(run, "mta1")
     checked = 0
     for instance in plan_instances(plan, plan.host("mta1")):
         master = written[f"{instance.config_dir}/master.cf"]
@@ -59,17 +62,17 @@ def test_each_transport_binds_the_private_address_its_eip_is_associated_with(dev
 
 
 def test_no_planned_address_is_left_in_a_bind_position(dev_mta1):
-    plan, _, cloud_config = dev_mta1
+    plan, run, _ = dev_mta1
     planned = {ip.address for ip in plan.ips}
-    bound = [a for content in _written(cloud_config).values() for a in BIND.findall(content)]
+    bound = [a for content in _bundle(run, "mta1").values() for a in BIND.findall(content)]
     assert bound
     assert not planned & set(bound)
     assert all(a.startswith("10.") for a in bound), bound  # the mock ENI's private range
 
 
 def test_every_postmulti_instance_gets_its_queue_before_postfix_starts(dev_mta1):
-    _, _, cloud_config = dev_mta1
-    main_cf = _written(cloud_config)["/etc/postfix/main.cf"]
+    _, run, cloud_config = dev_mta1
+    main_cf = _bundle(run, "mta1")["/etc/postfix/main.cf"]
     directories = re.search(r"^multi_instance_directories =(.*)$", main_cf, re.MULTILINE)
     assert directories and directories[1].split()
     commands = [str(c) for c in cloud_config["runcmd"]]
@@ -81,10 +84,15 @@ def test_every_postmulti_instance_gets_its_queue_before_postfix_starts(dev_mta1)
         assert queue < created < start, directory
 
 
-def test_rendered_files_are_written_after_the_packages_are_installed(dev_mta1):
-    _, _, cloud_config = dev_mta1
-    rendered = [f for f in cloud_config["write_files"] if f.get("encoding") == "b64"]
-    assert rendered and all(f.get("defer") is True for f in rendered)
+def test_rendered_files_are_fetched_after_the_packages_are_installed_and_before_secrets(dev_mta1):
+    """runcmd runs after cloud-init installed the packages; the secret fill needs the files written."""
+    _, run, cloud_config = dev_mta1
+    assert _bundle(run, "mta1")
+    assert not [f for f in cloud_config["write_files"] if f["path"] in _bundle(run, "mta1")]
+    commands = [str(c) for c in cloud_config["runcmd"]]
+    fetched = commands.index("/usr/local/sbin/mailinfra-fetch-config")
+    assert fetched < commands.index("/usr/local/sbin/mailinfra-fetch-secrets")
+    assert fetched < min(i for i, c in enumerate(commands) if c.startswith("systemctl "))
 
 
 def test_peers_keep_their_public_address_and_own_sources_bind_private():

@@ -28,6 +28,8 @@ INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 INSTANCE = "aws:ec2/instance:Instance"
 PARAMETER = "aws:ssm/parameter:Parameter"
+BUCKET = "aws:s3/bucket:Bucket"
+BUNDLE = "aws:s3/bucketObjectv2:BucketObjectv2"
 
 
 def _unquote(rdata: str) -> list[str]:
@@ -42,11 +44,16 @@ def _children(run: dict[str, Any], parent_type: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_resource_counts_follow_the_plan(stack, mock_runs, plans):
-    """One EIP, PTR and association per IP; one instance per host; one DNS resource per planned RRset/value."""
+    """One EIP, PTR and association per IP; one instance and config bundle per host; one DNS resource per
+    planned RRset/value; one config bucket per stack."""
     run, plan = mock_runs(stack), plans(stack)
     counts = Counter(r["type"] for r in run["resources"])
     assert counts[EIP] == counts[PTR] == counts["aws:ec2/eipAssociation:EipAssociation"] == len(plan.ips)
     assert counts[INSTANCE] == counts["aws:ec2/networkInterface:NetworkInterface"] == len(plan.hosts)
+    assert counts[BUNDLE] == len(plan.hosts)
+    assert counts[BUCKET] == counts["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"] == 1
+    assert counts["aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"] == 1
+    assert counts["aws:s3/bucketVersioning:BucketVersioning"] == 1
     forward = forward_records(plan, set())
     if plan.dns_provider == "cloudflare":
         assert counts[CF] == sum(len(r.values) for r in forward) and counts[R53] == 0
@@ -129,6 +136,48 @@ def test_hosts_read_only_their_own_parameters(stack, mock_runs, plans):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_config_bucket_is_private_encrypted_and_versioned(stack, mock_runs):
+    """Public access blocked on all four counts, SSE by default, versioning on, never force-destroyed."""
+    run = mock_runs(stack)
+    (bucket,) = resources_of(run, BUCKET)
+    name = bucket["inputs"]["bucketPrefix"]
+    assert bucket["inputs"]["forceDestroy"] is False
+    (block,) = resources_of(run, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert block["inputs"]["bucket"].startswith(name)
+    assert all(block["inputs"][k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
+                                                     "restrictPublicBuckets"))
+    (sse,) = resources_of(run, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+    assert sse["inputs"]["bucket"] == block["inputs"]["bucket"]
+    algorithms = {r["applyServerSideEncryptionByDefault"]["sseAlgorithm"] for r in sse["inputs"]["rules"]}
+    assert algorithms and algorithms <= {"AES256", "aws:kms"}
+    (versioning,) = resources_of(run, "aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning["inputs"]["bucket"] == block["inputs"]["bucket"]
+    assert versioning["inputs"]["versioningConfiguration"]["status"] == "Enabled"
+    assert all(o["inputs"]["bucket"] == block["inputs"]["bucket"] for o in resources_of(run, BUNDLE))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_hosts_read_only_their_own_config_bundle(stack, mock_runs, plans):
+    """Each role may s3:GetObject exactly its host's bundle object, and no other S3 action or resource;
+    its user data fetches that object."""
+    run, plan = mock_runs(stack), plans(stack)
+    bundles = {o["parent"]: o["inputs"] for o in resources_of(run, BUNDLE)}
+    instances = {i["parent"]: i["inputs"] for i in resources_of(run, INSTANCE)}
+    for host in plan.hosts:
+        bundle = bundles[f"host-{host.name}"]
+        assert bundle["key"] == f"hosts/{host.name}/bundle.json"
+        policies = [r for r in resources_of(run, "aws:iam/rolePolicy:RolePolicy")
+                    if r["name"].startswith(f"host-{host.name}-")]
+        statements = [s for p in policies for s in json.loads(p["inputs"]["policy"])["Statement"]]
+        s3 = [s for s in statements if any(str(a).startswith("s3:") for a in
+                                           ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+        assert [(s["Action"], s["Resource"]) for s in s3] == [
+            ("s3:GetObject", f"arn:aws:s3:::{bundle['bucket']}/{bundle['key']}")], host.name
+        user_data = instances[f"host-{host.name}"].get("userData") or ""
+        assert f"s3://{bundle['bucket']}/{bundle['key']}" in user_data, host.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_txt_records_are_split_at_255_bytes_in_the_providers_format(stack, mock_runs, plans):
     run, plan = mock_runs(stack), plans(stack)
     planned = {r.key: r for r in plan.records}
@@ -175,6 +224,8 @@ def test_no_secret_in_a_plain_output(stack, mock_runs):
         assert parameter["inputs"]["value"] == SECRET_MARKER, parameter["name"]
     for user_data in (i["inputs"].get("userData", "") for i in resources_of(run, INSTANCE)):
         assert "PRIVATE KEY" not in user_data and SECRET_MARKER not in user_data
+    for bundle in (o["inputs"]["content"] for o in resources_of(run, BUNDLE)):
+        assert "PRIVATE KEY" not in bundle and SECRET_MARKER not in bundle
 
 
 # ----------------------------------------------------------------- `pulumi up` with real key material

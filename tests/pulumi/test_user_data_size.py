@@ -19,10 +19,7 @@ def user_data_bytes(inputs: dict[str, Any]) -> int:
     return len(str(inputs.get("userData", "")).encode())
 
 
-# Known defect (open in issue 4): the rendered files travel inside user data; dev's mta1 needs ~29 KB gzipped.
-# They must move to an object the host fetches at boot (S3 or Parameter Store). Strict: fixing it fails this
-# marker, so the xfail is removed with the fix.
-@pytest.mark.xfail(strict=True, reason="rendered files exceed EC2's 16 KB user data limit (issue 4)")
+# The rendered files travel in each host's config bundle (S3), not in user data (issue 4).
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_instance_user_data_fits_ec2_limit(stack: str, mock_runs: Callable[[str], dict[str, Any]]) -> None:
     """Every instance's user data, as sent to EC2, is at most 16 KB."""
