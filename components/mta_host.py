@@ -32,6 +32,7 @@ from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
+from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
@@ -361,15 +362,15 @@ def rendered_files(plan_at: Callable[[dt.date], Plan], host: HostPlan, today: Pl
     """The MTA's rendered files at their absolute paths, each secret marker paired with the host's own
     SSM parameter that replaces it at boot.
 
-    A Postfix host's files are rendered as of a fixed date (its warmup day 0, limits_anchor) and carry the
-    limits calendar the host applies day by day, so the config bundle does not change with the date of
-    the run (it would be updated every day of a warmup). PowerMTA hosts still render `today`'s limits.
+    A host's files are rendered as of a fixed date (its warmup day 0, limits_anchor) and carry the calendar
+    the host applies day by day (Postfix: limits.json; PowerMTA: the whole config of each date it changes),
+    so the config bundle does not change with the date of the run (it would be updated every day of a warmup).
     """
+    files = render_host(plan_at(limits_anchor(today, host)), host.name)
     if host.mta == "postfix":
-        files = render_host(plan_at(limits_anchor(today, host)), host.name) + render_limits_files(
-            plan_limits_calendar(plan_at, host.name))
+        files += render_limits_files(plan_limits_calendar(plan_at, host.name))
     else:
-        files = render_host(today, host.name)
+        files += render_config_calendar_files(plan_config_calendar(plan_at, host.name))
     maps = _hashed_maps(files)
     return [
         HostFile(path=f"/{f.path}", content=f.content, mode=f"{f.mode:04o}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import json
 from collections import Counter
@@ -173,8 +174,15 @@ def test_hosts_read_only_their_own_config_bundle(stack, mock_runs, plans):
                                            ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
         assert [(s["Action"], s["Resource"]) for s in s3] == [
             ("s3:GetObject", f"arn:aws:s3:::{bundle['bucket']}/{bundle['key']}")], host.name
-        user_data = instances[f"host-{host.name}"].get("userData") or ""
+        user_data = _user_data(instances[f"host-{host.name}"])
         assert f"s3://{bundle['bucket']}/{bundle['key']}" in user_data, host.name
+
+
+def _user_data(inputs: dict[str, Any]) -> str:
+    """The instance's cloud-config, raw or gzipped (mta_host sends it gzipped above 16 KB)."""
+    if inputs.get("userDataBase64"):
+        return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+    return str(inputs.get("userData") or "")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -222,7 +230,7 @@ def test_no_secret_in_a_plain_output(stack, mock_runs):
     for parameter in resources_of(run, PARAMETER):
         assert parameter["inputs"]["type"] == "SecureString"
         assert parameter["inputs"]["value"] == SECRET_MARKER, parameter["name"]
-    for user_data in (i["inputs"].get("userData", "") for i in resources_of(run, INSTANCE)):
+    for user_data in (_user_data(i["inputs"]) for i in resources_of(run, INSTANCE)):
         assert "PRIVATE KEY" not in user_data and SECRET_MARKER not in user_data
     for bundle in (o["inputs"]["content"] for o in resources_of(run, BUNDLE)):
         assert "PRIVATE KEY" not in bundle and SECRET_MARKER not in bundle
