@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import os
 import sys
@@ -15,7 +14,8 @@ import pulumi
 from mailinfra.errors import MailinfraError, UsageError
 from mailinfra.model.load import NAMESPACE, Stack, validate_config
 from mailinfra.model.schema import StackConfig
-from mailinfra.plan import Plan, build_plan
+from mailinfra.plan import Plan
+from mailinfra.plan.build import plan_dates
 
 
 def load_pulumi_config(stack: str) -> Stack:
@@ -112,7 +112,7 @@ def run_date() -> dt.date:
 
 try:
     stack = load_pulumi_config(pulumi.get_stack())
-    plan_at = functools.cache(functools.partial(build_plan, stack))
+    plan_at = plan_dates(stack)
     for key, value in deploy(plan_at(run_date()), pulumi.Config("aws").get("region"), plan_at).items():
         pulumi.export(key, value)
 except MailinfraError as error:

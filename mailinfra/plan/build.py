@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+from collections.abc import Callable
 
 from mailinfra.dns.dkim import PLACEHOLDER_ED25519, PLACEHOLDER_RSA_SPKI
 from mailinfra.dns.plan import plan_records
@@ -61,6 +64,19 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         placeholders=placeholders,
         warmup=plan_warmup(ips, streams, config.warmup_schedules, day),
     )
+
+
+def plan_dates(stack: Stack) -> Callable[[dt.date], Plan]:
+    """`build_plan(stack, day)` for many days (warmup calendars): only the warmup, the one part of the plan
+    that depends on the day, is recomputed; records, names and addresses are derived once."""
+    base = build_plan(stack)
+
+    @functools.cache
+    def plan_at(day: dt.date) -> Plan:
+        warmup = plan_warmup(base.ips, base.streams, stack.config.warmup_schedules, day)
+        return dataclasses.replace(base, as_of=day, warmup=warmup)
+
+    return plan_at
 
 
 def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:
