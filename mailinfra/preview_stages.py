@@ -5,6 +5,7 @@ Each stage is optional at import time so the preview keeps working while a stage
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -42,6 +43,7 @@ def add_resources(plan: Plan, preview: Preview) -> None:
     stand_ins = placeholder_values(plan)
     for resource in resources:
         resource["placeholder"] = is_placeholder(resource, stand_ins)
+        resource["inputs"] = summarize_large(resource.get("inputs", {}))
     preview.extras["resources"] = resources
     preview.extras.setdefault("review_sections", []).append(render_resources(resources))
 
@@ -50,6 +52,23 @@ def placeholder_values(plan: Plan) -> frozenset[str]:
     """Values in the plan that are preview stand-ins: new EIPs' addresses, placeholder DKIM keys."""
     return frozenset([ip.address for ip in plan.ips if ip.placeholder]
                      + [key.public_key for key in plan.dkim_keys if key.placeholder])
+
+
+# Inputs longer than this (config bundles, user data) are listed by size and digest: the files themselves are
+# under hosts/ in the same preview, and megabytes of JSON would bury plan.json for a reviewer.
+LARGE_INPUT_BYTES = 4096
+
+
+def summarize_large(value: Any) -> Any:
+    """`value` with every string over LARGE_INPUT_BYTES replaced by its size and SHA-256 prefix."""
+    if isinstance(value, str) and len(value) > LARGE_INPUT_BYTES:
+        digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+        return f"[{len(value.encode())} bytes, sha256 {digest}…]"
+    if isinstance(value, dict):
+        return {k: summarize_large(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [summarize_large(v) for v in value]
+    return value
 
 
 def is_placeholder(resource: dict[str, Any], stand_ins: frozenset[str]) -> bool:
