@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -12,8 +11,7 @@ from pathlib import Path
 import pulumi
 
 from mailinfra.errors import MailinfraError, UsageError
-from mailinfra.model.load import NAMESPACE, Stack, validate_config
-from mailinfra.model.schema import StackConfig
+from mailinfra.model.load import NAMESPACE, Stack, decode_pulumi_config, validate_config
 from mailinfra.plan import Plan
 from mailinfra.plan.build import plan_dates
 
@@ -22,14 +20,7 @@ def load_pulumi_config(stack: str) -> Stack:
     """The `mailinfra:` keys as Pulumi resolved them (stack file, `pulumi config set`, ESC), validated
     by the same code as `mailinfra validate`. Pulumi, not our YAML reader, is the authority here."""
     config = pulumi.Config(NAMESPACE)
-    raw: dict[str, object] = {}
-    for field in StackConfig.model_fields:
-        text = config.get(field)
-        if text is not None:
-            try:
-                raw[field] = json.loads(text)  # structured values arrive JSON-encoded
-            except json.JSONDecodeError:
-                raw[field] = text  # plain strings (environment) arrive as they are
+    raw = decode_pulumi_config(config.get)
     routes = raw.get("routes")
     for route in routes.values() if isinstance(routes, dict) else ():
         name = route.get("password_secret") if isinstance(route, dict) else None

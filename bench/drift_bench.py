@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import platform
 import socket
 import statistics
@@ -35,8 +34,7 @@ from bench.pulumi_mock import scale  # noqa: E402
 from mailinfra.drift.dns_check import DnsOptions, check_dns  # noqa: E402
 from mailinfra.drift.model import Status  # noqa: E402
 from mailinfra.drift.resolve import Server  # noqa: E402
-from mailinfra.model.load import NAMESPACE, load_stack, validate_config  # noqa: E402
-from mailinfra.model.schema import StackConfig  # noqa: E402
+from mailinfra.model.load import NAMESPACE, decode_pulumi_config, load_stack, validate_config  # noqa: E402
 from mailinfra.plan.build import build_plan  # noqa: E402
 from mailinfra.plan.model import Plan  # noqa: E402
 from mailinfra.pulumi_preview import preview_config  # noqa: E402
@@ -74,14 +72,7 @@ def scaled_plan(stack: str, factor: int) -> Plan:
     if factor == 1:
         return build_plan(load_stack(stack))
     config = scale(preview_config(stack)[0], factor)
-    raw = {}
-    for name in StackConfig.model_fields:
-        text = config.get(f"{NAMESPACE}:{name}")
-        if text is not None:
-            try:
-                raw[name] = json.loads(text)
-            except json.JSONDecodeError:
-                raw[name] = text
+    raw = decode_pulumi_config(lambda key: config.get(f"{NAMESPACE}:{key}"))
     return build_plan(validate_config(raw, f"{stack}-x{factor}", "bench scale"))
 
 

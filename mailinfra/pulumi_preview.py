@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from mailinfra.errors import MailinfraError
-from mailinfra.model.load import NAMESPACE, load_stack, resolve_stack_file, validate_config
+from mailinfra.model.load import NAMESPACE, decode_pulumi_config, load_stack, resolve_stack_file, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = ROOT / "__main__.py"
@@ -179,17 +179,9 @@ def _skip_source_positions() -> Any:
 
 def _plan_addresses(stack_name: str, config: Mapping[str, str]) -> dict[str, str]:
     """IP name -> planned address, so a mock EIP "allocates" the address the plan shows."""
-    from mailinfra.model.schema import StackConfig
     from mailinfra.plan import build_plan
 
-    raw: dict[str, Any] = {}
-    for field_name in StackConfig.model_fields:
-        text = config.get(f"{NAMESPACE}:{field_name}")
-        if text is not None:
-            try:
-                raw[field_name] = json.loads(text)
-            except json.JSONDecodeError:
-                raw[field_name] = text
+    raw = decode_pulumi_config(lambda key: config.get(f"{NAMESPACE}:{key}"))
     try:
         plan = build_plan(validate_config(raw, stack_name, "mock run"))
     except MailinfraError:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -103,6 +104,24 @@ def load_stack(stack_or_file: str, stacks_dir: FsPath | None = None) -> Stack:
         raw[name] = value
     return validate_config(raw, stack_name_of(path), where, doc=doc, secure_keys=frozenset(secure),
                            other_config=other)
+
+
+def decode_pulumi_config(lookup: Callable[[str], str | None]) -> dict[str, Any]:
+    """The `mailinfra:` keys as Pulumi hands them over -> plain values for validate_config.
+
+    `lookup(key)` returns the config value of `mailinfra:<key>` or None. Pulumi passes structured
+    values JSON-encoded and plain strings (environment) as they are.
+    """
+    raw: dict[str, Any] = {}
+    for key in StackConfig.model_fields:
+        text = lookup(key)
+        if text is None:
+            continue
+        try:
+            raw[key] = json.loads(text)
+        except json.JSONDecodeError:
+            raw[key] = text
+    return raw
 
 
 def validate_config(

@@ -156,21 +156,15 @@ def test_unrelated_txt_beside_a_planned_one_is_not_drift(tmp_path: Path) -> None
     assert not_ok(drift_against(tmp_path, edit)) == []
 
 
+def drift_args(port: int, fmt: str, *, timeout: float) -> argparse.Namespace:
+    """`mailinfra drift dev --nameserver 127.0.0.1:PORT --format FMT`, DNS only."""
+    return argparse.Namespace(stack="dev", nameserver=f"127.0.0.1:{port}", format=fmt, timeout=timeout, attempts=2,
+                              no_dns=False, aws=False, aws_endpoint=None, aws_region=None, pulumi=False)
+
+
 def test_server_down_is_unknown_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()  # nothing listens there: the kernel answers port unreachable
-    args = argparse.Namespace(
-        stack="dev",
-        nameserver=f"127.0.0.1:{port}",
-        format="json",
-        timeout=0.3,
-        attempts=2,
-        no_dns=False,
-        aws=False,
-        aws_endpoint=None,
-        aws_region=None,
-        pulumi=False,
-    )
-    code = drift_cmd.run(args)
+    code = drift_cmd.run(drift_args(port, "json", timeout=0.3))
     report = json.loads(capsys.readouterr().out)
     assert code == 2
     assert {r["status"] for r in report["results"]} == {"unknown"}
@@ -192,19 +186,7 @@ def test_command_exit_codes_and_junit(tmp_path: Path, capsys: pytest.CaptureFixt
     """GIVEN Knot with the DMARC record weakened WHEN drift runs THEN exit 1 and one JUnit failure."""
     served = replace(DMARC, value(DMARC).replace("p=quarantine", "p=none"))(list(PLAN.records))
     with knot_serving(tmp_path, render_zones(PLAN, served)) as port:
-        args = argparse.Namespace(
-            stack="dev",
-            nameserver=f"127.0.0.1:{port}",
-            format="junit",
-            timeout=1.0,
-            attempts=2,
-            no_dns=False,
-            aws=False,
-            aws_endpoint=None,
-            aws_region=None,
-            pulumi=False,
-        )
-        code = drift_cmd.run(args)
+        code = drift_cmd.run(drift_args(port, "junit", timeout=1.0))
     suite = ET.fromstring(capsys.readouterr().out)
     failures = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
     assert (code, failures, suite.get("errors")) == (1, [DMARC], "0")
