@@ -19,6 +19,7 @@ Rules, each with the practice behind it (/work/shared/notes/deliverability.md, "
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -190,11 +191,12 @@ def _limits(ip: IpPlan, schedule: str | None, start: dt.date | None, effective: 
     return IpLimits(
         ip=ip.name, pool=ip.pool, stream=ip.stream, tier=ip.tier, schedule=schedule, start=start,
         effective_start=effective, day=day, status=status, daily_cap=daily_cap, hourly_cap=hourly,
-        overflow=overflow, providers=tuple(split_providers(hourly)),
+        overflow=overflow, providers=split_providers(hourly),
     )
 
 
-def split_providers(hourly_cap: int) -> list[ProviderLimit]:
+@functools.cache  # a calendar re-plans every IP for every date of a warmup: few distinct caps recur
+def split_providers(hourly_cap: int) -> tuple[ProviderLimit, ...]:
     """Per-provider hourly limits of one IP (floored, so their sum never exceeds the IP's hourly cap)."""
     result = []
     for provider, share in PROVIDER_SHARES.items():
@@ -208,7 +210,7 @@ def split_providers(hourly_cap: int) -> list[ProviderLimit]:
                             max(1, math.ceil(rate / MSGS_PER_CONNECTION_HOUR))),
             postfix_rate_delay_seconds=postfix_rate_delay(rate, max(1, len(domains))),
         ))
-    return result
+    return tuple(result)
 
 
 def postfix_rate_delay(msgs_per_hour: int, domains: int) -> int:

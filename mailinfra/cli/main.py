@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -82,7 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if "pulumi" in sys.modules:
+        # After a mock run of the Pulumi program the interpreter's teardown (freeing the SDK's and the
+        # providers' module graphs) takes ~0.7 s of a 4 s `preview prod`: nothing is left to clean up
+        # (every file is closed, no child process or thread remains), so leave at once.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
