@@ -15,6 +15,7 @@ from mailinfra.plan.model import HostPlan, IpPlan, Plan, RoutePlan, StreamPlan
 from mailinfra.warmup import PROVIDERS, IpLimits
 
 CONFIG_PATH = "etc/pmta/config"
+LIMITS_FILE = "etc/pmta/limits.json"  # the warmup calendar (powermta_calendar), applied daily on the host
 KEY_DIR = "/etc/pmta/dkim"  # 0700 root, filled by the host at boot; keys never in the repository
 THROTTLE_PATTERNS = "throttle"
 
@@ -49,6 +50,15 @@ class DomainLimit:
     max_msg_per_connection: int
     backoff_max_msg_rate: int
 
+    def warmup_directives(self) -> dict[str, str]:
+        """The directives of this <domain> block that follow the warmup, as the config spells them: the
+        template renders them and the limits calendar carries them (one formatter for both)."""
+        return {
+            "max-msg-rate": f"{self.max_msg_rate}/h",
+            "max-smtp-out": str(self.max_smtp_out),
+            "backoff-max-msg-rate": f"{self.backoff_max_msg_rate}/h",
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VirtualMta:
@@ -57,6 +67,15 @@ class VirtualMta:
     limits: IpLimits
     domains: tuple[DomainLimit, ...]
     fallback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WarmupState:
+    """Everything in a host's config that changes with the date: per virtual-mta and domain the warmup
+    directives, per pool its members. The rest of the config is the same on every date."""
+
+    directives: dict[str, dict[str, dict[str, str]]]  # virtual-mta -> domain -> directive -> value
+    pools: dict[str, tuple[str, ...]]  # virtual-mta-pool -> member virtual-mtas
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,20 +97,10 @@ def pool_name(pool: str) -> str:
 
 def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     """The PowerMTA `config` of one host."""
-    limits = {limit.ip: limit for limit in plan.warmup}
     streams = [plan.stream(name) for name in host.streams]
     fallbacks = {s.name: f for s in streams if (f := _fallback(plan, s, host)) is not None}
-    vmtas = [
-        _vmta(plan.ip(name), limits[name], fallbacks.get(plan.ip(name).stream))
-        for name in host.ips
-    ]
-    pools = []
-    for pool in plan.pools:
-        members = [v for v in vmtas if v.ip.pool == pool.name]
-        if members:
-            sending = [v for v in members if v.limits.sending]
-            # A pool with no IP sending today still lists its IPs, each held at zero connections.
-            pools.append((pool_name(pool.name), pool, sending or members))
+    vmtas = plan_vmtas(plan, host, fallbacks)
+    pools = [(name, members) for name, members in plan_pool_members(plan, vmtas).items()]
     keys = [(s, s.dkim_selector, dkim_key_file(s.org_domain, s.dkim_selector)) for s in streams]
     peers = plan_route_peers(plan, host)
     overflow_pool = pools[0][0] if pools else "unassigned"
@@ -100,12 +109,46 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(fallbacks.values()),
         keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
-        overflow_pool=overflow_pool,
+        overflow_pool=overflow_pool, limits_file=f"/{LIMITS_FILE}",
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
     file = rendered(CONFIG_PATH, content)
     # The host writes relay passwords into this file at boot: then it must be root-only.
     return (rendered(CONFIG_PATH, content, mode=0o600) if file.secret_placeholders else file,)
+
+
+def plan_vmtas(plan: Plan, host: HostPlan, fallbacks: dict[str, Fallback] | None = None) -> list[VirtualMta]:
+    """A virtual-mta per IP of the host, with its domain limits as of the plan's date.
+
+    Every IP has the same <domain> blocks on every date (an IP that may not send yet has them at zero
+    connections and rate): only values change with the warmup, never the config's structure, so the host
+    can apply a day's limits to its config (`plan_warmup_state`, mailinfra-apply-pmta-config).
+    """
+    limits = {limit.ip: limit for limit in plan.warmup}
+    fallbacks = fallbacks or {}
+    return [_vmta(plan.ip(name), limits[name], fallbacks.get(plan.ip(name).stream)) for name in host.ips]
+
+
+def plan_pool_members(plan: Plan, vmtas: list[VirtualMta]) -> dict[str, tuple[str, ...]]:
+    """pool-<name> -> its member virtual-mtas: those sending on the plan's date, so PowerMTA never picks an
+    IP that may not send yet (its queue would only age). A pool with no IP sending yet lists them all, each
+    held at zero connections: mail named to it waits instead of being refused."""
+    pools: dict[str, tuple[str, ...]] = {}
+    for pool in plan.pools:
+        members = [v for v in vmtas if v.ip.pool == pool.name]
+        if members:
+            sending = [v for v in members if v.limits.sending]
+            pools[pool_name(pool.name)] = tuple(v.name for v in sending or members)
+    return pools
+
+
+def plan_warmup_state(plan: Plan, host: HostPlan) -> WarmupState:
+    """What of the host's config follows the warmup, as of the plan's date (what render_powermta renders)."""
+    vmtas = plan_vmtas(plan, host)
+    return WarmupState(
+        directives={v.name: {d.domain: d.warmup_directives() for d in v.domains} for v in vmtas},
+        pools=plan_pool_members(plan, vmtas),
+    )
 
 
 def plan_route_peers(plan: Plan, host: HostPlan) -> tuple[str, ...]:

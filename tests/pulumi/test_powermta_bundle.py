@@ -1,5 +1,5 @@
-"""PowerMTA hosts under the mock runtime: the config bundle is rendered as of warmup day 0 with the config
-calendar, so it does not change with the date of the run; cloud-init enables the calendar's timer."""
+"""PowerMTA hosts under the mock runtime: the config bundle is rendered as of warmup day 0 with the warmup
+limits calendar, so it does not change with the date of the run; cloud-init enables the calendar's timer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from mailinfra.model.load import load_stack
-from mailinfra.mta.powermta_calendar import APPLY_SCRIPT, CALENDAR_DIR, UNIT
+from mailinfra.mta.powermta import LIMITS_FILE
+from mailinfra.mta.powermta_calendar import APPLY_SCRIPT, UNIT
 from mailinfra.mta.render import render_host
 from mailinfra.plan.build import build_plan
 from tests.pulumi.conftest import STACKS, resources_of, run_mock
@@ -44,8 +45,7 @@ def test_powermta_bundle_and_user_data_do_not_change_with_the_date_of_the_run(st
     for host in hosts:
         bundles = [_bundle(run, host) for run in runs]
         assert bundles[0] == bundles[1], host
-        assert any(p.startswith(f"/{CALENDAR_DIR}/") for p in bundles[0]), host
-        assert {f"/{APPLY_SCRIPT}", f"/etc/systemd/system/{UNIT}.timer"} <= set(bundles[0]), host
+        assert {f"/{LIMITS_FILE}", f"/{APPLY_SCRIPT}", f"/etc/systemd/system/{UNIT}.timer"} <= set(bundles[0]), host
         user_data = [_user_data(next(i for i in resources_of(run, INSTANCE) if i["name"] == f"host-{host}-instance"))
                      for run in runs]
         assert user_data[0] == user_data[1], host
