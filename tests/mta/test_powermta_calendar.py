@@ -19,7 +19,7 @@ from mailinfra.model.load import STACKS_DIR, load_stack
 from mailinfra.mta.files import secret_placeholder
 from mailinfra.mta.limits_calendar import limits_anchor
 from mailinfra.mta.pmta_check import check_powermta
-from mailinfra.mta.powermta import LIMITS_FILE, plan_warmup_state, render_powermta
+from mailinfra.mta.powermta import LIMITS_FILE, WarmupState, plan_warmup_state, render_powermta
 from mailinfra.mta.powermta_calendar import (
     APPLY_SCRIPT,
     WarmupEntry,
@@ -56,7 +56,7 @@ def _config_of(stack: str, host: str, day: dt.date) -> str:
     return config.content
 
 
-def _state_of(stack: str, host: str, day: dt.date):  # noqa: ANN202 - WarmupState
+def _state_of(stack: str, host: str, day: dt.date) -> WarmupState:
     plan = _plan_at(stack)(day)
     return plan_warmup_state(plan, plan.host(host))
 
