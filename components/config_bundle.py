@@ -1,10 +1,12 @@
-"""ConfigBundle: the private S3 bucket that holds each host's rendered MTA files (one object per host).
+"""ConfigBundle: the private S3 bucket that holds each host's config manifest (one object per host).
 
-EC2 accepts at most 16 KB of user data and a host's rendered files (maps, instances, limits calendar)
-need more, even gzipped. So the files live in `hosts/<host>/bundle.json` here; the host's user data is a
-small bootstrap that fetches its own object with its role (which can read that object and nothing else).
+EC2 accepts at most 16 KB of user data, and changing it stops and starts the instance (cloud-init then does
+not even re-run). So everything a plan change touches on a host — its rendered files, the secrets it fetches,
+its private addresses, its postmulti instances — is its manifest, `hosts/<host>/bundle.json` here; the host's
+user data is a static bootstrap that applies its own object with its role (which can read that object and
+nothing else), and `mailinfra-refresh-config` applies it again after `pulumi up`.
 
-The bundle holds no secret (only markers, as the user data did); the bucket is private anyway:
+The manifest holds no secret (only SSM parameter names and markers); the bucket is private anyway:
 public access blocked, encrypted at rest, versioned (a bad config can be rolled back object by object).
 """
 
@@ -17,7 +19,8 @@ import pulumi_aws as aws
 
 
 def bundle_key(host: str) -> str:
-    """The object key of a host's bundle: a JSON list of {path, mode, content}."""
+    """The object key of a host's manifest (components/mta_host.py:render_manifest, a JSON object).
+    Kept from when it was a list of files: the key is in every instance's user data."""
     return f"hosts/{host}/bundle.json"
 
 

@@ -1,10 +1,14 @@
 """MtaHost: one sending host — security group, ENI carrying one private IP per EIP, the instance,
-its role (reads only its own secrets and its own config bundle), its config bundle (the rendered files, an
-object in the stack's ConfigBundle bucket) and the cloud-init user data that fetches it at boot.
+its role (reads only its own secrets and its own config manifest), its config manifest (an object in the
+stack's ConfigBundle bucket) and the cloud-init user data that applies it.
 
-The files are not in the user data: EC2 limits user data to 16 KB, which a host's files exceed even
-gzipped. The user data names the bucket and key only, so it stays the same when a file changes: `pulumi up`
-updates the object, and `mailinfra-refresh-config` (run through SSM Run Command) applies it on the host.
+The user data holds only what cannot change without a new instance: host name, MTA kind, region, bucket,
+manifest key, packages and the static program that applies a manifest (mailinfra-apply-config). Everything
+the plan changes — rendered files, secrets to fetch, marker fills, postmap, private addresses, postmulti
+instances, services — is in the manifest. EC2 stops and starts an instance to change its user data, and
+cloud-init would not re-run anyway; `pulumi up` updates the object instead, and `mailinfra-refresh-config`
+(run through SSM Run Command) applies it on the host, removing what the previous manifest listed and the
+new one does not.
 """
 
 from __future__ import annotations
@@ -45,11 +49,13 @@ DEBIAN_IMAGE = "debian-12-amd64-*"
 USER_DATA_LIMIT = 16 * 1024
 SMTP_EGRESS_PORTS = (25, 587, 443)  # delivery, submission to relays/SES, HTTPS (SSM, apt)
 
+# python3-boto3: mailinfra-apply-config reads the manifest (S3) and the host's secrets (SSM) with the role.
 PACKAGES = {
-    "postfix": ["postfix", "opendkim", "opendkim-tools", "awscli", "curl"],
+    "postfix": ["postfix", "opendkim", "opendkim-tools", "python3-boto3", "awscli", "curl"],
     # PowerMTA is licensed software, not in Debian: its package comes from the vendor's repository.
-    "powermta": ["awscli", "curl"],
+    "powermta": ["python3-boto3", "awscli", "curl"],
 }
+MANIFEST_FORMAT = 1  # FORMAT in templates/cloud-init/mailinfra-apply-config.py
 # Postfix map types stored as an indexed database beside the source file (postmap(1)).
 INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
 SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
@@ -189,7 +195,7 @@ class MtaHost(pulumi.ComponentResource):
             bucket=args.config_bundle.bucket,
             key=bundle_key(host.name),
             content=pulumi.Output.all(private, *(args.peer_addresses[a] for a in peers)).apply(
-                lambda values: render_bundle(args, values[0], dict(zip(peers, values[1:], strict=True)))),
+                lambda values: render_manifest(args, values[0], dict(zip(peers, values[1:], strict=True)))),
             content_type="application/json",
             server_side_encryption="AES256",
             tags=tags,
@@ -199,8 +205,8 @@ class MtaHost(pulumi.ComponentResource):
         profile, bundle_read = self._instance_profile(name, args, object_arn, tags)
         ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER],
                                      filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[DEBIAN_IMAGE])])
-        user_data = pulumi.Output.all(private, args.config_bundle.bucket).apply(
-            lambda values: render_user_data(host, args, values[0], values[1]))
+        # The bucket only (fixed for the stack's life): nothing the plan changes reaches the user data.
+        user_data = args.config_bundle.bucket.apply(lambda bucket: render_user_data(host, args, bucket))
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,
@@ -322,25 +328,42 @@ def _template() -> Any:
     return environment.get_template("user-data.yaml.j2")
 
 
-def render_bundle(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None) -> str:
-    """The host's config bundle: a JSON list of {path, mode, content}, each rendered file bound to the
-    private addresses paired with its EIPs (and its peers' public ones). `private`: IP name -> private address."""
+@cache
+def apply_program() -> str:
+    """The on-host program that applies a manifest; static, so the user data does not change with the plan."""
+    return (TEMPLATES / "mailinfra-apply-config.py").read_text(encoding="utf-8")
+
+
+def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None) -> str:
+    """The host's config manifest (a JSON object; mailinfra-apply-config applies it): every rendered file
+    bound to the private addresses paired with its EIPs (and its peers' public ones), with its secret
+    marker fills and postmap type; the secrets to fetch (SSM parameter names, never values); the private
+    addresses to put on the interface; the postmulti instances; the services. `private`: IP name -> address."""
     by_planned = {args.planned_addresses[name]: address for name, address in private.items()}
-    files = [{"path": f.path, "mode": f.mode, "content": bind_private_addresses(f.content, by_planned, peers or {})}
-             for f in args.files]
-    return json.dumps(files, indent=1) + "\n"
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "host": args.host.name,
+        "files": [{"path": f.path, "mode": f.mode,
+                   "content": bind_private_addresses(f.content, by_planned, peers or {}),
+                   "fills": [list(fill) for fill in f.fills], "postmap": f.postmap} for f in args.files],
+        "secrets": [{"parameter": s.parameter, "path": s.path, "owner": s.owner, "mode": s.mode,
+                     "directories": list(s.directories)} for s in args.secrets],
+        # In the host's IP order (stable): the EIPs are NAT-mapped to these addresses of the ENI.
+        "addresses": [private[name] for name in args.host.ips],
+        "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
+        "services": SERVICES[args.host.mta],
+    }
+    return json.dumps(manifest, indent=1) + "\n"
 
 
-def render_user_data(host: HostPlan, args: MtaHostArgs, private: Mapping[str, str], bucket: str) -> str:
-    """The cloud-config for one host: packages, the fetch of its config bundle from `bucket`, secret fetches,
-    postmulti instances, services. `private`: IP name -> private address."""
-    files = [{"path": f.path, "fills": f.fills, "postmap": f.postmap} for f in args.files]
+def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
+    """The cloud-config for one host: packages, the apply program and its boot run against the host's
+    manifest in `bucket`, the services. Only what needs a new instance to change is in it."""
+    key = bundle_key(host.name)
     return str(_template().render(
-        environment=args.environment, host=host, region=args.region, packages=PACKAGES[host.mta],
-        bucket=bucket, bundle_key=bundle_key(host.name),
-        files=files, secrets=args.secrets, install=INSTALL[host.mta], services=SERVICES[host.mta],
-        private_addresses=[private[name] for name in host.ips], instances=args.postfix_instances,
-        dkim_socket_group=opendkim.SOCKET_GROUP))
+        environment=args.environment, host=host, packages=PACKAGES[host.mta], bucket=bucket, bundle_key=key,
+        apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
+        install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP))
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:

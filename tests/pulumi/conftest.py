@@ -98,3 +98,26 @@ def generate_keys(plan: Plan) -> dict[tuple[str, str], tuple[str, str]]:
 
 def resources_of(run: dict[str, Any], type_token: str) -> list[dict[str, Any]]:
     return [r for r in run["resources"] if r["type"] == type_token]
+
+
+def user_data_of(run: dict[str, Any], host: str) -> str:
+    """The host's cloud-config as EC2 receives it (gzip-decoded when the program compressed it)."""
+    import gzip
+
+    inputs = next(r for r in resources_of(run, "aws:ec2/instance:Instance")
+                  if r["name"] == f"host-{host}-instance")["inputs"]
+    if inputs.get("userDataBase64"):
+        return gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode()
+    return str(inputs["userData"])
+
+
+def manifest_of(run: dict[str, Any], host: str) -> dict[str, Any]:
+    """The host's config manifest (components/mta_host.py:render_manifest), decoded."""
+    content = next(o for o in resources_of(run, "aws:s3/bucketObjectv2:BucketObjectv2")
+                   if o["name"] == f"host-{host}-bundle")["inputs"]["content"]
+    return dict(json.loads(content))
+
+
+def manifest_files(run: dict[str, Any], host: str) -> dict[str, dict[str, Any]]:
+    """Path -> {path, mode, content, fills, postmap} of the host's manifest files."""
+    return {f["path"]: f for f in manifest_of(run, host)["files"]}

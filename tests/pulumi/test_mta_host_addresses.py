@@ -1,11 +1,8 @@
-"""MtaHost user data and config bundle under the mock runtime: transports bind the private address paired
-with their EIP, and every postmulti instance gets its queue before Postfix starts."""
+"""MtaHost user data and config manifest under the mock runtime: transports bind the private address paired
+with their EIP, and the manifest (not the user data) carries those addresses and the postmulti instances."""
 
 from __future__ import annotations
 
-import base64
-import gzip
-import json
 import re
 from typing import Any
 
@@ -14,25 +11,20 @@ import yaml
 
 from components.mta_host import bind_private_addresses
 from mailinfra.errors import PlanError
+from mailinfra.mta import opendkim
 from mailinfra.mta.postfix import plan_instances
-from tests.pulumi.conftest import resources_of
+from tests.pulumi.conftest import manifest_files, manifest_of, resources_of, user_data_of
 
 BIND = re.compile(r"-o smtp_bind_address=(\S+)")
 
 
 def _cloud_config(run: dict[str, Any], host: str) -> dict[str, Any]:
-    inputs = next(i for i in resources_of(run, "aws:ec2/instance:Instance")
-                  if i["name"] == f"host-{host}-instance")["inputs"]
-    text = (gzip.decompress(base64.b64decode(inputs["userDataBase64"])).decode() if inputs.get("userDataBase64")
-            else inputs["userData"])
-    return dict(yaml.safe_load(text))
+    return dict(yaml.safe_load(user_data_of(run, host)))
 
 
 def _bundle(run: dict[str, Any], host: str) -> dict[str, str]:
-    """Path -> content of the rendered files in the host's config bundle object."""
-    content = next(o for o in resources_of(run, "aws:s3/bucketObjectv2:BucketObjectv2")
-                   if o["name"] == f"host-{host}-bundle")["inputs"]["content"]
-    return {f["path"]: f["content"] for f in json.loads(content)}
+    """Path -> content of the rendered files in the host's config manifest."""
+    return {path: f["content"] for path, f in manifest_files(run, host).items()}
 
 
 @pytest.fixture(scope="module")
@@ -70,29 +62,34 @@ def test_no_planned_address_is_left_in_a_bind_position(dev_mta1):
     assert all(a.startswith("10.") for a in bound), bound  # the mock ENI's private range
 
 
-def test_every_postmulti_instance_gets_its_queue_before_postfix_starts(dev_mta1):
-    _, run, cloud_config = dev_mta1
+def test_the_manifest_lists_every_postmulti_instance_and_each_ip_s_private_address(dev_mta1):
+    """The instances the default main.cf registers and the addresses the transports bind are in the
+    manifest (applied at boot and by mailinfra-refresh-config), not in the user data."""
+    plan, run, _ = dev_mta1
     main_cf = _bundle(run, "mta1")["/etc/postfix/main.cf"]
     directories = re.search(r"^multi_instance_directories =(.*)$", main_cf, re.MULTILINE)
     assert directories and directories[1].split()
-    commands = [str(c) for c in cloud_config["runcmd"]]
-    start = commands.index("systemctl restart postfix")
-    assert commands.index("systemctl daemon-reload") < start  # the generator's postfix@<instance> units
-    for directory in directories[1].split():
-        queue = commands.index(f'install -d -m 0755 "$(postconf -c {directory} -h queue_directory)"')
-        created = commands.index(f"postfix -c {directory} set-permissions create-missing")
-        assert queue < created < start, directory
+    manifest = manifest_of(run, "mta1")
+    assert [i["config_dir"] for i in manifest["postfix_instances"]] == directories[1].split()
+    associated = {a["inputs"]["privateIpAddress"] for a in resources_of(run, "aws:ec2/eipAssociation:EipAssociation")
+                  if a["parent"] == "host-mta1"}
+    assert set(manifest["addresses"]) == associated
+    assert len(manifest["addresses"]) == len(plan.host("mta1").ips)
+    text = user_data_of(run, "mta1")
+    assert not [a for a in associated if a in text]
+    assert "postfix-tx" not in text
 
 
-def test_rendered_files_are_fetched_after_the_packages_are_installed_and_before_secrets(dev_mta1):
-    """runcmd runs after cloud-init installed the packages; the secret fill needs the files written."""
+def test_the_manifest_is_applied_after_the_packages_and_before_the_limits(dev_mta1):
+    """runcmd runs after cloud-init installed the packages (their users own the keys); the warmup limits
+    apply to the files the manifest wrote, once the services run."""
     _, run, cloud_config = dev_mta1
-    assert _bundle(run, "mta1")
     assert not [f for f in cloud_config["write_files"] if f["path"] in _bundle(run, "mta1")]
     commands = [str(c) for c in cloud_config["runcmd"]]
-    fetched = commands.index("/usr/local/sbin/mailinfra-fetch-config")
-    assert fetched < commands.index("/usr/local/sbin/mailinfra-fetch-secrets")
-    assert fetched < min(i for i, c in enumerate(commands) if c.startswith("systemctl "))
+    applied = next(i for i, c in enumerate(commands) if c.startswith("/usr/local/sbin/mailinfra-apply-config "))
+    assert commands[applied].endswith(" --services start")
+    assert applied < commands.index("systemctl start mailinfra-limits.service")
+    assert applied > commands.index(f"usermod -aG {opendkim.SOCKET_GROUP} postfix")
 
 
 def test_peers_keep_their_public_address_and_own_sources_bind_private():

@@ -1,0 +1,387 @@
+#!/usr/bin/python3
+"""mailinfra-apply-config: make this host match its config manifest (components/mta_host.py renders it).
+
+The manifest is this host's S3 object (its role reads that object and no other): rendered files with their
+modes, secret markers and postmap types; secrets (names of this host's own SSM parameters, never values);
+the private addresses its MTA binds; its postmulti instances; its services. Applying is idempotent: a file
+is rewritten only when its bytes, mode or owner differ, and a second run changes nothing. What the
+previously applied manifest listed and the new one does not (a file, a secret, an address this program
+added) is removed: the last applied manifest is kept, root-only, in STATE.
+
+Written by cloud-init and never changed by a plan change: plan changes reach the host as a new manifest
+(`mailinfra-refresh-config`), so the EC2 user data, and with it the instance, stays the same.
+Tests run it against a temporary root (--root) with stand-in commands (MAILINFRA_IP, ...) and a local
+AWS stand-in (--endpoint-url).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+FORMAT = 1
+STATE = "/var/lib/mailinfra/applied-manifest.json"
+# Where postmap(1) writes the indexed database of a `type:path` map.
+MAP_SUFFIXES = {"hash": (".db",), "btree": (".db",), "lmdb": (".lmdb",), "cdb": (".cdb",),
+                "dbm": (".dir", ".pag"), "sdbm": (".dir", ".pag")}
+TOOLS = ("ip", "postmap", "postfix", "postconf", "systemctl")
+
+
+class ApplyError(Exception):
+    """One line for the operator (the SSM Run Command output); never a secret value."""
+
+
+class Host:
+    """The host as this program sees it: a root directory and the commands it runs."""
+
+    def __init__(self, root: str, log: list[str]) -> None:
+        self.root = root.rstrip("/")
+        self.tools = {name: os.environ.get(f"MAILINFRA_{name.upper()}", name) for name in TOOLS}
+        self.log = log
+
+    def path(self, absolute: str) -> Path:
+        return Path(self.root + absolute)
+
+    def run(self, tool: str, *args: str) -> str:
+        done = subprocess.run([self.tools[tool], *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            raise ApplyError(f"{tool} {' '.join(args)}: exit {done.returncode}"
+                             + (f": {detail[-1]}" if detail else ""))
+        return done.stdout
+
+
+def check_path(path: Any, where: str) -> str:
+    # Every path comes from the manifest: absolute and normalized, so none escapes its place (or --root).
+    if not isinstance(path, str) or not path.startswith("/") or str(PurePosixPath(path)) != path \
+            or ".." in PurePosixPath(path).parts:
+        raise ApplyError(f"manifest {where}: received {path!r}, expected an absolute normalized path")
+    return path
+
+
+def check_manifest(manifest: Any) -> dict[str, Any]:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        received = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ApplyError(f"manifest format: received {received!r}, expected {FORMAT}")
+    for key in ("files", "secrets", "addresses", "postfix_instances", "services"):
+        if not isinstance(manifest.get(key), list):
+            raise ApplyError(f"manifest {key}: received {type(manifest.get(key)).__name__}, expected a list")
+    for file in manifest["files"]:
+        check_path(file.get("path"), "files[].path")
+    for secret in manifest["secrets"]:
+        check_path(secret.get("path"), "secrets[].path")
+        for directory in secret.get("directories", []):
+            check_path(directory, "secrets[].directories[]")
+    for instance in manifest["postfix_instances"]:
+        check_path(instance.get("config_dir"), "postfix_instances[].config_dir")
+    return manifest
+
+
+def aws_client(service: str, region: str, endpoint: str | None) -> Any:
+    import boto3  # Debian's python3-boto3; imported here so --help and tests of errors need no boto3
+
+    return boto3.client(service, region_name=region, endpoint_url=endpoint)
+
+
+def fetch_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    if args.manifest:
+        return check_manifest(json.loads(Path(args.manifest).read_text()))
+    s3 = aws_client("s3", args.region, args.endpoint_url)
+    # Retried: at first boot the role's policy can take seconds to reach S3.
+    for attempt in range(1, args.attempts + 1):
+        try:
+            body = s3.get_object(Bucket=args.bucket, Key=args.key)["Body"].read()
+            break
+        except Exception as error:
+            if attempt == args.attempts:
+                raise ApplyError(f"s3://{args.bucket}/{args.key}: {error}") from None
+            time.sleep(args.retry_seconds)
+    return check_manifest(json.loads(body))
+
+
+def fetch_secrets(manifest: dict[str, Any], args: argparse.Namespace) -> dict[str, str]:
+    """Parameter name -> value, each of this host's parameters read once however many places it fills."""
+    names = sorted({s["parameter"] for s in manifest["secrets"]}
+                   | {p for f in manifest["files"] for _, p in f.get("fills", [])})
+    if not names:
+        return {}
+    ssm = aws_client("ssm", args.region, args.endpoint_url)
+    values = {}
+    for name in names:
+        try:
+            values[name] = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        except Exception as error:
+            raise ApplyError(f"SSM parameter {name}: {type(error).__name__}") from None
+    return values
+
+
+def owner_ids(owner: str) -> tuple[int, int]:
+    import grp
+    import pwd
+
+    user, _, group = owner.partition(":")
+    try:
+        return pwd.getpwnam(user).pw_uid, grp.getgrnam(group or user).gr_gid
+    except KeyError:
+        raise ApplyError(f"owner {owner!r}: no such user or group on this host") from None
+
+
+def write_file(path: Path, data: bytes, mode: int, owner: tuple[int, int] | None = None) -> bool:
+    """Replace `path` atomically with `data`, `mode` (and `owner`) unless it already is exactly that."""
+    try:
+        status = path.lstat()
+        if (path.is_file() and not path.is_symlink() and (status.st_mode & 0o7777) == mode
+                and (owner is None or (status.st_uid, status.st_gid) == owner) and path.read_bytes() == data):
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600 until complete
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            if owner is not None:
+                os.fchown(out.fileno(), *owner)
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def ensure_directory(path: Path, mode: int, owner: tuple[int, int]) -> bool:
+    changed = not path.is_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    status = path.stat()
+    if (status.st_mode & 0o7777, (status.st_uid, status.st_gid)) != (mode, owner):
+        os.chown(path, *owner)
+        path.chmod(mode)
+        changed = True
+    return changed
+
+
+def filled(file: dict[str, Any], secrets: dict[str, str]) -> bytes:
+    text = str(file["content"])
+    for marker, parameter in file.get("fills", []):
+        if marker not in text:
+            raise ApplyError(f"{file['path']}: marker {marker} not found")
+        text = text.replace(marker, secrets[parameter])  # literal: a password may hold any character
+    return text.encode()
+
+
+def map_outputs(postmap: str) -> list[str]:
+    kind, _, path = postmap.partition(":")
+    return [path + suffix for suffix in MAP_SUFFIXES.get(kind, ())]
+
+
+def default_interface(host: Host) -> str:
+    words = host.run("ip", "-4", "route", "show", "default").split()
+    if "dev" not in words:
+        raise ApplyError("ip -4 route show default: no default route, expected one naming the interface")
+    return words[words.index("dev") + 1]
+
+
+def interface_addresses(host: Host, interface: str) -> set[str]:
+    words = host.run("ip", "-4", "-o", "addr", "show", "dev", interface).split()
+    return {words[i + 1].split("/")[0] for i, word in enumerate(words[:-1]) if word == "inet"}
+
+
+def ensure_addresses(host: Host, wanted: list[str], added_before: list[str]) -> list[str]:
+    """Put each wanted address on the default interface; remove those this program added before and the
+    manifest no longer lists. Returns the addresses this program added (kept in STATE)."""
+    # The EIPs are NAT-mapped to these private addresses of the ENI; cloud-init configures secondary
+    # addresses only where the image enables it, and not at all after first boot.
+    if not wanted and not added_before:
+        return []
+    interface = default_interface(host)
+    present = interface_addresses(host, interface)
+    added = [a for a in wanted if a in added_before and a in present]
+    for address in wanted:
+        if address not in present:
+            host.run("ip", "addr", "add", f"{address}/32", "dev", interface)
+            host.log.append(f"address added: {address}")
+            added.append(address)
+    for address in sorted(set(added_before) - set(wanted)):
+        if address in present:
+            host.run("ip", "addr", "del", f"{address}/32", "dev", interface)
+            host.log.append(f"address removed: {address}")
+    return sorted(set(added))
+
+
+def load_state(host: Host) -> dict[str, Any]:
+    path = host.path(STATE)
+    if not path.is_file():
+        return {"manifest": {"files": [], "secrets": [], "addresses": [], "postfix_instances": []},
+                "added_addresses": []}
+    return dict(json.loads(path.read_text()))
+
+
+def write_secrets(host: Host, manifest: dict[str, Any], secrets: dict[str, str]) -> set[str]:
+    changed = set()
+    for secret in manifest["secrets"]:
+        owner = owner_ids(secret["owner"])
+        for directory in secret.get("directories", []):
+            # The signer reads keys after dropping root: it owns its 0700 key directories (OpenDKIM
+            # refuses keys in group- or world-accessible ones).
+            if ensure_directory(host.path(directory), 0o700, owner):
+                host.log.append(f"directory: {directory}")
+        value = secrets[secret["parameter"]].encode()
+        if write_file(host.path(secret["path"]), value, int(secret["mode"], 8), owner):
+            changed.add(secret["path"])
+    return changed
+
+
+def remove_dropped(host: Host, manifest: dict[str, Any], previous: dict[str, Any]) -> None:
+    """Remove what the previously applied manifest wrote and this one does not list (files, secrets, the
+    databases of dropped maps): a file dropped from the plan must not stay on the host."""
+    kept = {f["path"] for f in manifest["files"]} | {s["path"] for s in manifest["secrets"]}
+    maps = {f["postmap"] for f in manifest["files"] if f.get("postmap")}
+    dropped = [f["path"] for f in previous["files"] + previous["secrets"] if f["path"] not in kept]
+    dropped += [o for f in previous["files"] if f.get("postmap") and f["postmap"] not in maps
+                for o in map_outputs(f["postmap"])]
+    for path in sorted(set(dropped)):
+        if host.path(path).is_file():
+            host.path(path).unlink()
+            host.log.append(f"removed: {path}")
+
+
+def run_postmaps(host: Host, manifest: dict[str, Any], changed: set[str]) -> None:
+    for file in manifest["files"]:
+        postmap = file.get("postmap")
+        if postmap and (file["path"] in changed or not all(host.path(o).exists() for o in map_outputs(postmap))):
+            kind, _, path = postmap.partition(":")
+            host.run("postmap", f"{kind}:{host.path(path)}")
+            host.log.append(f"postmap: {postmap}")
+
+
+def prepare_instances(host: Host, manifest: dict[str, Any], previous: dict[str, Any], changed: set[str]) -> None:
+    """Give new postmulti instances (and those whose files changed) their queue and check them; stop the
+    instances the manifest no longer lists (their queue stays, as after postmulti destroy)."""
+    prepared = {i["config_dir"] for i in previous["postfix_instances"]}
+    for instance in manifest["postfix_instances"]:
+        config_dir = host.path(instance["config_dir"])
+        queue = host.path(host.run("postconf", "-c", str(config_dir), "-h", "queue_directory").strip())
+        touched = any(p.startswith(instance["config_dir"] + "/") for p in changed)
+        if instance["config_dir"] in prepared and queue.is_dir() and not touched:
+            continue
+        # Registered by the default main.cf (multi_instance_directories); postfix chdirs into its queue
+        # directory, then creates the rest with the right owners.
+        queue.mkdir(mode=0o755, parents=True, exist_ok=True)
+        host.run("postfix", "-c", str(config_dir), "set-permissions", "create-missing")
+        host.run("postfix", "-c", str(config_dir), "check")
+        host.log.append(f"instance prepared: {instance['name']}")
+
+
+def stop_dropped_instances(host: Host, manifest: dict[str, Any], previous: dict[str, Any]) -> None:
+    listed = {i["config_dir"] for i in manifest["postfix_instances"]}
+    for instance in previous["postfix_instances"]:
+        if instance["config_dir"] not in listed and host.path(instance["config_dir"]).is_dir():
+            host.run("postfix", "-c", str(host.path(instance["config_dir"])), "stop")
+            host.log.append(f"instance stopped: {instance['name']}")
+
+
+def save_state(host: Host, state: dict[str, Any]) -> None:
+    path = host.path(STATE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)  # root-only: it names every secret's parameter and path
+    write_file(path, (json.dumps(state, indent=1) + "\n").encode(), 0o600)
+
+
+def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> None:
+    state = load_state(host)
+    previous = state["manifest"]
+    secrets = fetch_secrets(manifest, args)  # all of them before any write: a failed read changes nothing
+    stop_dropped_instances(host, manifest, previous)  # before their files go
+    changed = write_secrets(host, manifest, secrets)
+    for file in manifest["files"]:
+        if write_file(host.path(file["path"]), filled(file, secrets), int(file["mode"], 8)):
+            changed.add(file["path"])
+    host.log += [f"written: {path}" for path in sorted(changed)]
+    remove_dropped(host, manifest, previous)
+    run_postmaps(host, manifest, changed)
+    added = ensure_addresses(host, manifest["addresses"], state["added_addresses"])
+    prepare_instances(host, manifest, previous, changed)
+    save_state(host, {"manifest": manifest, "added_addresses": added})
+
+
+def run_services(host: Host, services: list[str], how: str) -> None:
+    # Debian's generator turns each multi_instance_directories entry into a postfix@<instance> unit
+    # wanted by postfix.service: reload first so that (re)starting postfix covers every instance.
+    host.run("systemctl", "daemon-reload")
+    for service in services:
+        if how == "start":
+            host.run("systemctl", "enable", "--now", service)
+            host.run("systemctl", "restart", service)
+        else:
+            host.run("systemctl", "reload-or-restart", service)
+        host.log.append(f"service {how}: {service}")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mailinfra-apply-config", description=__doc__.split("\n")[0])
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    parser.add_argument("--bucket", help="the config bucket")
+    parser.add_argument("--key", help="this host's manifest object")
+    parser.add_argument("--manifest", help="a manifest file instead of the S3 object")
+    parser.add_argument("--endpoint-url", default=os.environ.get("MAILINFRA_AWS_ENDPOINT") or None)
+    parser.add_argument("--root", default=os.environ.get("MAILINFRA_ROOT", ""),
+                        help="prefix of every host path (tests)")
+    parser.add_argument("--services", choices=("start", "reload", "none"), default="none",
+                        help="after applying: enable and restart (boot) or reload (refresh) the services")
+    parser.add_argument("--addresses-only", action="store_true",
+                        help="only put the last applied manifest's addresses back on the interface (boot)")
+    parser.add_argument("--attempts", type=int, default=10)
+    parser.add_argument("--retry-seconds", type=float, default=6.0)
+    args = parser.parse_args(argv)
+    if not args.addresses_only and not args.manifest and not (args.bucket and args.key):
+        parser.error("--bucket and --key (or --manifest) are required")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    # Directories made for rendered files are 0755 (postconf and sendmail run as other users read them);
+    # files are created 0600 and given their mode once complete; secret and state directories are 0700.
+    os.umask(0o022)
+    log: list[str] = []
+    host = Host(args.root, log)
+    try:
+        if args.addresses_only:
+            # `ip addr add` does not survive a reboot; the MTA binds these addresses (and with
+            # smtp_bind_address_enforce defers rather than send from another one).
+            state = load_state(host)
+            added = ensure_addresses(host, state["manifest"]["addresses"], state["added_addresses"])
+            if added != state["added_addresses"]:
+                save_state(host, {**state, "added_addresses": added})
+        else:
+            manifest = fetch_manifest(args)
+            apply(host, manifest, args)
+            if args.services != "none":
+                run_services(host, manifest["services"], args.services)
+    except ApplyError as error:
+        print(f"mailinfra-apply-config: {error}", file=sys.stderr)
+        return 1
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        print(f"mailinfra-apply-config: malformed manifest or state ({type(error).__name__}: {error})",
+              file=sys.stderr)
+        return 1
+    finally:
+        for line in log:
+            print(line)
+    if not log:
+        print("no change")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
