@@ -87,3 +87,25 @@ def test_a_plan_change_leaves_every_user_data_byte_identical_and_changes_the_man
     else:
         for host, (old, new) in manifests.items():
             assert old["files"] != new["files"], host
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_user_data_is_cloud_config_that_writes_the_same_apply_program(
+        stack: str, mock_runs: Callable[[str], dict[str, Any]]) -> None:
+    """Each host's user data parses as cloud-config, writes the repository's apply program and runs it at boot
+    against the host's own manifest object."""
+    import yaml
+
+    from components.config_bundle import bundle_key
+    from components.mta_host import apply_program
+
+    run = mock_runs(stack)
+    for host in _hosts(run):
+        text = user_data_of(run, host)
+        assert text.startswith("#cloud-config\n"), host
+        cloud_config = yaml.safe_load(text)
+        program = next(f for f in cloud_config["write_files"]
+                       if f["path"] == "/usr/local/sbin/mailinfra-apply-config")
+        assert program["content"] == apply_program(), host
+        boot = [str(c) for c in cloud_config["runcmd"] if str(c).startswith("/usr/local/sbin/mailinfra-apply-config")]
+        assert len(boot) == 1 and f" --key {bundle_key(host)} " in boot[0], (host, boot)
