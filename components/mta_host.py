@@ -357,8 +357,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
 
 
 def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
-    """The cloud-config for one host: packages, the apply program and its boot run against the host's
-    manifest in `bucket`, the services. Only what needs a new instance to change is in it."""
+    """The cloud-config for one host: packages, the apply program, its boot run against the host's manifest
+    in `bucket`, the warmup limits service. Only what needs a new instance to change is in it."""
     key = bundle_key(host.name)
     return str(_template().render(
         environment=args.environment, host=host, packages=PACKAGES[host.mta], bucket=bucket, bundle_key=key,
