@@ -4,8 +4,6 @@ limits calendar, so it does not change with the date of the run; cloud-init enab
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any
 
 import pytest
 import yaml
@@ -15,8 +13,7 @@ from mailinfra.mta.powermta import LIMITS_FILE
 from mailinfra.mta.powermta_calendar import APPLY_SCRIPT, UNIT
 from mailinfra.mta.render import render_host
 from mailinfra.plan.build import build_plan
-from tests.pulumi.conftest import STACKS, resources_of, run_mock
-from tests.pulumi.test_mta_host_user_data import BUNDLE, INSTANCE, _user_data
+from tests.pulumi.conftest import STACKS, manifest_files, run_mock, user_data_of
 
 AS_OF = dt.date(2026, 11, 29)  # within staging's and prod's warmups
 PMTA_STACKS = [s for s in STACKS if s in ("staging", "prod")]
@@ -24,11 +21,6 @@ PMTA_STACKS = [s for s in STACKS if s in ("staging", "prod")]
 
 def _pmta_hosts(stack: str) -> list[str]:
     return [h.name for h in build_plan(load_stack(stack), AS_OF).hosts if h.mta == "powermta"]
-
-
-def _bundle(run: dict[str, Any], host: str) -> dict[str, dict[str, str]]:
-    content = next(o for o in resources_of(run, BUNDLE) if o["name"] == f"host-{host}-bundle")["inputs"]["content"]
-    return {f["path"]: f for f in json.loads(content)}
 
 
 @pytest.mark.parametrize("stack", PMTA_STACKS)
@@ -43,14 +35,14 @@ def test_powermta_bundle_and_user_data_do_not_change_with_the_date_of_the_run(st
     runs = [run_mock(stack, tmp_path, as_of=day.isoformat()) for day in days]
     assert all("error" not in run for run in runs), [run.get("error") for run in runs]
     for host in hosts:
-        bundles = [_bundle(run, host) for run in runs]
+        bundles = [manifest_files(run, host) for run in runs]
         assert bundles[0] == bundles[1], host
         assert {f"/{LIMITS_FILE}", f"/{APPLY_SCRIPT}", f"/etc/systemd/system/{UNIT}.timer"} <= set(bundles[0]), host
-        user_data = [_user_data(next(i for i in resources_of(run, INSTANCE) if i["name"] == f"host-{host}-instance"))
-                     for run in runs]
+        user_data = [user_data_of(run, host) for run in runs]
         assert user_data[0] == user_data[1], host
         commands = [str(c) for c in yaml.safe_load(user_data[0])["runcmd"]]
-        started = commands.index("systemctl enable --now pmta")
+        started = next(i for i, c in enumerate(commands)
+                       if c.startswith("/usr/local/sbin/mailinfra-apply-config") and c.endswith("--services start"))
         assert commands.index(f"systemctl enable --now {UNIT}.timer") > started
         assert commands.index(f"systemctl start {UNIT}.service") > started
 
