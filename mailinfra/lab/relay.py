@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dns.resolver
+import dns.exception
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from mailinfra.lab.resolver import shared_resolver
 
 ONWARD_TIMEOUT_SECONDS = 20
 
@@ -57,7 +59,8 @@ class RelayHandler:
             by_domain[rcpt.rpartition("@")[2].lower()].append(rcpt)
         for domain, group in by_domain.items():
             try:
-                answer = dns.resolver.resolve(domain, "MX")
+                # Cached for the MX record's TTL, as a real relay's resolver does.
+                answer = shared_resolver().resolve(domain, "MX")
                 best = min(answer, key=lambda r: r.preference)
                 mx = str(best.exchange).rstrip(".")
                 with smtplib.SMTP(mx, 25, local_hostname=self.helo, source_address=(self.source, 0),

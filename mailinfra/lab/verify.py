@@ -1,6 +1,7 @@
 """What a receiving provider checks: SPF (pyspf), DKIM (dkimpy), DMARC alignment, FCrDNS of the client.
 
-Runs inside the lab namespace, so every lookup goes to the lab's Knot through dnspython.
+Runs inside the lab namespace, so every lookup goes to the lab's Knot through dnspython, and through
+one TTL-honouring cache per process (mailinfra/lab/resolver.py), as a real receiver's resolver caches.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 
 import dkim
 import dns.exception
+import dns.rdatatype
 import dns.resolver
 import dns.reversename
 import spf
 from authheaders import dmarc_lookup
+
+from mailinfra.lab.resolver import shared_resolver
 
 # authheaders parses the whole Public Suffix List (~10k rules, IDNA-encoding each) on every call:
 # ~230 ms, five times per message. The list is static for the process's life, so each domain's
@@ -84,6 +88,7 @@ def verify_message(raw: bytes, source_ip: str, helo: str, mail_from: str) -> Ver
 
 def _check_spf(ip: str, mail_from: str, helo: str) -> str:
     # RFC 7208 §2.4: the MAIL FROM identity; the null return path falls back to the HELO identity.
+    shared_resolver()  # pyspf queries dnspython's default resolver: make sure it has the cache first
     try:
         result, _explanation = spf.check2(i=ip, s=mail_from, h=helo)
     except Exception as exc:  # pyspf raises its own error types for malformed records
@@ -97,7 +102,7 @@ def _check_dkim(raw: bytes, message: Message) -> tuple[DkimResult, ...]:
     for index, header in enumerate(message.get_all("DKIM-Signature") or []):
         tags = _tags(str(header))
         try:
-            ok = verifier.verify(idx=index)
+            ok = verifier.verify(idx=index, dnsfunc=dkim_key_txt)
             result, reason = ("pass", "") if ok else ("fail", "signature did not verify")
         except dkim.DKIMException as exc:
             result, reason = ("temperror" if "dns" in str(exc).lower() else "fail"), str(exc)
@@ -138,6 +143,22 @@ def _aligned(identifier: str, from_domain: str, strict: bool) -> bool:
     return bool(a) and get_org_domain(a) == get_org_domain(b)
 
 
+def dkim_key_txt(name: bytes, timeout: int = 5) -> bytes | None:
+    """dkimpy's `dnsfunc` through the shared cache, answering as dkimpy's own dnsplug.get_txt does:
+    the first TXT record's strings joined, None when there is none (dkimpy: "missing public key")."""
+    try:
+        answer = shared_resolver().resolve(name.decode(), dns.rdatatype.TXT, lifetime=timeout,
+                                           raise_on_no_answer=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers, UnicodeDecodeError):
+        return None
+    except (dns.exception.Timeout, dns.resolver.NoResolverConfiguration) as exc:
+        # A key lookup that timed out is a temporary failure (RFC 6376 §6.1.2: TEMPFAIL), not a missing key.
+        raise dkim.DnsTimeoutError(f"DNS {exc.__class__.__name__}: {exc}") from exc
+    if answer.rrset is None:
+        return None
+    return b"".join(next(iter(answer.rrset)).strings)
+
+
 def _tags(text: str) -> dict[str, str]:
     result = {}
     for part in text.split(";"):
@@ -153,7 +174,7 @@ def _domain_of(address: str) -> str:
 
 def _txt(name: str) -> list[str]:
     try:
-        answer = dns.resolver.resolve(name, "TXT")
+        answer = shared_resolver().resolve(name, "TXT")
     except _DNS_ERRORS:
         return []
     return [b"".join(r.strings).decode() for r in answer]
@@ -161,7 +182,7 @@ def _txt(name: str) -> list[str]:
 
 def _reverse(ip: str) -> tuple[str, ...]:
     try:
-        answer = dns.resolver.resolve(dns.reversename.from_address(ip), "PTR")
+        answer = shared_resolver().resolve(dns.reversename.from_address(ip), "PTR")
     except _DNS_ERRORS:
         return ()
     return tuple(str(r).lower().rstrip(".") for r in answer)
@@ -169,6 +190,6 @@ def _reverse(ip: str) -> tuple[str, ...]:
 
 def _addresses(name: str) -> set[str]:
     try:
-        return {str(r) for r in dns.resolver.resolve(name, "A")}
+        return {str(r) for r in shared_resolver().resolve(name, "A")}
     except _DNS_ERRORS:
         return set()
