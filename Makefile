@@ -25,6 +25,8 @@ $(UV):
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	# Byte-compiled at install: the provider SDKs cost ~2 s to compile on every run otherwise.
 	UV_COMPILE_BYTECODE=1 $(UV) sync --frozen --quiet
+	# Our own modules too (uv compiles site-packages only): ~0.25 s per run where bytecode writing is off.
+	$(BIN)/python -m compileall -q mailinfra components >/dev/null
 	@touch $@
 
 install: $(VENV)/.synced

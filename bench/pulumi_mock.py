@@ -126,8 +126,8 @@ def main() -> int:
 
 def write_section(path: Path, rows: list[tuple[str, dict[str, Any]]]) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    bytecode = "off (PYTHONDONTWRITEBYTECODE set, no __pycache__)" if os.environ.get("PYTHONDONTWRITEBYTECODE") \
-        and not os.environ.get("PYTHONPYCACHEPREFIX") else "cached"
+    compiled = any((ROOT / "mailinfra").glob("__pycache__/*.pyc"))
+    bytecode = "compiled (as `make install` does)" if compiled else "compiled for site-packages only"
     lines = [
         HEADING, "",
         "`bench/pulumi_mock.py`: `__main__.py` run under the Pulumi SDK mock runtime "

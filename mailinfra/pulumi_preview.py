@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 import logging
 import runpy
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,26 @@ def collect_resources(stack_name: str, stacks_dir: Path | None = None, plan: Any
     Secrets the preview cannot read (encrypted `secure:` values, keys not set yet) are given
     placeholder values, which the program accepts because this is a preview (dry run).
     """
-    config, secret_keys = preview_config(stack_name, stacks_dir, plan)
-    return run_program(stack_name, config, secret_keys, preview=True).resources
+    with fewer_collections():
+        config, secret_keys = preview_config(stack_name, stacks_dir, plan)
+        return run_program(stack_name, config, secret_keys, preview=True).resources
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run with Python's cyclic garbage collector triggered 100x less often.
+
+    Importing the provider SDKs and registering resources allocates millions of long-lived objects; with
+    the default threshold (a collection every 700 net allocations) the collector re-walks that growing heap
+    thousands of times: ~0.7 s of a 2.8 s `mailinfra preview prod`. Reference counting still frees
+    everything acyclic at once, and cycles are still collected, only later; a run is short-lived.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(70_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def preview_config(stack_name: str, stacks_dir: Path | None = None,
@@ -106,6 +126,7 @@ def required_secrets(plan: Any) -> list[str]:
     return names
 
 
+@fewer_collections()
 def run_program(
     stack_name: str,
     config: Mapping[str, str],
