@@ -52,7 +52,8 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
 
     env = plan.environment
     zone_ids = lookup_zone_ids(plan)
-    a_records = {ip.name: next(r for r in plan.records if r.key == f"A:{ip.helo}") for ip in plan.ips}
+    records = {r.key: r for r in plan.records}
+    a_records = {ip.name: records[f"A:{ip.helo}"] for ip in plan.ips}
     pools = {
         pool.name: IpPool(f"pool-{pool.name}", IpPoolArgs(
             pool, [ip for ip in plan.ips if ip.pool == pool.name], env, plan.dns_provider, zone_ids, a_records))

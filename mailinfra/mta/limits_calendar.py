@@ -59,11 +59,12 @@ def plan_limits_calendar(plan_at: Callable[[dt.date], Plan], host: str) -> tuple
     first = plan_at(NO_WARMUP_ANCHOR)
     host_plan = first.host(host)
     anchor = limits_anchor(first, host_plan)
+    ips = set(host_plan.ips)
     entries = []
     for offset in range(MAX_CALENDAR_DAYS + 1):
         plan = plan_at(anchor + dt.timedelta(days=offset))
         entries.append(plan_limits_entry(plan, host_plan))
-        if all(limit.status == "warmed" for limit in plan.warmup if plan.ip(limit.ip).host == host):
+        if all(limit.status == "warmed" for limit in plan.warmup if limit.ip in ips):
             return tuple(entries)
     raise PlanError(f"host {host}: its IPs are not all warmed {MAX_CALENDAR_DAYS} days after {anchor}, "
                     f"expected warmup schedules of at most {MAX_CALENDAR_DAYS} days")

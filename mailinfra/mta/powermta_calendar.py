@@ -44,6 +44,7 @@ def plan_config_calendar(plan_at: Callable[[dt.date], Plan], host: str) -> tuple
     """
     first = plan_at(NO_WARMUP_ANCHOR)
     anchor = limits_anchor(first, first.host(host))
+    ips = set(first.host(host).ips)
     entries: list[WarmupEntry] = []
     for offset in range(MAX_CALENDAR_DAYS + 1):
         date = anchor + dt.timedelta(days=offset)
@@ -51,7 +52,7 @@ def plan_config_calendar(plan_at: Callable[[dt.date], Plan], host: str) -> tuple
         state = plan_warmup_state(plan, plan.host(host))
         if not entries or state != entries[-1].state:
             entries.append(WarmupEntry(date, state))
-        if all(limit.status == "warmed" for limit in plan.warmup if plan.ip(limit.ip).host == host):
+        if all(limit.status == "warmed" for limit in plan.warmup if limit.ip in ips):
             return tuple(entries)
     raise PlanError(f"host {host}: its IPs are not all warmed {MAX_CALENDAR_DAYS} days after {anchor}, "
                     f"expected warmup schedules of at most {MAX_CALENDAR_DAYS} days")
