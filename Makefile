@@ -52,6 +52,7 @@ lab: install
 # Benchmarks rewrite their own section of docs/BENCHMARKS.md (medians and ratios, measured side by side).
 bench: install
 	$(BIN)/python bench/pulumi_mock.py --write docs/BENCHMARKS.md
+	$(BIN)/python bench/preview_bench.py --runs 7 --write docs/BENCHMARKS.md
 	$(BIN)/python bench/drift_bench.py prod --write
 	$(BIN)/python bench/lab_bench.py dev --write   # root: runs the lab topology next to stock Postfix
 

@@ -108,11 +108,18 @@ def report(results: dict[tuple[str, str], list[float]], labels: list[str], base:
     return "\n".join(lines)
 
 
+NOTES_MARKER = "<!-- analysis below: kept by bench/preview_bench.py when it rewrites the measurements above -->"
+
+
 def write_section(path: Path, section: str, notes: str) -> None:
-    """Replace the section (up to the next `## ` heading), keeping the hand-written notes given after it."""
+    """Replace the section (up to the next `## ` heading). The analysis after NOTES_MARKER is kept, unless
+    `notes` replaces it."""
     text = path.read_text(encoding="utf-8")
     pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    body = section + ("\n" + notes.strip() + "\n" if notes.strip() else "") + "\n"
+    current = pattern.search(text)
+    if not notes.strip() and current and NOTES_MARKER in current.group(0):
+        notes = current.group(0).split(NOTES_MARKER, 1)[1]
+    body = section + ("\n" + NOTES_MARKER + "\n\n" + notes.strip() + "\n" if notes.strip() else "") + "\n"
     text = pattern.sub(lambda _: body, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + body
     path.write_text(text, encoding="utf-8")
 
