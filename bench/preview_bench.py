@@ -15,34 +15,21 @@ import argparse
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mailinfra.errors import UsageError  # noqa: E402 - after the path fix above
+from mailinfra.review.base import worktree_at  # noqa: E402
+
 HEADING = "## Preview end to end"
 GOAL_SECONDS = 3.0  # issue 4: `mailinfra preview prod` under 3 s on these 2-core machines
-
-
-@contextmanager
-def worktree(ref: str) -> Iterator[Path]:
-    """A detached checkout of `ref` next to the repository, removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="mailinfra-base-"))
-    shutil.rmtree(path)
-    done = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(path), ref],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"--base: received {ref!r}, expected a commit of this repository ({done.stderr.strip()})")
-    try:
-        yield path
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False)
 
 
 def compile_tree(tree: Path) -> None:
@@ -71,6 +58,13 @@ def measure(trees: dict[str, Path], cases: list[list[str]], runs: int) -> dict[t
             for label, tree in trees.items():
                 results.setdefault((label, case), []).append(time_preview(tree, arguments))
     return {key: sorted(values) for key, values in results.items()}
+
+
+def measure_with_base(ref: str, cases: list[list[str]], runs: int) -> dict[tuple[str, str], list[float]]:
+    """`measure` of this tree and of commit `ref` (a temporary worktree, removed afterwards), alternating."""
+    with worktree_at(ROOT, ref) as base_tree:
+        compile_tree(base_tree)
+        return measure({"base": base_tree, "this": ROOT}, cases, runs)
 
 
 def report(results: dict[tuple[str, str], list[float]], labels: list[str], base: str | None, runs: int) -> str:
@@ -135,9 +129,10 @@ def main() -> int:
     cases = [[s] for s in args.stacks.split(",")] + [[args.stacks.split(",")[0], "--no-resources"]]
     compile_tree(ROOT)
     if args.base:
-        with worktree(args.base) as base_tree:
-            compile_tree(base_tree)
-            results = measure({"base": base_tree, "this": ROOT}, cases, args.runs)
+        try:
+            results = measure_with_base(args.base, cases, args.runs)
+        except UsageError as error:
+            raise SystemExit(str(error)) from None
         labels = ["base", "this"]
     else:
         results = measure({"this": ROOT}, cases, args.runs)
