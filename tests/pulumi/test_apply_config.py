@@ -244,8 +244,8 @@ def test_apply_writes_fills_fetches_once_is_idempotent_and_removes_what_the_next
     proxy, s3, ssm = aws
     root = tmp_path / "root"
     ssm.put_parameter(Name=RELAY, Value=PASSWORD, Type="SecureString")
-    ssm.put_parameter(Name=DKIM, Value="-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n",
-                      Type="SecureString")
+    private_key = _generated_key()
+    ssm.put_parameter(Name=DKIM, Value=private_key, Type="SecureString")
     (tmp_path / "ip-state.json").write_text('["10.0.0.4", "10.0.0.9"]')  # 10.0.0.9: not ours, kept
     _publish(s3, _manifest(FIRST, ["10.0.0.5", "10.0.0.6", "10.0.0.9"]))
 
@@ -259,7 +259,7 @@ def test_apply_writes_fills_fetches_once_is_idempotent_and_removes_what_the_next
         {f["path"]: int(f["mode"], 8) for f in FIRST}
     assert proxy.fetched == Counter({RELAY: 1, DKIM: 1})
     key = root / "etc/opendkim/keys/example.com/s2026a.private"
-    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----") and _mode(key) == 0o600
+    assert key.read_text() == private_key and _mode(key) == 0o600
     for directory in (key.parent, key.parent.parent):
         assert _mode(directory) == 0o700 and directory.stat().st_uid == 65534
     assert PASSWORD not in first.stdout + first.stderr
@@ -378,3 +378,12 @@ def test_dev_mta1_s_real_manifest_applies_with_real_postconf_and_postmap(host, a
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "no change"
     assert _snapshot(root) == before
+
+
+def _generated_key() -> str:
+    """A throwaway PEM private key made now: no key material is kept in the repository."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
