@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 
 import pytest
 
@@ -23,3 +25,13 @@ def require_tool(name: str) -> str:
     if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
         pytest.fail(f"{message}; {REQUIRE_TOOLS_ENV}=1 requires it")
     pytest.skip(message)
+
+
+def stop_by_pid(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> None:
+    """Stop a server a test started: SIGTERM to its PID, SIGKILL if it has not exited within `timeout`."""
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()

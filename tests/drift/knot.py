@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -19,7 +17,7 @@ from mailinfra.dns.records import DnsRecord
 from mailinfra.dns.zonefile import render_zone
 from mailinfra.lab.dns import render_knot_conf
 from mailinfra.plan.model import Plan
-from tests.tooling import require_tool
+from tests.tooling import require_tool, stop_by_pid
 
 NAMESERVER = "ns1.drift.test"
 
@@ -75,12 +73,7 @@ def knot_serving(workdir: Path, zones: dict[str, str], *, allow_transfer: bool =
         _wait_ready(port, sorted(zones), process, workdir)
         yield port
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_by_pid(process)
         log.close()
 
 

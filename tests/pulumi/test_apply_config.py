@@ -8,7 +8,6 @@ import http.client
 import http.server
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import pytest
 from components.mta_host import MANIFEST_FORMAT, apply_program
 from tests.drift.knot import free_port
 from tests.pulumi.conftest import manifest_of
-from tests.tooling import require_tool
+from tests.tooling import require_tool, stop_by_pid
 
 REGION = "us-east-1"
 BUCKET = "mailinfra-test-config"
@@ -86,12 +85,7 @@ def moto_url() -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        os.kill(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_by_pid(server)
 
 
 class CountingProxy(http.server.ThreadingHTTPServer):
