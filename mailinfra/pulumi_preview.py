@@ -135,8 +135,12 @@ def run_program(
     preview: bool = True,
     program: Path = PROGRAM,
     fingerprint_secrets: bool = False,
+    reveal_secrets: bool = False,
 ) -> ProgramRun:
-    """Run the program once under mocks (once per process: the runtime's state is global)."""
+    """Run the program once under mocks (once per process: the runtime's state is global).
+
+    `reveal_secrets`: keep secret inputs in clear (the lab only, whose secrets it made itself; never
+    for review artifacts, which always mask them)."""
     import pulumi
     from pulumi.runtime import mocks, settings, stack
 
@@ -145,7 +149,7 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     settings.reset_options(project=PROJECT, stack=stack_name, preview=preview)
-    recorder = _Recorder(fingerprint_secrets)
+    recorder = _Recorder(fingerprint_secrets, reveal_secrets)
     _EIP_ADDRESSES.clear()
     _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
     monitor = _RecordingMonitor(_Mocks(config.get("aws:region", DEFAULT_REGION)), recorder)
@@ -309,8 +313,9 @@ _EIP_ADDRESSES: dict[str, str] = {}
 
 
 class _Recorder:
-    def __init__(self, fingerprint_secrets: bool) -> None:
+    def __init__(self, fingerprint_secrets: bool, reveal_secrets: bool = False) -> None:
         self.entries: list[dict[str, Any]] = []
+        self.reveal_secrets = reveal_secrets
         # Tests only: sha256 of each secret input, to prove which secret reached which resource
         # without the value itself leaving the run.
         self.fingerprint_secrets = fingerprint_secrets
@@ -330,7 +335,7 @@ class _Recorder:
             "import_id": request.importId or None,
             "depends_on_urns": sorted(set(request.dependencies)),
             "aliases": aliases,
-            "inputs": _mask(dict(inputs)),
+            "inputs": _reveal(dict(inputs)) if self.reveal_secrets else _mask(dict(inputs)),
             "secret_inputs": sorted(_secret_paths(dict(inputs))),
         })
         if self.fingerprint_secrets:
@@ -390,6 +395,17 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def _reveal(value: Any) -> Any:
+    from pulumi.runtime import rpc
+
+    value = rpc.unwrap_rpc_secret(value)
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
 def _fingerprints(inputs: Mapping[str, Any]) -> dict[str, str]:
     from pulumi.runtime import rpc
 
@@ -430,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--up", action="store_true", help="run as `pulumi up` (not a dry run)")
     parser.add_argument("--fingerprint-secrets", action="store_true",
                         help="add the sha256 of each secret input (tests; never for review artifacts)")
+    parser.add_argument("--reveal-secrets", action="store_true",
+                        help="secret inputs in clear (the lab, whose secrets are its own; never for artifacts)")
     args = parser.parse_args(argv)
     try:
         if args.config_json:
@@ -438,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             config, secret_keys = preview_config(args.stack)
         run = run_program(args.stack, config, secret_keys, preview=not args.up,
-                          fingerprint_secrets=args.fingerprint_secrets)
+                          fingerprint_secrets=args.fingerprint_secrets, reveal_secrets=args.reveal_secrets)
     except MailinfraError as error:
         print(json.dumps({"error": str(error)}))
         return 1
