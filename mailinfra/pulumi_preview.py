@@ -46,7 +46,7 @@ class ProgramError(MailinfraError):
 
 @dataclass
 class ProgramRun:
-    """What one mock run registered: resources in registration order and the stack outputs."""
+    """What one mock run registered: resources (ordered by URN) and the stack outputs."""
 
     resources: list[dict[str, Any]]
     outputs: dict[str, Any]
@@ -342,9 +342,11 @@ class _Recorder:
             self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
 
     def finish(self) -> list[dict[str, Any]]:
+        """The resources ordered by URN: registration order depends on when each Output resolved in the
+        event loop and changes run to run, while two previews of one tree must be byte-identical."""
         names = {e["urn"]: e["name"] for e in self.entries}
         result = []
-        for entry in self.entries:
+        for entry in sorted(self.entries, key=lambda e: str(e["urn"])):
             parent = entry.pop("parent_urn")
             entry["parent"] = names.get(parent) if parent else None
             entry["parent_urn"] = parent if parent in names else None

@@ -47,7 +47,7 @@ class Resource:
 
 @dataclass(frozen=True)
 class Deployment:
-    """Every resource one program run declares, in registration order, and the stack outputs."""
+    """Every resource one program run declares (ordered by URN) and the stack outputs."""
 
     stack: str
     resources: tuple[Resource, ...]
