@@ -73,14 +73,15 @@ def policy_documents(resource_type: str, props: dict[str, Any]) -> Iterator[tupl
 
 
 def check_wildcards(resource_type: str, props: dict[str, Any]) -> Iterator[str]:
-    for label, document in policy_documents(resource_type, props):
-        if isinstance(document, str):
+    for label, given in policy_documents(resource_type, props):
+        document = given
+        if isinstance(given, str):
             try:
-                document = json.loads(document)
+                document = json.loads(given)
             except ValueError as error:
                 yield f"{label} is not valid JSON ({error}); IAM rejects it (MalformedPolicyDocument)"
                 continue
-        statements = items_of(mapping_of(document).get("Statement")) if isinstance(document, dict) else []
+        statements = items_of(document.get("Statement")) if isinstance(document, dict) else []
         if statements is UNKNOWN:
             continue
         for index, raw in enumerate(statements):

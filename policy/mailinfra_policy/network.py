@@ -33,8 +33,8 @@ class SgRule:
 
     direction: str
     protocol: str | Unknown
-    from_port: int | None | Unknown
-    to_port: int | None | Unknown
+    from_port: int | Unknown | None
+    to_port: int | Unknown | None
     cidrs: tuple[Any, ...]
 
     def opens_to_world(self) -> bool:
@@ -90,9 +90,9 @@ def sg_rules(resource_type: str, props: dict[str, Any]) -> Iterator[SgRule]:
                 if rule is not UNKNOWN:
                     yield _rule(direction, rule, "protocol", ("cidrBlocks", "ipv6CidrBlocks"))
     elif resource_type == SG_RULE:
-        direction = props.get("type")
-        if direction in ("ingress", "egress"):
-            yield _rule(str(direction), props, "protocol", ("cidrBlocks", "ipv6CidrBlocks"))
+        kind = props.get("type")
+        if kind in ("ingress", "egress"):
+            yield _rule(str(kind), props, "protocol", ("cidrBlocks", "ipv6CidrBlocks"))
     elif resource_type in (SG_INGRESS, SG_EGRESS):
         direction = "ingress" if resource_type == SG_INGRESS else "egress"
         yield _rule(direction, props, "ipProtocol", ("cidrIpv4", "cidrIpv6"))
@@ -155,12 +155,12 @@ def mail_hosts(resources: list[tuple[str, dict[str, Any]]]) -> set[str] | None:
     return hosts
 
 
-def group_host(group_props: dict[str, Any]) -> str | None | Unknown:
+def group_host(group_props: dict[str, Any]) -> str | Unknown | None:
     """The host a security group guards: its Name tag (the host's FQDN, as the program tags it)."""
     tags = mapping_of(group_props.get("tags"))
     if tags is UNKNOWN:
         return UNKNOWN
     name = tags.get("Name")
     if name is UNKNOWN:
-        return UNKNOWN
-    return str(name).lower().rstrip(".") if name else None
+        return Unknown.UNKNOWN
+    return str(name).lower().rstrip(".") if isinstance(name, str) and name else None

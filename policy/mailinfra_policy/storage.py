@@ -90,7 +90,8 @@ def bucket_encrypted(bucket: Any, configs: list[Any]) -> bool:
     for config in configs:
         linked = config.property_dependencies.get("bucket") or config.dependencies or []
         config_props = plain(config.props)
-        if not (any(d.urn == bucket.urn for d in linked) or (isinstance(name, str) and config_props.get("bucket") == name)):
+        named = isinstance(name, str) and config_props.get("bucket") == name
+        if not (named or any(d.urn == bucket.urn for d in linked)):
             continue
         rules = items_of(config_props.get("rules"))
         if rules is UNKNOWN:

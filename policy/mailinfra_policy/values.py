@@ -13,7 +13,8 @@ what is known and treats each unknown as "cannot judge yet".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from enum import Enum
+from typing import Any, Final, Literal
 
 from pulumi_policy.proxy import UnknownValueError
 
@@ -29,22 +30,16 @@ UNKNOWN_SENTINELS: Final = frozenset({
 })
 
 
-class Unknown:
-    """A value known only at `pulumi up` (a single instance, UNKNOWN)."""
+class Unknown(Enum):
+    """A value known only at `pulumi up` (one member, so `x is UNKNOWN` narrows for mypy)."""
 
-    _instance: Unknown | None = None
-
-    def __new__(cls) -> Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    UNKNOWN = "unknown during preview"
 
     def __repr__(self) -> str:
         return "<unknown during preview>"
 
 
-
-UNKNOWN: Final = Unknown()
+UNKNOWN: Final[Literal[Unknown.UNKNOWN]] = Unknown.UNKNOWN
 
 
 def plain(value: Any) -> Any:
@@ -77,7 +72,7 @@ def is_unknown(value: object) -> bool:
 def items_of(value: Any) -> list[Any] | Unknown:
     """A list property: its items, [] when absent, UNKNOWN when the list itself is not known yet."""
     if value is UNKNOWN:
-        return UNKNOWN
+        return Unknown.UNKNOWN
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
@@ -86,14 +81,14 @@ def items_of(value: Any) -> list[Any] | Unknown:
 def mapping_of(value: Any) -> dict[str, Any] | Unknown:
     """An object property: its dict, {} when absent or not an object, UNKNOWN when not known yet."""
     if value is UNKNOWN:
-        return UNKNOWN
+        return Unknown.UNKNOWN
     return value if isinstance(value, dict) else {}
 
 
-def as_int(value: Any) -> int | None | Unknown:
+def as_int(value: Any) -> int | Unknown | None:
     """A port or size: the wire carries numbers as floats (protobuf Struct), ints here."""
     if value is UNKNOWN:
-        return UNKNOWN
+        return Unknown.UNKNOWN
     if isinstance(value, bool) or value is None:
         return None
     try:
