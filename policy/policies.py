@@ -87,7 +87,12 @@ def check_smtp_ingress_on_mail_hosts(resources: list[Any]) -> Iterator[tuple[str
             continue
         if host in receivers:
             continue
-        where = "a security group with no Name tag" if host in (None, UNKNOWN) else f"{host}, which no MX names"
+        if group is None:
+            where = "a security group it cannot be traced to (it depends on no single aws:ec2 SecurityGroup)"
+        elif host is None:
+            where = "a security group with no Name tag"
+        else:
+            where = f"{host}, which no MX names"
         yield resource.urn, (f"{resource.name}: tcp/25 is open to the internet on {where}; only bounce/MX hosts "
                              "take mail from anywhere, a sending host takes it from its injection_cidrs")
 

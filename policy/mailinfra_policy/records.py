@@ -20,7 +20,8 @@ def _txt(resource_type: str, props: dict[str, Any]) -> Iterator[tuple[str, str]]
 
 def _dmarc(resource_type: str, props: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for name, text in _txt(resource_type, props):
-        if name.startswith("_dmarc."):
+        # Cloudflare names may be relative to the zone ("_dmarc"), Route53 ones are absolute.
+        if name.split(".")[0] == "_dmarc":
             yield name, text
 
 
@@ -68,7 +69,7 @@ def check_spf_lookups(resource_type: str, props: dict[str, Any]) -> Iterator[str
 def check_dkim_key_size(resource_type: str, props: dict[str, Any]) -> Iterator[str]:
     """RSA DKIM keys of at least 2048 bits (project rule; RFC 8301 §3.2 forbids < 1024)."""
     for name, text in _txt(resource_type, props):
-        if first_tag(text) != ("v", "DKIM1") and "._domainkey." not in name:
+        if first_tag(text) != ("v", "DKIM1") and "_domainkey" not in name.split("."):
             continue
         tags = parse_tags(text)
         key = "".join(tags.get("p", "").split())

@@ -129,6 +129,8 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("dmarc-policy", ROUTE53, route53_txt("_dmarc.example.com", "v=DMARC1; p=reject; sp=none; rua=mailto:d@x.com"), 1),
     ("dmarc-policy", CLOUDFLARE, cloudflare_txt("_dmarc.example.com", "v=DMARC1; p=quarantine"), 1),
     ("dmarc-policy", CLOUDFLARE, cloudflare_txt("_dmarc.example.com", DMARC_OK), 0),
+    ("dmarc-policy", CLOUDFLARE, cloudflare_txt("_dmarc", "v=DMARC1; p=none; rua=mailto:d@example.com"), 1),
+    ("dmarc-record", CLOUDFLARE, cloudflare_txt("_dmarc", "v=DMARC1"), 1),
     ("spf-lookups", ROUTE53, route53_txt("bounce.example.com", SPF_11), 1),
     ("spf-lookups", CLOUDFLARE, cloudflare_txt("b.example.com", SPF_11.replace("include:s10.example.org ", "")), 0),
     ("spf-lookups", ROUTE53, route53_txt("b.example.com", "v=spf1 a mx ptr exists:%{i}.x.org " + " ".join(
@@ -137,6 +139,7 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("dkim-key-size", ROUTE53, route53_txt("s._domainkey.example.com", f"v=DKIM1; k=rsa; p={rsa_spki(2048)}"), 0),
     ("dkim-key-size", ROUTE53, route53_txt("s._domainkey.example.com", "v=DKIM1; k=rsa; p="), 0),
     ("dkim-key-size", CLOUDFLARE, cloudflare_txt("s._domainkey.example.com", "v=DKIM1; k=rsa; p=bm90LWEta2V5"), 1),
+    ("dkim-key-size", CLOUDFLARE, cloudflare_txt("s._domainkey", f"k=rsa; p={rsa_spki(1024)}"), 1),
 ]
 
 
@@ -154,8 +157,8 @@ def test_an_unprotected_eip_is_refused() -> None:
 
 
 def test_long_dkim_key_is_read_across_its_strings() -> None:
-    """A 4096-bit key spans several 255-byte strings, split by "" on Route53 and quoted on Cloudflare."""
-    key = f"v=DKIM1; k=rsa; p={rsa_spki(4096)}"
+    """A 3072-bit key spans several 255-byte strings, split by "" on Route53 and quoted on Cloudflare."""
+    key = f"v=DKIM1; k=rsa; p={rsa_spki(3072)}"
     route53 = route53_txt("s._domainkey.example.com", key)
     assert route53["records"][0].count('""') >= 2
     assert violations("dkim-key-size", ROUTE53, route53) == []
@@ -200,3 +203,25 @@ def test_a_bucket_without_encryption_is_advised() -> None:
     assert analyze_stack([bucket, config]) == []
     found = analyze_stack([bucket])
     assert [(f.policy, f.level, f.urn) for f in found] == [("s3-bucket-encryption", "advisory", bucket["urn"])]
+
+
+def test_public_smtp_is_judged_by_the_host_the_group_guards() -> None:
+    """GIVEN an MX naming mx.example.com, WHEN tcp/25 is open to the world on its group, THEN nothing;
+    on another host's group, or on a rule traced to no group, THEN the MANDATORY stack rule fires."""
+    def sg(name: str, host: str | None) -> dict[str, Any]:
+        return {"type": SG, "name": name, "urn": f"urn:pulumi:dev::m::{SG}::{name}",
+                "inputs": {"tags": {"Name": host}} if host else {}}
+
+    def public_25(name: str, group: str | None) -> dict[str, Any]:
+        return {"type": SG_INGRESS, "name": name, "urn": f"urn:pulumi:dev::m::{SG_INGRESS}::{name}",
+                "inputs": world(25, 25), "depends_on": [group] if group else []}
+
+    mx = {"type": ROUTE53, "name": "mx", "urn": "urn:pulumi:dev::m::mx",
+          "inputs": {"name": "bounce.example.com", "type": "MX", "records": ["10 mx.example.com."]}}
+    ok = [mx, sg("mx-sg", "mx.example.com"), public_25("mx-25", "mx-sg")]
+    assert analyze_stack(ok) == []
+    for resources in ([mx, sg("tx-sg", "tx.example.com"), public_25("tx-25", "tx-sg")],
+                      [mx, sg("anon-sg", None), public_25("anon-25", "anon-sg")],
+                      [mx, public_25("loose-25", None)]):
+        found = analyze_stack(resources)
+        assert [(f.policy, f.level) for f in found] == [("smtp-ingress-mx-hosts", "mandatory")], found
