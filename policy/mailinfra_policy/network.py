@@ -128,7 +128,7 @@ def check_public_ingress(resource_type: str, props: dict[str, Any]) -> Iterator[
     attack surface."""
     for rule in sg_rules(resource_type, props):
         if rule.direction == "ingress" and rule.opens_to_world() and rule.is_only(SMTP_PORT) is False:
-            yield (f"ingress {rule.describe()} is open to the internet; only tcp/{SMTP_PORT} (inbound bounces) "
+            yield (f"{rule.describe()} is open to the internet; only tcp/{SMTP_PORT} (inbound bounces) "
                    "may be, injection ports take the hosts' injection_cidrs")
 
 

@@ -51,7 +51,7 @@ def servicer() -> Any:
     return _PolicyAnalyzerServicer("mailinfra", "1.0.0", policies.POLICIES, EnforcementLevel.MANDATORY)
 
 
-def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
+def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(json.loads(json.dumps(props)))  # numbers become floats, as on the wire
     return struct
@@ -67,7 +67,7 @@ def analyze(resource_type: str, props: Mapping[str, Any], *, name: str = "r", pr
     """What the pack reports on one resource (AnalyzeRequest, as the engine sends it)."""
     request = analyzer_pb2.AnalyzeRequest(
         type=resource_type, name=name, urn=urn or f"urn:pulumi:dev::mailinfra::{resource_type}::{name}",
-        properties=_struct(props), options=analyzer_pb2.AnalyzerResourceOptions(protect=protect))
+        properties=to_struct(props), options=analyzer_pb2.AnalyzerResourceOptions(protect=protect))
     return _findings(servicer().Analyze(request, None))
 
 
@@ -80,7 +80,7 @@ def analyze_stack(resources: Iterable[Mapping[str, Any]]) -> list[Finding]:
     urns = {r["name"]: r["urn"] for r in resources}
     request = analyzer_pb2.AnalyzeStackRequest(resources=[
         analyzer_pb2.AnalyzerResource(
-            type=r["type"], name=r["name"], urn=r["urn"], properties=_struct(r["inputs"]),
+            type=r["type"], name=r["name"], urn=r["urn"], properties=to_struct(r["inputs"]),
             options=analyzer_pb2.AnalyzerResourceOptions(protect=r.get("protect", False)),
             dependencies=[urns[n] for n in r.get("depends_on", []) if n in urns])
         for r in resources])

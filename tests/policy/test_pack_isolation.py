@@ -16,8 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import policies
-from conftest import POLICY_DIR
+from conftest import POLICY_DIR, UNKNOWN_STRING, to_struct
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 LOADER = r'''
 import importlib.abc, importlib.metadata as md, json, re, runpy, sys
@@ -74,9 +77,29 @@ print(json.dumps(captured))
 '''
 
 
-def load_copy(tmp_path: Path, pack: Path) -> dict[str, object]:
+# The policy host as the CLI starts it (`python -u -m pulumi.policy <engine> <pack dir>`), with the
+# project's modules blocked as above; PolicyPack then serves the Analyzer gRPC service on loopback.
+SERVE = r'''
+import importlib.abc, runpy, sys
+class NotShipped(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("mailinfra", "components"):
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the policy pack)")
+        return None
+sys.meta_path.insert(0, NotShipped())
+sys.argv = ["pulumi.policy", "127.0.0.1:1", "."]
+runpy.run_module("pulumi.policy", run_name="__main__")
+'''
+
+
+def copy_pack(tmp_path: Path, pack: Path) -> Path:
     copy = tmp_path / "published" / "mailinfra-policy"
     shutil.copytree(pack, copy, ignore=shutil.ignore_patterns("__pycache__", "venv"))
+    return copy
+
+
+def load_copy(tmp_path: Path, pack: Path) -> dict[str, object]:
+    copy = copy_pack(tmp_path, pack)
     done = subprocess.run([sys.executable, "-I", "-c", LOADER, str(copy), str(POLICY_DIR.parent)],
                           cwd=copy, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -95,3 +118,30 @@ def test_requirements_name_what_the_pack_imports() -> None:
     requirements = (POLICY_DIR / "requirements.txt").read_text()
     for distribution in ("pulumi-policy", "pulumi", "cryptography"):
         assert f"\n{distribution}>=" in f"\n{requirements}"
+
+
+def test_the_copied_pack_serves_the_analyzer_as_the_cli_starts_it(tmp_path: Path) -> None:
+    """GIVEN the folder alone, started like the CLI's policy host, WHEN the engine's requests arrive over
+    gRPC, THEN it describes its policies and judges a resource (an unknown id beside a public 587)."""
+    copy = copy_pack(tmp_path, POLICY_DIR)
+    server = subprocess.Popen([sys.executable, "-I", "-u", "-c", SERVE], cwd=copy, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().strip()  # PolicyPack prints its port, as the CLI expects
+        assert port.isdigit(), server.stderr.read() if server.stderr else ""
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = analyzer_pb2_grpc.AnalyzerStub(channel)
+            info = stub.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+            assert info.name == "mailinfra"
+            assert [p.name for p in info.policies] == [p.name for p in policies.POLICIES]
+            rule = {"ipProtocol": "tcp", "fromPort": 587, "toPort": 587, "cidrIpv4": "0.0.0.0/0",
+                    "securityGroupId": UNKNOWN_STRING}
+            response = stub.Analyze(analyzer_pb2.AnalyzeRequest(
+                type="aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", name="inject",
+                urn="urn:pulumi:prod::mailinfra::x::inject", properties=to_struct(rule)), timeout=30)
+        found = [(d.policyName, d.enforcementLevel) for d in response.diagnostics]
+        assert found == [("smtp-ingress", analyzer_pb2.MANDATORY)]
+    finally:
+        server.kill()  # by its own handle: the server this test started
+        server.wait(timeout=30)
