@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from .values import UNKNOWN, items_of, mapping_of
 
 ROLE = "aws:iam/role:Role"
+ATTACHMENT_TYPES = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
+    "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
+    "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
+    "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
+}
+# AWS-managed policies that grant wildcards (their documents in the AWS Managed Policy Reference): attaching
+# one is the usual shortcut around the statements judged below. AmazonSSMManagedInstanceCore is the one a
+# host is most likely to get: it adds ssm:GetParameter(s) on "*", i.e. every host's secrets.
+WILDCARD_MANAGED_POLICIES = re.compile(
+    r"^arn:aws[a-z-]*:iam::aws:policy/(?:.*/)?(AdministratorAccess|PowerUserAccess|IAMFullAccess|[A-Za-z0-9]+FullAccess"
+    r"|AmazonSSMManagedInstanceCore|AmazonEC2RoleforSSM|AmazonSSMReadOnlyAccess|AmazonS3ReadOnlyAccess"
+    r"|ReadOnlyAccess|SecretsManagerReadWrite)$")
 POLICY_TYPES = (
     "aws:iam/rolePolicy:RolePolicy",
     "aws:iam/userPolicy:UserPolicy",
@@ -73,6 +87,7 @@ def policy_documents(resource_type: str, props: dict[str, Any]) -> Iterator[tupl
 
 
 def check_wildcards(resource_type: str, props: dict[str, Any]) -> Iterator[str]:
+    yield from _check_managed(resource_type, props)
     for label, given in policy_documents(resource_type, props):
         document = given
         if isinstance(given, str):
@@ -89,6 +104,21 @@ def check_wildcards(resource_type: str, props: dict[str, Any]) -> Iterator[str]:
             if statement is UNKNOWN or statement.get("Effect") != "Allow":
                 continue
             yield from (f"{label} statement {statement.get('Sid') or index}: {p}" for p in _judge(statement))
+
+
+def _check_managed(resource_type: str, props: dict[str, Any]) -> Iterator[str]:
+    if resource_type in ATTACHMENT_TYPES:
+        arns = [props.get(ATTACHMENT_TYPES[resource_type])]
+    elif resource_type == ROLE:
+        listed = items_of(props.get("managedPolicyArns"))
+        arns = [] if listed is UNKNOWN else listed
+    else:
+        return
+    for arn in arns:
+        match = WILDCARD_MANAGED_POLICIES.match(arn) if isinstance(arn, str) else None
+        if match:
+            yield (f"attaches the AWS-managed policy {match.group(1)}, which grants wildcards; write a policy "
+                   "naming the actions and resources instead")
 
 
 def _judge(statement: dict[str, Any]) -> Iterator[str]:

@@ -120,6 +120,13 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     ("iam-wildcards", ROLE_POLICY, {"role": "r", "policy": "{not json"}, 1),
     ("iam-wildcards", ROLE, {"inlinePolicies": [{"name": "all", "policy": json.dumps(
         {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})}]}, 1),
+    ("iam-wildcards", "aws:iam/rolePolicyAttachment:RolePolicyAttachment", {
+        "role": "r", "policyArn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}, 1),
+    ("iam-wildcards", "aws:iam/rolePolicyAttachment:RolePolicyAttachment", {
+        "role": "r", "policyArn": "arn:aws:iam::123456789012:policy/mailinfra-own"}, 0),
+    ("iam-wildcards", ROLE, {"managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}, 1),
+    ("iam-wildcards", "aws:iam/userPolicyAttachment:UserPolicyAttachment", {
+        "user": "u", "policyArn": "arn:aws:iam::aws:policy/AmazonSESFullAccess"}, 1),
     ("dmarc-record", ROUTE53, route53_txt("_dmarc.example.com", DMARC_OK), 0),
     ("dmarc-record", ROUTE53, route53_txt("_dmarc.example.com", "v=DMARC1; p=none"), 0),
     ("dmarc-record", ROUTE53, route53_txt("_dmarc.example.com", "v=DMARC1; rua=mailto:d@example.com"), 1),
