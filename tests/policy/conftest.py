@@ -97,7 +97,7 @@ def analyze_all(resources: Iterable[Mapping[str, Any]]) -> list[Finding]:
 
 def run_resources(stack: str) -> list[dict[str, Any]]:
     """The resources the real program registers for a stack under the SDK's mocks (one process a run)."""
-    done = subprocess.run([sys.executable, "-m", "mailinfra.pulumi_preview", stack], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "mailinfra.deployment.mock_runtime", stack], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, check=False)
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr[-3000:]
