@@ -415,12 +415,12 @@ def secret_parameter(plan: Plan, host: HostPlan, name: str) -> str:
     """The SSM parameter (SecondaryRoute's, of this host) holding the secret a rendered file names `name`."""
     route_item = re.fullmatch(r"routes\.([^.]+)\.smtp_(username|password)", name)
     if route_item:
-        return route_parameter_name(plan.environment, host.name, route_item[1], route_item[2])
+        return route_parameter_name(plan.stack, host.name, route_item[1], route_item[2])
     if name.startswith(f"{NAMESPACE}:"):
         key = name.removeprefix(f"{NAMESPACE}:")
         route = next((r for r in plan.routes if r.kind == "relay" and r.password_secret == key), None)
         if route is not None:
-            return route_parameter_name(plan.environment, host.name, route.name, "password")
+            return route_parameter_name(plan.stack, host.name, route.name, "password")
     raise PlanError(f"host {host.name}: rendered file names secret {name!r}, expected a route credential "
                     "(routes.<route>.smtp_username|smtp_password or the password_secret of a relay route)")
 
