@@ -38,6 +38,9 @@ def _dev_in(region_from: str, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str
         config["aws:region"] = "eu-west-1"
     else:
         monkeypatch.setenv("AWS_REGION", "eu-west-1")  # e.g. ESC environmentVariables or CI
+    hosts = json.loads(config["mailinfra:hosts"])
+    hosts["mta1"]["availability_zone"] = "eu-west-1a"
+    config["mailinfra:hosts"] = json.dumps(hosts)
     config["aws:profile"] = "mailinfra-deploy"
     config["aws:assumeRoles"] = json.dumps([ROLE])
     config["aws:allowedAccountIds"] = json.dumps(["111122223333"])
@@ -90,3 +93,15 @@ def test_no_region_anywhere_is_one_line_naming_the_stack_file(monkeypatch, tmp_p
     run = run_mock("dev", tmp_path, config, secret_keys)
     assert run["error"].startswith("stacks/Pulumi.dev.yaml: aws:region: received nothing")
     assert "expected the stack's region" in run["error"] and "\n" not in run["error"]
+
+
+def test_zones_are_checked_against_the_region_from_the_environment(monkeypatch, tmp_path):
+    """dev's host in us-east-1a on a stack whose provider region is eu-west-1 (AWS_REGION): refused, one line."""
+    config, secret_keys = preview_config("dev")
+    del config["aws:region"]
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    run = run_mock("dev", tmp_path, config, secret_keys)
+    assert run["error"] == ("stacks/Pulumi.dev.yaml: mailinfra:hosts.mta1.availability_zone: received 'us-east-1a', "
+                            "expected an availability zone of the stack's region eu-west-1 (aws:region), "
+                            "such as eu-west-1a")
