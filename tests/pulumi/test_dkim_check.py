@@ -17,7 +17,7 @@ from tests.pulumi.test_program import _with_keys
 # engine even when the program fails: every RegisterResource the mock monitor saw.
 _COUNTING_RUN = """
 import json, sys
-from mailinfra import pulumi_preview as p
+from mailinfra.deployment import mock_runtime as p
 seen = []
 add = p._Recorder.add
 def counting(self, request, urn, inputs):
