@@ -130,8 +130,8 @@ class SecondaryRoute(pulumi.ComponentResource):
         key_opts = child
         if route.region and args.aws_region != route.region:
             # The SMTP password is derived for one region (SES "Obtaining SMTP credentials"): the one
-            # of the provider that creates the access key (terraform-provider-aws iam access key:
-            # sesSMTPPasswordFromSecretKeySigV4(secret, meta.Region)). The provider carries every aws:
+            # of the provider that creates the access key (terraform-provider-aws internal/service/iam/access_key.go:
+            # sesSMTPPasswordFromSecretKeySigV4(secret, meta.(*conns.AWSClient).Region)). It carries every aws:
             # setting of the stack (profile, assumeRoles, allowedAccountIds...), only the region differs.
             regional = regional_provider(f"{name}-region", route.region, child)
             key_opts = pulumi.ResourceOptions(parent=self, provider=regional)
