@@ -91,27 +91,53 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_moto(log: Path | None = None, port: int | None = None) -> MotoServer:
-    """A moto server on 127.0.0.1 in its own process (`serve` below); the caller stops it by PID."""
-    port = port or free_port()
-    out = log.open("ab") if log else subprocess.DEVNULL
-    process = subprocess.Popen([sys.executable, "-m", "mailinfra.deployment.aws_world", "serve", "--port", str(port)],
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "inf"})
-    if log:
-        out.close()  # type: ignore[union-attr]
+def moto_argv(port: int) -> list[str]:
+    """The server process: moto on 127.0.0.1:`port` with the SSM resource fix (`serve` below)."""
+    return [sys.executable, "-m", "mailinfra.deployment.aws_world", "serve", "--port", str(port)]
+
+
+def moto_environment() -> dict[str, str]:
+    # Unchecked until enforce_iam: moto reads the variable once, at import (moto/settings.py).
+    return {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "inf"}
+
+
+def wait_for_moto(pid: int, port: int, log: Path | None = None) -> MotoServer:
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
         try:
             urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()  # noqa: S310 - our http URL
-            return MotoServer(process.pid, url)
+            return MotoServer(pid, url)
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop_moto(process.pid)
+            if not _alive(pid) or time.monotonic() > deadline:
+                stop_moto(pid)
                 raise AwsWorldError(f"moto server on {url}: did not start within {START_TIMEOUT_SECONDS:.0f} s"
                                     f"{f' (see {log})' if log else ''}") from None
             time.sleep(0.2)
+
+
+def start_moto(log: Path | None = None, port: int | None = None) -> MotoServer:
+    """A moto server on 127.0.0.1 in its own process; the caller stops it by PID (stop_moto)."""
+    port = port or free_port()
+    out = log.open("ab") if log else subprocess.DEVNULL
+    process = subprocess.Popen(moto_argv(port), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                               env=moto_environment())
+    if log:
+        out.close()  # type: ignore[union-attr]
+    return wait_for_moto(process.pid, port, log)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def stop_moto(pid: int, timeout: float = 10.0) -> None:
