@@ -42,7 +42,7 @@ from mailinfra.lab.namespace import (
     namespace_exists,
     namespace_pids,
 )
-from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid
+from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid, stop_process
 from mailinfra.lab.providers import MODES, write_mode
 from mailinfra.lab.report import build_report, read_arrivals, render_table
 from mailinfra.model.load import load_stack
@@ -142,6 +142,9 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         accesses = load_world(world, deployment, mta.boot_region(deployment))
         apply_rules(layout.namespace, nat_rules(deployment, {ip.name: ip.address for ip in plan.ips}))
         skipped = _start_hosts(lab, state, deployment, world, accesses, rsa_only=rsa_only)
+        # Hosts read S3 and SSM at boot only: the stand-in goes once they are provisioned, so everything
+        # the running lab keeps is inside its namespace (tests: test_lab_processes_are_all_inside_the_namespace).
+        stop_process(state, "aws-moto")
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}
         state.save(layout.state_file)

@@ -1,26 +1,35 @@
-"""Postfix + OpenDKIM of one host, started from exactly the files `mailinfra render` produces.
+"""Postfix + OpenDKIM of one host, provisioned the way an EC2 host is, then started by PID.
+
+The host's user data (the deployment's aws:ec2/instance:Instance) writes mailinfra-apply-config and runs it
+against the host's manifest object; the lab runs that same program with the same arguments, signed with the
+credentials of the host's own instance-profile role, against the moto stand-in of the deployment's S3, SSM
+and IAM (mailinfra.deployment.aws_world, IAM enforced). It writes the manifest's files and the SSM secrets,
+runs postmap, adds the private addresses to the lab interface and prepares the postmulti instances.
 
 The lab overlay, and nothing else, differs from a real host:
-1. Paths: every absolute /etc, /var or /run path in the rendered files is moved under the lab's
-   root (<runtime>/root), where the files themselves are written; so the lab DKIM keys sit where
-   the KeyTable expects them and each instance's queue is the lab's own.
-2. Secrets: the `@@SECRET:name@@` markers are filled with credentials made for this lab run.
-3. Addresses: every instance listens on the host's inbound address only (inet_interfaces), the
-   primary on loopback as well (where the pool instances hand it DSNs, as on a real bounce host whose
-   `all` includes loopback). On a real host `all` is that host's own addresses; in the lab the
-   providers' and routes' addresses are local too, and Postfix would refuse to deliver to them
-   ("mail for gmail.com loops back to myself"); the primary would also collide with the providers
-   on port 25.
-4. Processes: every OpenDKIM signer (RSA, and Ed25519 when rendered) runs as root (the lab keys are
-   root-only) with its PID file under the root; the primary does not drive postmulti (the lab starts
-   every instance itself, by PID), and each instance logs to a file (maillog_file) because the lab
-   has no syslog.
+1. Paths: the apply program writes under the lab root (<runtime>/root, its --root), and every absolute
+   /etc, /var or /run path inside the written files is moved under that root (also before the apply
+   program's `postfix set-permissions`/`check`, through the lab's postfix stand-in), so each instance's
+   queue, key and socket is the lab's own.
+2. AWS: --endpoint-url names the moto server and the role session's keys are in the environment (a host
+   gets them from the instance metadata service).
+3. Network: the apply program's `ip` runs inside the lab namespace, where the lab gives it the default
+   route a host's subnet gives; the EIP NAT AWS performs is the lab's nftables (firewall.nat_rules), so
+   receivers see the EIP. Every instance listens on the private address behind the host's inbound EIP
+   only (inet_interfaces), the primary on loopback as well (where the pool instances hand it DSNs, as on a
+   real bounce host whose `all` includes loopback). On a real host `all` is that host's own addresses; in
+   the lab the providers' and routes' addresses are local too, and Postfix would refuse to deliver to them
+   ("mail for gmail.com loops back to myself"); the primary would also collide with the providers on 25.
+4. Processes: --services none, and the lab starts every OpenDKIM signer (RSA, and Ed25519 when rendered)
+   and every Postfix instance itself, by PID (no systemd; the primary does not drive postmulti); the
+   day's warmup limits are set by the manifest's mailinfra-apply-limits (the user data's
+   mailinfra-limits.service) for the lab's date; each instance logs to a file (maillog_file) because the
+   lab has no syslog. The signers run as their rendered UserID and read the keys written for that user.
    Milter sockets: both files name them by the same /run path, so overlay 1 moves OpenDKIM's
-   `Socket local:` and Postfix's `smtpd_milters = unix:` alike. A host runs OpenDKIM as opendkim and
-   adds postfix to the opendkim group (cloud-init); a root signer would make its sockets root:root,
-   which Postfix's smtpd (user postfix) cannot open. Rather than change the lab machine's users, the
-   lab's run/opendkim is setgid and group-owned by Postfix's mail_owner group: the sockets inherit that
-   group, and UMask 007 gives the group the same access it has on a host.
+   `Socket local:` and Postfix's `smtpd_milters = unix:` alike. A host adds postfix to the opendkim group
+   (cloud-init); rather than change the lab machine's groups, the lab's run/opendkim is owned by the
+   signer, setgid and group-owned by Postfix's mail_owner group: the sockets inherit that group, and
+   UMask 007 gives the group the same access it has on a host.
 5. Only with `rsa_only` (off by default): the Ed25519 signer is not started and the instances call
    the RSA signer only, for comparing a run without Ed25519 signatures.
 """
@@ -338,8 +347,9 @@ def stop_opendkim(state: LabState, staged: StagedHost) -> None:
         stop_process(state, opendkim_process(signer, staged.host))
 
 
-def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, listen: str) -> int:
-    """`postfix start` inside the namespace; the master's PID (from its pid file) is recorded."""
+def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, listen: str | None = None) -> int:
+    """`postfix start` inside the namespace; the master's PID (from its pid file) is recorded. `listen`: where
+    to wait for its port (default: the first address of its inet_interfaces, the private one)."""
     result = subprocess.run(in_namespace(namespace, ["postfix", "-c", str(instance.config_dir), "start"]),
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -357,7 +367,8 @@ def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, li
     pid = int(pid_file.read_text().split()[0])
     adopt_process(state, _process_name(instance), pid, "master")
     if instance.port is not None:
-        wait_for_port(namespace, listen, instance.port, instance.name)
+        address = listen or read_main_cf(instance.config_dir / "main.cf")["inet_interfaces"].split(",")[0].strip()
+        wait_for_port(namespace, address, instance.port, instance.name)
     return pid
 
 
