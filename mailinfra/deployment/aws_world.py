@@ -42,11 +42,13 @@ from typing import Any
 
 from mailinfra.deployment.program import Deployment, Resource
 from mailinfra.errors import MailinfraError
+from mailinfra.pulumi_preview import MOCK_ACCOUNT
 
 START_TIMEOUT_SECONDS = 30.0
-# The mock runtime's ARNs (mailinfra.pulumi_preview.MOCK_ACCOUNT) are moto's default account's, so the
-# policies' ARNs name the resources as moto names them; `load_world` checks that they agree.
-MOTO_ACCOUNT = "123456789012"
+# The mock runtime's ARNs (the policies' Resource elements) carry MOCK_ACCOUNT; moto serves its default
+# account, 123456789012 (moto.core.DEFAULT_ACCOUNT_ID): `load_world` checks that the two agree, or every
+# policy would name resources moto does not have.
+MOTO_ACCOUNT = MOCK_ACCOUNT
 EC2_PRINCIPAL = "ec2.amazonaws.com"
 
 
@@ -187,7 +189,7 @@ def load_world(server: MotoServer, deployment: Deployment, region: str) -> dict[
     sts = _client("sts", server.url, region)
     account = sts.get_caller_identity()["Account"]
     if account != MOTO_ACCOUNT:
-        raise AwsWorldError(f"moto account {account}: expected {MOTO_ACCOUNT}, the account of the mock ARNs")
+        raise AwsWorldError(f"moto account {account}: expected {MOTO_ACCOUNT}, the account of the mock runtime's ARNs")
     objects = deployment.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
     for bucket in sorted({str(o.inputs["bucket"]) for o in objects}):
         # us-east-1 takes no LocationConstraint (S3 API CreateBucket).

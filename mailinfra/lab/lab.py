@@ -129,7 +129,8 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         state.save(layout.state_file)
         keys = generate_lab_keys(plan, layout.keys_dir)
         route_secrets, credentials = route_credentials(plan)
-        deployment = deployment or deploy_lab(plan, keys, route_secrets)
+        if deployment is None:
+            deployment = deploy_lab(plan, keys, route_secrets)
         credentials |= deployed_ses_credentials(plan, deployment)
         records = lab_dns.plan_lab_records(plan, layout, keys)
         zones = lab_dns.render_lab_zones(plan, records, serial=int(time.time()))
