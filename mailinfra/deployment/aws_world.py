@@ -244,6 +244,14 @@ def enforce_iam(server: MotoServer) -> None:
     urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
 
 
+def reset_world(server: MotoServer) -> None:
+    """Empty the server (every backend) and leave requests unchecked again, ready for another load_world."""
+    for path, data in (("/moto-api/reset", b""), ("/moto-api/reset-auth", b"inf")):
+        request = urllib.request.Request(f"{server.url}{path}", data=data, method="POST",  # noqa: S310
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - our http URL
+
+
 def _trusts_ec2(document: str) -> bool:
     for statement in _statements(json.loads(document)):
         principal = statement.get("Principal") or {}

@@ -44,14 +44,21 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     return _deploy("prod", tmp_path_factory.mktemp("keys"))
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[Any]:
-    """Start a moto server (stopped by PID); the test loads a deployment into it."""
-    server = aws_world.start_moto(tmp_path / "moto.log")
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A moto server for the module, stopped by its PID."""
+    started = aws_world.start_moto(tmp_path_factory.mktemp("moto") / "moto.log")
     try:
-        yield server
+        yield started
     finally:
-        aws_world.stop_moto(server.pid)
+        aws_world.stop_moto(started.pid)
+
+
+@pytest.fixture
+def world(server: Any) -> Any:
+    """The server emptied and unchecked; the test loads a deployment into it."""
+    aws_world.reset_world(server)
+    return server
 
 
 def _reads(server: Any, access: aws_world.HostAccess, deployment: Deployment) -> dict[str, str]:
