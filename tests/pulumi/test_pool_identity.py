@@ -38,12 +38,12 @@ Edit = Callable[[dict[str, Any]], None]
 def _config(edit: Edit | None) -> dict[str, Any]:
     data = copy.deepcopy(DEV)
     if edit is not None:
-        edit(data["config"]["mailinfra:pools"])
+        edit(data["config"])
     return dict(data)
 
 
 def _run(tmp: Path, edit: Edit | None = None) -> dict[str, Any]:
-    """dev as the review runs it (the program under mocks), its `mailinfra:pools` passed through `edit`."""
+    """dev as the review runs it (the program under mocks), its `config:` passed through `edit`."""
     (tmp / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(_config(edit)), encoding="utf-8")
     done = subprocess.run([sys.executable, "-m", "mailinfra.review.program", STACK, str(tmp)], cwd=ROOT,
                           capture_output=True, text=True, timeout=180, check=False)
@@ -89,43 +89,21 @@ def _legacy_urns(edit: Edit | None) -> set[str]:
     return urns
 
 
-def _rename_tx(pools: dict[str, Any]) -> None:
+def _rename_tx(config: dict[str, Any]) -> None:
+    pools = config["mailinfra:pools"]
     pools["transactional"] = {**pools.pop("tx"), "previous_names": ["tx"]}
-
-
-def _rename_tx_streams(data: dict[str, Any]) -> None:
-    streams = data["config"]["mailinfra:streams"]
-    for stream in streams.values():
+    for stream in config["mailinfra:streams"].values():  # the streams name their pool: the same change
         if stream.get("pool") == "tx":
             stream["pool"] = "transactional"
 
 
-def _move_ma3(pools: dict[str, Any]) -> None:
+def _move_ma3(config: dict[str, Any]) -> None:
     # mkt-active -> mkt-winback: tiers of one stream, so its default HELO (ma3.<sending domain>) stays.
+    pools = config["mailinfra:pools"]
     pools["mkt-winback"]["ips"]["ma3"] = pools["mkt-active"]["ips"].pop("ma3")
 
 
 CHANGES: dict[str, Edit] = {"pool-rename": _rename_tx, "ip-move": _move_ma3}
-
-
-def _apply(change: str) -> Edit:
-    def edit(pools: dict[str, Any]) -> None:
-        CHANGES[change](pools)
-    return edit
-
-
-@pytest.fixture(autouse=True)
-def _streams_follow_the_pool_rename(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The streams name their pool: a pool rename renames it there too (part of the same config change)."""
-    original = _config
-
-    def config(edit: Edit | None) -> dict[str, Any]:
-        data = original(edit)
-        if "transactional" in data["config"]["mailinfra:pools"]:
-            _rename_tx_streams(data)
-        return data
-
-    monkeypatch.setattr(sys.modules[__name__], "_config", config)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +131,7 @@ def test_an_existing_deployment_keeps_every_per_ip_resource(base):
 def test_a_legacy_deployment_survives_the_change(change, tmp_path):
     """GIVEN a deployment named `pool-<pool>-<ip>` WHEN a pool is renamed (previous_names) or an IP moves
     to another pool THEN every old EIP, A record and PTR is claimed by one resource of the new run."""
-    claims = _claims(_run(tmp_path, _apply(change)))
+    claims = _claims(_run(tmp_path, CHANGES[change]))
     unclaimed = [u for u in sorted(_legacy_urns(None)) if sum(u in c for c in claims.values()) != 1]
     assert not unclaimed
 
@@ -162,7 +140,7 @@ def test_a_legacy_deployment_survives_the_change(change, tmp_path):
 def test_the_change_keeps_every_urn(base, change, tmp_path):
     """GIVEN dev WHEN a pool is renamed or an IP moves to another pool THEN every EIP, A record and PTR keeps
     its URN: nothing of them is added, removed or replaced, and no EIP is even renamed."""
-    head = _run(tmp_path, _apply(change))
+    head = _run(tmp_path, CHANGES[change])
     assert set(_claims(head)) == set(_claims(base))
     changes = [c for c in diff_resources(base["resources"], head["resources"]) if c.type in {EIP, RECORD, PTR}]
     assert not [c for c in changes if c.change in {"added", "removed", "replaced"} or c.old_name]
