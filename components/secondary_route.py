@@ -173,7 +173,6 @@ class SecondaryRoute(pulumi.ComponentResource):
         return {"username": pulumi.Output.secret(access_key.id),
                 "password": pulumi.Output.secret(access_key.ses_smtp_password_v4)}
 
-
     def _create_event_pipeline(self, name: str, environment: str, route: RoutePlan) -> aws.sesv2.ConfigurationSet:
         """Configuration set -> SNS topic -> SQS queue (+ DLQ), all in the route's SES region: an event
         destination publishes only to a topic of its own region (SES Developer Guide, event destinations)."""
