@@ -11,6 +11,7 @@ from typing import Any
 import pulumi_aws
 import pytest
 
+from mailinfra.review.resources import diff_resources
 from tests.pulumi.conftest import resources_of
 
 CONFIGURATION_SET = "aws:sesv2/configurationSet:ConfigurationSet"
@@ -113,3 +114,13 @@ def test_the_pipeline_lives_in_the_ses_region(run):
                for r in resources_of(run, t)}
     identity_regions = {r["inputs"]["region"] for r in resources_of(run, IDENTITY)}
     assert len(regions) == 1 and regions == identity_regions
+
+
+def test_an_existing_identity_takes_the_configuration_set_in_place(run):
+    """GIVEN an identity deployed before the configuration set WHEN it gets one THEN the review shows an
+    in-place update: terraform-provider-aws `resourceEmailIdentityUpdate` applies configuration_set_name with
+    PutEmailIdentityConfigurationSetAttributes (replacing the identity would drop its verified BYODKIM)."""
+    after = _one(run, IDENTITY)
+    before = {**after, "inputs": {k: v for k, v in after["inputs"].items() if k != "configurationSetName"}}
+    [change] = diff_resources([before], [after])
+    assert change.change == "updated" and not any(i.replaces for i in change.inputs)
