@@ -111,6 +111,9 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
             previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
             postfix_instances=postfix_instances(plan, host)))
     return {
+        # The SQS queue of each SES route's bounce/complaint/delivery events (components/secondary_route.py).
+        "ses_event_queues": {r.name: route.events_queue_url for r, route in zip(plan.routes, routes, strict=True)
+                             if route.events_queue_url is not None},
         "pools": {name: pool.public_ips for name, pool in pools.items()},
         "streams": {s.name: {"sending_domain": s.sending_domain, "return_path": s.return_path,
                              "helo_names": [ip.helo for ip in plan.ips if ip.stream == s.name]}

@@ -124,3 +124,10 @@ def test_an_existing_identity_takes_the_configuration_set_in_place(run):
     before = {**after, "inputs": {k: v for k, v in after["inputs"].items() if k != "configurationSetName"}}
     [change] = diff_resources([before], [after])
     assert change.change == "updated" and not any(i.replaces for i in change.inputs)
+
+
+def test_the_stack_exports_each_ses_routes_event_queue(run):
+    """The bounce processor finds its queue with `pulumi stack output ses_event_queues`."""
+    queue = next(q for q in resources_of(run, QUEUE) if not q["name"].endswith("-dlq"))["inputs"]["name"]
+    assert {route: url.rsplit("/", 1)[1] for route, url in run["outputs"]["ses_event_queues"].items()} == {
+        "ses": queue}
