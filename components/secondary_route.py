@@ -15,6 +15,7 @@ Credentials reach a host only as SSM SecureStrings under `/mailinfra/<stack>/<ho
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,11 +41,18 @@ SES_SUPPRESSED_REASONS = ("BOUNCE", "COMPLAINT")
 EVENT_RETENTION_SECONDS = 14 * 24 * 3600
 # An event the processor fails on 5 times is parked in the dead-letter queue instead of blocking the rest.
 EVENT_MAX_RECEIVES = 5
+SES_NAME_MAX = 64
 
 
-def ses_configuration_set_name(environment: str, route: str) -> str:
-    """Configuration set names: letters, digits, `-` and `_`, at most 64 (SESv2 CreateConfigurationSet)."""
-    return f"mailinfra-{environment}-{route}"
+def ses_configuration_set_name(stack: str, route: str) -> str:
+    """Per Pulumi stack (configuration sets are account-wide per region), and at most 64 letters, digits, `-`
+    and `_` (SESv2 CreateConfigurationSet): a longer name keeps its start and gets a digest of the whole. The
+    topic and queues add `-events` / `-events-dlq` (SQS allows 80 characters, SNS 256)."""
+    name = f"mailinfra-{stack}-{route}"
+    if len(name) <= SES_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:SES_NAME_MAX - len(digest) - 1]}-{digest}"
 
 
 def route_parameter_name(stack: str, host: str, route: str, item: str) -> str:
@@ -112,7 +120,7 @@ class SecondaryRoute(pulumi.ComponentResource):
     def _create_ses(self, name: str, args: SecondaryRouteArgs) -> dict[str, pulumi.Output[str]]:
         plan, route = args.plan, args.route
         child = pulumi.ResourceOptions(parent=self)
-        configuration_set = self._create_event_pipeline(name, plan.environment, route)
+        configuration_set = self._create_event_pipeline(name, plan.stack, plan.environment, route)
         identities = []
         for stream in (plan.stream(s) for s in route.streams):
             key = next(k for k in plan.dkim_keys
@@ -173,15 +181,17 @@ class SecondaryRoute(pulumi.ComponentResource):
         return {"username": pulumi.Output.secret(access_key.id),
                 "password": pulumi.Output.secret(access_key.ses_smtp_password_v4)}
 
-    def _create_event_pipeline(self, name: str, environment: str, route: RoutePlan) -> aws.sesv2.ConfigurationSet:
+    def _create_event_pipeline(self, name: str, stack: str, environment: str,
+                               route: RoutePlan) -> aws.sesv2.ConfigurationSet:
         """Configuration set -> SNS topic -> SQS queue (+ DLQ), all in the route's SES region: an event
         destination publishes only to a topic of its own region (SES Developer Guide, event destinations)."""
         child = pulumi.ResourceOptions(parent=self)
         region = route.region
         tags = {"environment": environment, "route": route.name, "purpose": "ses-events"}
+        physical = ses_configuration_set_name(stack, route.name)
         configuration_set = aws.sesv2.ConfigurationSet(
             f"{name}-configuration-set",
-            configuration_set_name=ses_configuration_set_name(environment, route.name),
+            configuration_set_name=physical,
             region=region,
             reputation_options=aws.sesv2.ConfigurationSetReputationOptionsArgs(reputation_metrics_enabled=True),
             sending_options=aws.sesv2.ConfigurationSetSendingOptionsArgs(sending_enabled=True),
@@ -192,16 +202,16 @@ class SecondaryRoute(pulumi.ComponentResource):
         )
         # A same-account topic needs no topic policy for SES event publishing (SES Developer Guide, "Set up
         # an Amazon SNS event destination": create the topic, subscribe to it, add the destination).
-        topic = aws.sns.Topic(f"{name}-events", name=f"{ses_configuration_set_name(environment, route.name)}-events",
+        topic = aws.sns.Topic(f"{name}-events", name=f"{physical}-events",
                               region=region, tags=tags, opts=child)
         # SSE-SQS, not SSE-KMS: SNS can deliver to a KMS-encrypted queue only with a customer managed key whose
         # policy grants it (SQS Developer Guide, "Key management"); SSE-SQS needs no key policy at all.
         dead_letters = aws.sqs.Queue(
-            f"{name}-events-dlq", name=f"{ses_configuration_set_name(environment, route.name)}-events-dlq",
+            f"{name}-events-dlq", name=f"{physical}-events-dlq",
             region=region, sqs_managed_sse_enabled=True, message_retention_seconds=EVENT_RETENTION_SECONDS,
             tags=tags, opts=child)
         queue = aws.sqs.Queue(
-            f"{name}-events-queue", name=f"{ses_configuration_set_name(environment, route.name)}-events",
+            f"{name}-events-queue", name=f"{physical}-events",
             region=region, sqs_managed_sse_enabled=True, message_retention_seconds=EVENT_RETENTION_SECONDS,
             redrive_policy=dead_letters.arn.apply(_redrive_policy), tags=tags, opts=child)
         aws.sqs.QueuePolicy(

@@ -11,8 +11,9 @@ from typing import Any
 import pulumi_aws
 import pytest
 
+from components.secondary_route import ses_configuration_set_name
 from mailinfra.review.resources import diff_resources
-from tests.pulumi.conftest import resources_of
+from tests.pulumi.conftest import preview_config, resources_of, run_mock
 
 CONFIGURATION_SET = "aws:sesv2/configurationSet:ConfigurationSet"
 DESTINATION = "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination"
@@ -131,3 +132,30 @@ def test_the_stack_exports_each_ses_routes_event_queue(run):
     queue = next(q for q in resources_of(run, QUEUE) if not q["name"].endswith("-dlq"))["inputs"]["name"]
     assert {route: url.rsplit("/", 1)[1] for route, url in run["outputs"]["ses_event_queues"].items()} == {
         "ses": queue}
+
+
+def _event_names(run: dict[str, Any]) -> set[str]:
+    """Names SES, SNS and SQS keep unique per account and region (CreateConfigurationSet:
+    AlreadyExistsException; CreateQueue/CreateTopic return the existing one of that name)."""
+    return ({r["inputs"]["configurationSetName"] for r in resources_of(run, CONFIGURATION_SET)}
+            | {r["inputs"]["name"] for r in resources_of(run, TOPIC) + resources_of(run, QUEUE)})
+
+
+def test_a_copied_stack_gets_its_own_configuration_set_topic_and_queues(mock_runs, tmp_path):
+    """GIVEN staging2, a copy of staging's config (environment: staging kept) THEN its event pipeline shares
+    no name with staging's: the names come from the Pulumi stack, not the environment label."""
+    config, secret_keys = preview_config("staging")
+    copy = run_mock("staging2", tmp_path, config, secret_keys)
+    assert "error" not in copy, copy.get("error")
+    names, original = _event_names(copy), _event_names(mock_runs("staging"))
+    assert names and original and not names & original
+    assert all(n.startswith("mailinfra-staging2-") for n in names)
+
+
+@pytest.mark.parametrize("stack", ["prod", "a" * 60])
+def test_configuration_set_names_fit_ses_and_sqs_limits(stack):
+    """SESv2 configuration set names: 1-64 of [A-Za-z0-9_-]; SQS queue names (the set's name + -events-dlq):
+    at most 80. A long stack name is shortened deterministically, still distinct per stack."""
+    name = ses_configuration_set_name(stack, "ses")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) and len(f"{name}-events-dlq") <= 80
+    assert name == ses_configuration_set_name(stack, "ses") != ses_configuration_set_name(stack + "x", "ses")
