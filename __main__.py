@@ -64,7 +64,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     from components.config_bundle import ConfigBundle, ConfigBundleArgs
     from components.dkim_keys import DkimKeys, DkimKeysArgs, delivered_keys, dkim_parameter_name
     from components.dns_records import DnsRecords, DnsRecordsArgs, forward_records, lookup_zone_ids
-    from components.ip_pool import IpPool, IpPoolArgs
+    from components.ip_pool import IpPool, IpPoolArgs, pool_resource_name
     from components.mta_host import (
         HostSecret,
         MtaHost,
@@ -80,9 +80,12 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     zone_ids = lookup_zone_ids(plan)
     records = {r.key: r for r in plan.records}
     a_records = {ip.name: records[f"A:{ip.helo}"] for ip in plan.ips}
+    # Every name a pool has or had: an IP's resources alias their old `pool-<pool>-<ip>` names under all.
+    pool_names = sorted({name for pool in plan.pools for name in (pool.name, *pool.previous_names)})
     pools = {
-        pool.name: IpPool(f"pool-{pool.name}", IpPoolArgs(
-            pool, [ip for ip in plan.ips if ip.pool == pool.name], env, plan.dns_provider, zone_ids, a_records))
+        pool.name: IpPool(pool_resource_name(pool.name), IpPoolArgs(
+            pool, [ip for ip in plan.ips if ip.pool == pool.name], env, plan.dns_provider, zone_ids, a_records,
+            pool_names))
         for pool in plan.pools
     }
     allocation_ids = {n: a for p in pools.values() for n, a in p.allocation_ids.items()}
@@ -108,6 +111,9 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
             previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
             postfix_instances=postfix_instances(plan, host)))
     return {
+        # The SQS queue of each SES route's bounce/complaint/delivery events (components/secondary_route.py).
+        "ses_event_queues": {r.name: route.events_queue_url for r, route in zip(plan.routes, routes, strict=True)
+                             if route.events_queue_url is not None},
         "pools": {name: pool.public_ips for name, pool in pools.items()},
         "streams": {s.name: {"sending_domain": s.sending_domain, "return_path": s.return_path,
                              "helo_names": [ip.helo for ip in plan.ips if ip.stream == s.name]}

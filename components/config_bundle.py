@@ -7,15 +7,28 @@ user data is a static bootstrap that applies its own object with its role (which
 nothing else), and `mailinfra-refresh-config` applies it again after `pulumi up`.
 
 The manifest holds no secret (only SSM parameter names and markers); the bucket is private anyway:
-public access blocked, encrypted at rest, versioned (a bad config can be rolled back object by object).
+public access blocked, encrypted at rest, reachable over TLS only, versioned (a bad config can be rolled
+back object by object), old versions expired after NONCURRENT_DAYS.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+# A manifest version stays restorable for a quarter after it was replaced: a bad change can show only in
+# weekly reputation data or late in a warmup (the schedules run 4-6 weeks), and restoring it means copying an
+# old version back. The newest NONCURRENT_KEEP old versions stay whatever their age, so a stack that rarely
+# changes keeps its last good configs. Manifests are a few KB: the cost is nil.
+NONCURRENT_DAYS = 90
+NONCURRENT_KEEP = 10
+# The hosts PUT nothing and the program writes small objects in one PUT: parts left by an interrupted
+# multipart upload are only storage nobody sees (S3 User Guide, "Configuring a bucket lifecycle configuration
+# to delete incomplete multipart uploads").
+ABORT_MULTIPART_DAYS = 7
 
 
 def bundle_key(host: str) -> str:
@@ -42,9 +55,13 @@ class ConfigBundle(pulumi.ComponentResource):
             tags={"environment": args.environment, "purpose": "mta-config"},
             opts=child,
         )
-        aws.s3.BucketPublicAccessBlock(
+        public_access = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
             ignore_public_acls=True, restrict_public_buckets=True, opts=child)
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only", bucket=bucket.id, policy=bucket.arn.apply(tls_only_policy),
+            # S3 refuses concurrent changes to one bucket's access settings (OperationAborted): one after the other.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]))
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption", bucket=bucket.id,
             # SSE-S3: the hosts need no kms:Decrypt grant to read their object.
@@ -53,10 +70,41 @@ class ConfigBundle(pulumi.ComponentResource):
                 BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
                     sse_algorithm="AES256"))],
             opts=child)
-        aws.s3.BucketVersioning(
+        versioning = aws.s3.BucketVersioning(
             f"{name}-versioning", bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child)
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket.id,
+            rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-old-manifests",
+                status="Enabled",
+                # An empty filter: the rule applies to every object of the bucket (provider docs).
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=NONCURRENT_DAYS, newer_noncurrent_versions=NONCURRENT_KEEP),
+                abort_incomplete_multipart_upload=aws.s3.
+                BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=ABORT_MULTIPART_DAYS),
+            )],
+            # Noncurrent-version rules act on a versioned bucket: the provider's own example waits for it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         self.bucket: pulumi.Output[str] = bucket.bucket
         self.arn: pulumi.Output[str] = bucket.arn
         self.register_outputs({"bucket": bucket.bucket, "arn": bucket.arn})
+
+
+def tls_only_policy(bucket_arn: str) -> str:
+    """Deny every request that did not come over TLS (S3 User Guide, "Security best practices": a Deny on
+    `aws:SecureTransport` false). An explicit Deny wins over any Allow, the hosts' roles included."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    })

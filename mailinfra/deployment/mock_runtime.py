@@ -287,6 +287,8 @@ class _Mocks:
         if typ == "aws:sesv2/emailIdentity:EmailIdentity":
             identity = inputs.get("emailIdentity", name)
             return identity, {**inputs, "arn": f"arn:aws:ses:{region}:{MOCK_ACCOUNT}:identity/{identity}"}
+        if (events := _ses_event_outputs(typ, name, inputs, region)) is not None:
+            return events
         if typ == "aws:s3/bucket:Bucket":
             # The provider completes bucket_prefix with a unique suffix; the ARN has no region or account.
             bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', '')}{_short(name, '', 12)}"
@@ -322,6 +324,24 @@ class _Mocks:
         if function == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0mockdebian12000", "name": "debian-12-amd64-mock"}
         return {}
+
+
+def _ses_event_outputs(typ: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]] | None:
+    """Id and outputs of the SES event pipeline's resources (components/secondary_route.py)."""
+    if typ == "aws:sesv2/configurationSet:ConfigurationSet":
+        configuration_set = inputs.get("configurationSetName", name)
+        return configuration_set, {
+            **inputs, "arn": f"arn:aws:ses:{region}:{MOCK_ACCOUNT}:configuration-set/{configuration_set}"}
+    if typ == "aws:sns/topic:Topic":
+        # An SNS topic's id is its ARN (terraform-provider-aws `resourceTopicCreate`: d.SetId(topicARN)).
+        arn = f"arn:aws:sns:{region}:{MOCK_ACCOUNT}:{inputs.get('name', name)}"
+        return arn, {**inputs, "arn": arn}
+    if typ == "aws:sqs/queue:Queue":
+        # An SQS queue's id is its URL (terraform-provider-aws `resourceQueueCreate`: d.SetId(queueURL)).
+        queue = inputs.get("name", name)
+        url = f"https://sqs.{region}.amazonaws.com/{MOCK_ACCOUNT}/{queue}"
+        return url, {**inputs, "arn": f"arn:aws:sqs:{region}:{MOCK_ACCOUNT}:{queue}", "url": url}
+    return None
 
 
 # Plan addresses by IP name: new EIPs "allocate" their placeholder, adopted ones keep theirs.

@@ -40,6 +40,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_subdomains,
         _check_return_paths,
         _check_ips_unique,
+        _check_previous_names,
         _check_host_capacity,
         _check_warmup,
         _check_routes,
@@ -178,6 +179,32 @@ def _check_ips_unique(config: StackConfig) -> Iterator[Problem]:
                     yield Problem(("pools", pool_name, "ips", ip_name, "address"), ip.address,
                                   f"an address in one pool only: it is already {other_pool}/{other_ip}")
                 seen_addresses.setdefault(ip.address, (pool_name, ip_name))
+
+
+def _check_previous_names(config: StackConfig) -> Iterator[Problem]:
+    """A former pool or IP name is an alias of exactly one current pool or IP: one that is still in use,
+    or that two of them claim, would let Pulumi hand one's EIP to another (components/ip_pool.py)."""
+    pools = {name: list(pool.previous_names) for name, pool in config.pools.items()}
+    ips = {name: (pool_name, list(ip.previous_names))
+           for pool_name, pool in config.pools.items() for name, ip in pool.ips.items()}
+    claimed: dict[str, str] = {}
+    for name, previous in pools.items():
+        for old in previous:
+            path: tuple[str, ...] = ("pools", name, "previous_names")
+            if old in pools:
+                yield Problem(path, old, f"a name no pool has now: pool {old} exists")
+            elif old in claimed:
+                yield Problem(path, old, f"a former name of one pool only: pool {claimed[old]} lists it too")
+            claimed.setdefault(old, name)
+    claimed = {}
+    for name, (pool_name, previous) in ips.items():
+        for old in previous:
+            path = ("pools", pool_name, "ips", name, "previous_names")
+            if old in ips:
+                yield Problem(path, old, f"a name no IP has now: IP {old} exists in pool {ips[old][0]}")
+            elif old in claimed:
+                yield Problem(path, old, f"a former name of one IP only: IP {claimed[old]} lists it too")
+            claimed.setdefault(old, name)
 
 
 def ips_by_host(config: StackConfig) -> dict[str, list[tuple[str, str]]]:

@@ -248,6 +248,8 @@ class Pool(Strict):
     hosts: list[Key] = Field(min_length=1)
     ips: dict[Key, Ip] = Field(min_length=1)
     warmup: Warmup | None = None
+    # Former names of the pool: its IpPool component is aliased, so a rename reads as one in review.
+    previous_names: list[Key] = []
 
 
 # ---------------------------------------------------------------- hosts and routes

@@ -108,7 +108,7 @@ def _plan_pools(config: StackConfig) -> tuple[PoolPlan, ...]:
     return tuple(
         PoolPlan(name=name, stream=owner[name][0], tier=owner[name][1],
                  kind=str(config.streams[owner[name][0]].kind), hosts=tuple(pool.hosts),
-                 ips=tuple(sorted(pool.ips)))
+                 ips=tuple(sorted(pool.ips)), previous_names=tuple(pool.previous_names))
         for name, pool in config.pools.items()
     )
 

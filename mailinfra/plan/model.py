@@ -81,6 +81,7 @@ class PoolPlan:
     kind: str
     hosts: tuple[str, ...]
     ips: tuple[str, ...]
+    previous_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,18 @@ REPLACE_ON_CHANGE: Mapping[str, frozenset[str]] = {
     "aws:s3/bucketVersioning:BucketVersioning": frozenset({"bucket"}),
     "aws:s3/bucketObjectv2:BucketObjectv2": frozenset({"bucket", "key"}),
     "aws:sesv2/emailIdentityMailFromAttributes:EmailIdentityMailFromAttributes": frozenset({"emailIdentity"}),
+    # The config bucket's TLS-only policy and lifecycle rule: changed in place, bound to their bucket.
+    "aws:s3/bucketPolicy:BucketPolicy": frozenset({"bucket"}),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": frozenset({"bucket", "expectedBucketOwner"}),
+    # The SES event pipeline (components/secondary_route.py). An identity's configurationSetName changes in
+    # place (PutEmailIdentityConfigurationSetAttributes); a set or destination is keyed by its name.
+    "aws:sesv2/configurationSet:ConfigurationSet": frozenset({"configurationSetName"}),
+    "aws:sesv2/configurationSetEventDestination:ConfigurationSetEventDestination": frozenset(
+        {"configurationSetName", "eventDestinationName"}),
+    "aws:sns/topic:Topic": frozenset({"name", "namePrefix", "fifoTopic"}),
+    "aws:sns/topicSubscription:TopicSubscription": frozenset({"topic", "protocol", "endpoint"}),
+    "aws:sqs/queue:Queue": frozenset({"name", "namePrefix", "fifoQueue"}),
+    "aws:sqs/queuePolicy:QueuePolicy": frozenset({"queueUrl"}),
 }
 
 # In-place changes a reviewer should know interrupt service: EC2 stops and starts the instance.

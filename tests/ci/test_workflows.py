@@ -89,3 +89,20 @@ def test_commands_in_workflows_exist() -> None:
     modules = " ".join(COMMAND_MODULES)
     assert used
     assert all(command in modules or command == "preview" for command in used), used
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_aws_access_is_an_oidc_role_never_a_static_key(path: Path) -> None:
+    """No workflow reads AWS access keys from secrets; every job that talks to AWS assumes a role with
+    configure-aws-credentials, which needs `id-token: write` on the job (GitHub: a job's OIDC token is
+    minted only with that permission; the default is none)."""
+    text = path.read_text()
+    assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    for name, job in load(path)["jobs"].items():
+        assume = [s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
+        talks_to_aws = any("pulumi " in s.get("run", "") or "--aws" in s.get("run", "") for s in job["steps"])
+        assert bool(assume) == talks_to_aws, name
+        for step in assume:
+            assert job.get("permissions", {}).get("id-token") == "write", name
+            assert step["with"]["role-to-assume"].startswith("${{ vars.") and step["with"].get("aws-region")
+            assert "aws-access-key-id" not in step["with"]

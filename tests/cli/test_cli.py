@@ -150,4 +150,4 @@ def test_preview_lists_pulumi_resources_with_placeholders_marked(tmp_path: Path)
         holds_stand_in = any(a in json.dumps(record["inputs"]) for a in new_addresses)
         assert record["placeholder"] == holds_stand_in
     review = (out / "review.md").read_text()
-    assert "## Pulumi resources" in review and "`aws:ec2/eip:Eip` | pool-tx-tx1 ⚠ placeholder" in review
+    assert "## Pulumi resources" in review and "`aws:ec2/eip:Eip` | ip-tx1 ⚠ placeholder" in review

@@ -202,6 +202,19 @@ def _cases() -> Iterator[Case]:
     yield case("ip-name-in-two-pools", put("pools", "bulk", "ips", "tx1", value={}),
                ("mailinfra:pools:", "  bulk:", "tx1: {}"),
                "mailinfra:pools.bulk.ips.tx1: received 'tx1', expected an IP name used once: it is already in pool tx")
+    # A former name aliases exactly one current pool / IP (components/ip_pool.py aliases under every pool name).
+    yield case("pool-previous-name-in-use", put("pools", "bulk", "previous_names", value=["tx"]),
+               ("mailinfra:pools:", "  bulk:", "previous_names:"),
+               "mailinfra:pools.bulk.previous_names: received 'tx', expected a name no pool has now: pool tx exists")
+    yield case("pool-previous-name-twice", both(put("pools", "bulk", "previous_names", value=["old"]),
+                                                put("pools", "tx", "previous_names", value=["old"])),
+               ("mailinfra:pools:", "  bulk:", "previous_names:"),
+               "mailinfra:pools.bulk.previous_names: received 'old', "
+               "expected a former name of one pool only: pool tx lists it too")
+    yield case("ip-previous-name-in-use", put("pools", "bulk", "ips", "bk1", value={"previous_names": ["tx1"]}),
+               ("mailinfra:pools:", "  bulk:", "bk1:", "previous_names:"),
+               "mailinfra:pools.bulk.ips.bk1.previous_names: received 'tx1', "
+               "expected a name no IP has now: IP tx1 exists in pool tx")
     same = "203.0.113.50"
     yield case("ip-address-in-two-pools", both(
         put("pools", "tx", "ips", "tx1", value={"address": same, "allocation_id": "eipalloc-0000000000000001"}),

@@ -59,8 +59,8 @@ def rsa_1024() -> str:
 
 
 def unprotect_eip(rs: Resources) -> str:
-    pick(rs, "pool-com-tx-com-tx1")["protect"] = False
-    return "pool-com-tx-com-tx1"
+    pick(rs, "ip-com-tx1")["protect"] = False
+    return "ip-com-tx1"
 
 
 def imdsv1(rs: Resources) -> str:

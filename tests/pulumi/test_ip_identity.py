@@ -78,7 +78,7 @@ def test_removing_a_warmed_ip_removes_only_its_own_resources(base, tmp_path):
     """GIVEN dev with warmed, adopted mc2 WHEN mc2 leaves the stack THEN only mc2's resources go (its EIP
     is protected and retained, never released) and every other association is unchanged."""
     head = _run(tmp_path, lambda pools: pools["mkt-cold"]["ips"].pop("mc2"))
-    eip = next(r for r in resources_of(base, EIP) if r["name"] == "pool-mkt-cold-mc2")
+    eip = next(r for r in resources_of(base, EIP) if r["name"] == "ip-mc2")
     assert eip["protect"] and eip["retain_on_delete"] and eip["import_id"] == "eipalloc-0a1b2c3d4e5f60099"
     before, after = _associations(base), _associations(head)
     assert set(before) - set(after) == {"host-mta1-mc2"}
@@ -86,7 +86,7 @@ def test_removing_a_warmed_ip_removes_only_its_own_resources(base, tmp_path):
     changes = diff_resources(base["resources"], head["resources"])
     removed = {c.name for c in changes if c.change == "removed"}
     assert removed == {r["name"] for r in base["resources"] if _own(r, "mc2") and not r["component"]}
-    assert {"pool-mkt-cold-mc2", "host-mta1-mc2", "pool-mkt-cold-mc2-ptr"} <= removed
+    assert {"ip-mc2", "host-mta1-mc2", "ip-mc2-ptr"} <= removed
     assert not [c for c in changes if c.change in {"replaced", "added"}]
 
 
@@ -114,7 +114,7 @@ def test_a_renamed_ip_keeps_every_per_ip_resource_through_aliases(base, tmp_path
     assert {(c.change, c.name) for c in changes if c.change in {"added", "removed"}} == {
         ("removed", "dns-txt-bk2.reengage.example.com"), ("added", "dns-txt-bulk2.reengage.example.com")}
     by_name = {c.name: c for c in changes}
-    assert by_name["pool-bulk-bulk2"].old_name == "pool-bulk-bk2"
+    assert by_name["ip-bulk2"].old_name == "ip-bk2"
     assert by_name["host-mta1-bulk2"].change == "renamed"  # same EIP, same private address
     assert _associations(head)["host-mta1-bulk2"] == _associations(base)["host-mta1-bk2"]
     assert not [c for c in changes if c.change == "replaced" and c.type != "aws:route53/record:Record"]

@@ -165,12 +165,12 @@ def test_removing_a_warmed_ip_removes_its_protected_eip_and_is_destructive(tmp_p
     repo = make_repo(tmp_path, WARMED_BULK(DEV), sub("        bk2: {}\n", "")(WARMED_BULK(DEV)))
     markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF)
     removed = {(c.type, c.name): c for c in diff.resources if c.change == "removed"}
-    eip = removed[("aws:ec2/eip:Eip", "pool-bulk-bk2")]
+    eip = removed[("aws:ec2/eip:Eip", "ip-bk2")]
     assert eip.protect and eip.destructive
-    assert ("aws:ec2/eipDomainName:EipDomainName", "pool-bulk-bk2-ptr") in removed
-    assert [c.name for c in diff.resources if c.destructive] == ["pool-bulk-bk2"]
-    assert any("pool-bulk-bk2 removed" in line for line in diff.destructive)
-    assert "| **removed** ⛔ | `aws:ec2/eip:Eip` | pool-bulk-bk2 |" in markdown
+    assert ("aws:ec2/eipDomainName:EipDomainName", "ip-bk2-ptr") in removed
+    assert [c.name for c in diff.resources if c.destructive] == ["ip-bk2"]
+    assert any("ip-bk2 removed" in line for line in diff.destructive)
+    assert "| **removed** ⛔ | `aws:ec2/eip:Eip` | ip-bk2 |" in markdown
 
 
 def test_renaming_an_ip_with_previous_names_replaces_nothing(tmp_path: Path) -> None:
@@ -180,16 +180,16 @@ def test_renaming_an_ip_with_previous_names_replaces_nothing(tmp_path: Path) -> 
     by_name = {c.name: c for c in diff.resources}
     # Only the A record is replaced: the default HELO follows the name (tx2.<domain> -> tx9.<domain>), and a
     # Route53 record's name is ForceNew. Its alias still names the old record (the same resource).
-    assert [c.name for c in diff.resources if c.change == "replaced"] == ["pool-tx-tx9-a-tx9.mail.example.com"]
-    assert by_name["pool-tx-tx9-a-tx9.mail.example.com"].old_name == "pool-tx-tx2-a-tx2.mail.example.com"
+    assert [c.name for c in diff.resources if c.change == "replaced"] == ["ip-tx9-a-tx9.mail.example.com"]
+    assert by_name["ip-tx9-a-tx9.mail.example.com"].old_name == "ip-tx2-a-tx2.mail.example.com"
     assert by_name["host-mta1-tx9"].change == "renamed"  # same EIP, same private address
     assert not diff.destructive
-    assert by_name["pool-tx-tx9"].old_name == "pool-tx-tx2"
-    assert by_name["pool-tx-tx9"].change in {"renamed", "updated"}  # the tags carry the IP name
-    assert by_name["pool-tx-tx9-ptr"].old_name == "pool-tx-tx2-ptr"
+    assert by_name["ip-tx9"].old_name == "ip-tx2"
+    assert by_name["ip-tx9"].change in {"renamed", "updated"}  # the tags carry the IP name
+    assert by_name["ip-tx9-ptr"].old_name == "ip-tx2-ptr"
     # The mock derives ids from names; the PTR still points at the same allocation.
-    assert "allocationId" not in {i.key for i in by_name["pool-tx-tx9-ptr"].inputs}
-    assert "pool-tx-tx2" not in by_name and not any(c.type == "aws:ec2/eip:Eip" and c.change == "added"
+    assert "allocationId" not in {i.key for i in by_name["ip-tx9-ptr"].inputs}
+    assert "ip-tx2" not in by_name and not any(c.type == "aws:ec2/eip:Eip" and c.change == "added"
                                                      for c in diff.resources)
 
 
