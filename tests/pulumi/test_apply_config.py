@@ -88,12 +88,28 @@ def moto_url() -> Iterator[str]:
         stop_by_pid(server)
 
 
+# What AWS answers a role whose policy has not reached the service yet (IAM is eventually consistent,
+# IAM User Guide "Troubleshooting: changes that I make are not always immediately visible"): SSM's JSON
+# protocol names the error in `__type`, S3's REST-XML protocol in <Code>.
+DENIED = {
+    "ssm": (400, "application/x-amz-json-1.1",
+            b'{"__type":"AccessDeniedException","message":"not authorized to perform: ssm:GetParameter"}'),
+    "s3": (403, "application/xml",
+           b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Access Denied"
+           b"</Message></Error>"),
+}
+
+
 class CountingProxy(http.server.ThreadingHTTPServer):
-    """Forwards every request to moto and counts SSM GetParameter calls by parameter name."""
+    """Forwards every request to moto and counts SSM GetParameter calls by parameter name. `deny[kind]`:
+    how many of the next S3 GetObject ("s3") or SSM GetParameter ("ssm") requests it answers AccessDenied
+    itself (counted in `denied`), as AWS does while a new role policy propagates."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.fetched: Counter[str] = Counter()
+        self.deny: Counter[str] = Counter()
+        self.denied: Counter[str] = Counter()
         super().__init__(("127.0.0.1", 0), _Forward)
 
     @property
@@ -106,8 +122,22 @@ class _Forward(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        kind = None
         if self.headers.get("X-Amz-Target") == "AmazonSSM.GetParameter":
             self.server.fetched[json.loads(body)["Name"]] += 1
+            kind = "ssm"
+        elif self.command == "GET" and self.path.startswith(f"/{BUCKET}/"):
+            kind = "s3"
+        if kind and self.server.deny[kind] > 0:
+            self.server.deny[kind] -= 1
+            self.server.denied[kind] += 1
+            status, content_type, answer = DENIED[kind]
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
         connection = http.client.HTTPConnection(self.server.upstream, timeout=30)
         connection.request(self.command, self.path, body, dict(self.headers))
         response = connection.getresponse()
@@ -381,3 +411,43 @@ def _generated_key() -> str:
 
     return ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def test_access_denied_while_iam_propagates_is_retried_with_backoff(host, aws, tmp_path: Path) -> None:
+    """GIVEN a first boot whose role policies have not reached S3 and SSM yet (AccessDenied twice each) WHEN
+    the program runs THEN it retries with backoff and applies the manifest once the policies are there."""
+    proxy, s3, ssm = aws
+    ssm.put_parameter(Name=RELAY, Value=PASSWORD, Type="SecureString")
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    _publish(s3, _manifest(FIRST, ["10.0.0.5"], instances=False))
+    proxy.deny.update({"s3": 2, "ssm": 2})
+    done = host("--attempts", "4", "--retry-seconds", "0.05")
+    assert done.returncode == 0, done.stderr
+    assert proxy.denied == Counter({"s3": 2, "ssm": 2})
+    assert (tmp_path / "root/etc/mailinfra/relay.conf").read_text() == f"password={PASSWORD}\n"
+
+
+def test_a_lasting_access_denied_fails_in_one_line_after_its_attempts(host, aws, tmp_path: Path) -> None:
+    """AccessDenied that outlasts the attempts (the role really lacks the permission, or the object is
+    missing: S3 answers AccessDenied to a role without s3:ListBucket) ends in one line, nothing written."""
+    proxy, s3, _ = aws
+    _publish(s3, _manifest(FIRST, ["10.0.0.5"]))
+    proxy.deny["s3"] = 100
+    done = host("--attempts", "3", "--retry-seconds", "0.05")
+    assert done.returncode == 1
+    assert proxy.denied["s3"] == 3
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"s3://{BUCKET}/{KEY}: AccessDenied after 3 attempts" in done.stderr, done.stderr
+    assert not [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+
+
+def test_a_missing_parameter_is_permanent_and_not_retried(host, aws, tmp_path: Path) -> None:
+    """ParameterNotFound does not end by waiting: one request, one line naming the parameter."""
+    proxy, s3, ssm = aws
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    _publish(s3, _manifest(FIRST, ["10.0.0.5"]))
+    done = host("--attempts", "5", "--retry-seconds", "0.05")
+    assert done.returncode == 1
+    assert proxy.fetched[RELAY] == 1
+    assert done.stderr.strip() == f"mailinfra-apply-config: SSM parameter {RELAY}: ParameterNotFound (not transient: " \
+        "not retried)", done.stderr
