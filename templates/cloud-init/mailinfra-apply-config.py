@@ -433,12 +433,13 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
     state = load_state(host)
     previous = state["manifest"]
     secrets = fetch_secrets(manifest, args)  # all of them before any write: a failed read changes nothing
-    if args.services == "start":
+    if args.services == "start" and not args.skip_spool:
         # Boot: the queues are on the volume before anything is prepared or started. A refresh never
         # mounts over a running MTA's spool (that would hide its queue); a host without the volume
         # mounted gets it by replacement (docs/pulumi-workflow.md, "Replacing a host").
         ensure_spool(host, manifest.get("spool"), args.device_wait_seconds)
-    elif manifest.get("spool") and str(host.path(manifest["spool"]["mount"])) not in mount_points(host):
+    elif manifest.get("spool") and not args.skip_spool \
+            and str(host.path(manifest["spool"]["mount"])) not in mount_points(host):
         # A notice, not a change (a second run still says "no change").
         print(f"mailinfra-apply-config: spool volume {manifest['spool']['volume_id']} not mounted: "
               "mounted at boot only", file=sys.stderr)
@@ -483,6 +484,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="only put the last applied manifest's addresses back on the interface (boot)")
     parser.add_argument("--spool-only", action="store_true",
                         help="only mount the last applied manifest's spool volume (boot, before the MTA)")
+    parser.add_argument("--skip-spool", action="store_true",
+                        help="leave the manifest's spool volume alone (a lab host has no EBS volume)")
     parser.add_argument("--attempts", type=int, default=10, help="tries of each S3/SSM read")
     parser.add_argument("--retry-seconds", type=float, default=2.0,
                         help="first backoff; doubled after each transient failure, at most 60 s")
