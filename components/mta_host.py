@@ -313,7 +313,9 @@ class MtaHost(pulumi.ComponentResource):
                 depends_on=[bundle, *policies, *args.secret_parameters, *associations]),
         )
         # After the instance runs (a volume attaches to a running or stopped instance); the boot program
-        # waits for the device before it starts the MTA.
+        # waits for the device before it starts the MTA. The instance declares no ebs_block_device: the
+        # provider would then manage every non-root volume and see this attachment as drift
+        # (terraform-provider-aws, volume_attachment docs).
         aws.ec2.VolumeAttachment(
             f"{name}-spool-attachment",
             device_name=SPOOL_DEVICE_NAME,
