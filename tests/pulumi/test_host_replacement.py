@@ -216,3 +216,22 @@ def test_first_boot_waits_for_its_policies_parameters_and_way_out(
             "aws:iam/rolePolicy:RolePolicy", "aws:ssm/parameter:Parameter", ASSOCIATION,
             "aws:s3/bucketObjectv2:BucketObjectv2")}
         assert needed <= set(instance["depends_on"]), (host, sorted(needed - set(instance["depends_on"])))
+
+
+def test_the_review_shows_no_instance_change_for_a_bootstrap_change() -> None:
+    """With ignore_changes Pulumi keeps the old user data and bootstrap tag (no stop/start): the review's
+    resource table, which models `pulumi up`, shows the instance unchanged, while an instance type change
+    (not ignored) is still an in-place stop/start."""
+    from mailinfra.review.resources import diff_resources
+
+    def instance(user_data: str, version: str, instance_type: str = "t3.large") -> dict[str, Any]:
+        return {"type": INSTANCE, "name": "host-mta1-instance", "urn": "urn:pulumi:dev::mailinfra::i",
+                "inputs": {"userData": user_data, "instanceType": instance_type,
+                           "tags": {"host": "mta1", "mailinfra:bootstrap": version}},
+                "ignore_changes": ["ami", 'tags["mailinfra:bootstrap"]', "userData", "userDataBase64"]}
+
+    assert diff_resources([instance("#cloud-config\n", "aaaa")], [instance("#cloud-config\nnew\n", "bbbb")]) == []
+    [change] = diff_resources([instance("#cloud-config\n", "aaaa")],
+                              [instance("#cloud-config\nnew\n", "bbbb", "t3.xlarge")])
+    assert change.change == "updated" and change.stop_start
+    assert [c.key for c in change.inputs] == ["instanceType"]
