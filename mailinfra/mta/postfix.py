@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from mailinfra.errors import PlanError
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
 from mailinfra.mta.opendkim import plan_milters
-from mailinfra.plan.model import HostPlan, Plan, PoolPlan, RoutePlan, StreamPlan
-from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS, IpLimits, ProviderLimit
+from mailinfra.plan.model import HostPlan, IpLimits, Plan, PoolPlan, ProviderLimit, RoutePlan, StreamPlan
+from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS
 
 # The app injects a pool's mail on its own port; ports follow the pools' order in the stack file so
 # every host of a stack uses the same port for the same pool.

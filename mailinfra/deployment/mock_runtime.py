@@ -32,7 +32,7 @@ import yaml
 from mailinfra.errors import MailinfraError
 from mailinfra.model.load import NAMESPACE, decode_pulumi_config, load_stack, resolve_stack_file, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
 PROJECT = "mailinfra"
 SECRET_MARKER = "[secret]"  # noqa: S105 - the mask shown instead of a secret, not one
@@ -46,7 +46,7 @@ class ProgramError(MailinfraError):
 
 @dataclass
 class ProgramRun:
-    """What one mock run registered: resources in registration order and the stack outputs."""
+    """What one mock run registered: resources (ordered by URN) and the stack outputs."""
 
     resources: list[dict[str, Any]]
     outputs: dict[str, Any]
@@ -154,7 +154,7 @@ def run_program(
     _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
     monitor = _RecordingMonitor(_Mocks(config.get("aws:region", DEFAULT_REGION)), recorder)
     log = _CollectingHandler()
-    logger = logging.getLogger("mailinfra.pulumi_preview.engine")
+    logger = logging.getLogger("mailinfra.deployment.mock_runtime.engine")
     logger.propagate = False
     logger.handlers = [log]
     logger.setLevel(logging.WARNING)
@@ -346,9 +346,11 @@ class _Recorder:
             self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
 
     def finish(self) -> list[dict[str, Any]]:
+        """The resources ordered by URN: registration order depends on when each Output resolved in the
+        event loop and changes run to run, while two previews of one tree must be byte-identical."""
         names = {e["urn"]: e["name"] for e in self.entries}
         result = []
-        for entry in self.entries:
+        for entry in sorted(self.entries, key=lambda e: str(e["urn"])):
             parent = entry.pop("parent_urn")
             entry["parent"] = names.get(parent) if parent else None
             entry["parent_urn"] = parent if parent in names else None
@@ -442,8 +444,8 @@ def _secret_paths(value: Any, path: str = "") -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mailinfra.pulumi_preview STACK` prints the run as JSON (one program run per process)."""
-    parser = argparse.ArgumentParser(prog="python -m mailinfra.pulumi_preview")
+    """`python -m mailinfra.deployment.mock_runtime STACK` prints the run as JSON (one program run per process)."""
+    parser = argparse.ArgumentParser(prog="python -m mailinfra.deployment.mock_runtime")
     parser.add_argument("stack", help="stack name (stacks/Pulumi.<stack>.yaml) or stack file")
     parser.add_argument("--config-json", type=Path,
                         help="run with this Pulumi config instead: {config: {...}, secret_keys: [...]}")
