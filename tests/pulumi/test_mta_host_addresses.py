@@ -112,8 +112,8 @@ def test_a_bind_to_an_address_of_another_host_is_refused():
 def test_each_eni_s_addresses_are_salted_with_project_and_stack(mock_runs, plans, stack):
     """Two stacks in one account and subnet must not derive the same private addresses: the ENI asks for
     the addresses derived with salt `<project>/<stack>` (the mock subnet is 10.0.0.0/20)."""
-    from mailinfra.plan.private_addresses import private_addresses, subnet_address_keys
     from mailinfra.deployment.mock_runtime import PROJECT
+    from mailinfra.plan.private_addresses import private_addresses, subnet_address_keys
 
     plan, run = plans(stack), mock_runs(stack)
     for host in plan.hosts:
