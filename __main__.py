@@ -119,6 +119,9 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
                              "helo_names": [ip.helo for ip in plan.ips if ip.stream == s.name]}
                     for s in plan.streams},
         "hosts": {name: host.instance_id for name, host in hosts.items()},
+        # The bootstrap each host would be launched with now; its instance's mailinfra:bootstrap tag says
+        # the one it runs (docs/pulumi-workflow.md, "Replacing a host").
+        "bootstrap": {name: host.bootstrap_version for name, host in hosts.items()},
     }
 
 

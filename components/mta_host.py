@@ -1,6 +1,7 @@
 """MtaHost: one sending host — security group, ENI carrying one private IP per EIP, the instance,
-its role (reads only its own secrets and its own config manifest), its config manifest (an object in the
-stack's ConfigBundle bucket) and the cloud-init user data that applies it.
+its mail spool volume (queues and bounce mail, outliving any instance), its role (reads only its own
+secrets and its own config manifest), its config manifest (an object in the stack's ConfigBundle bucket)
+and the cloud-init user data that applies it.
 
 The user data holds only what cannot change without a new instance: host name, MTA kind, region, bucket,
 manifest key, packages and the static program that applies a manifest (mailinfra-apply-config). Everything
@@ -9,6 +10,24 @@ instances, services — is in the manifest. EC2 stops and starts an instance to 
 cloud-init would not re-run anyway; `pulumi up` updates the object instead, and `mailinfra-refresh-config`
 (run through SSM Run Command) applies it on the host, removing what the previous manifest listed and the
 new one does not.
+
+Replacing a host (docs/pulumi-workflow.md, "Replacing a host") keeps the ENI, its private addresses and
+EIP associations, and the spool volume; only the instance and the volume's attachment are new. The
+options below make that sequence one `pulumi up --replace <instance urn>`:
+- the instance is delete-before-replace: its primary ENI is ours (`primary_network_interface`, ForceNew
+  in terraform-provider-aws) and cannot move to a new instance while the old one runs (a primary ENI is
+  never detached); the old instance terminates first and releases it (delete_on_termination is false for
+  an ENI given by id: the provider's `network_interface.delete_on_termination` defaults to false, and AWS
+  allows true only for an ENI RunInstances creates itself).
+- the ENI is delete-before-replace: its private addresses cannot be held by two ENIs of the subnet
+  (CreateNetworkInterface fails with PrivateIpAddressInUse), so a new ENI can only follow the old one.
+- the attachment is delete-before-replace (a volume attaches to one instance at a time) and stops the
+  instance before detaching (`stop_instance_before_detaching`): the MTA shuts down and the file system is
+  unmounted cleanly, no forced detach of a mounted volume.
+- the spool volume is protected and retained: no `pulumi up` or `destroy` deletes queued mail.
+- `disable_api_termination`: the console or CLI cannot terminate the instance by mistake; the provider
+  clears the flag itself before it terminates (terraform-provider-aws resourceInstanceDelete calls
+  disableInstanceAPITermination(false) first), so `pulumi up --replace` still works.
 """
 
 from __future__ import annotations
@@ -16,6 +35,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import gzip
+import hashlib
 import ipaddress
 import json
 import re
@@ -48,6 +68,13 @@ DEBIAN_OWNER = "136693071363"
 DEBIAN_IMAGE = "debian-12-amd64-*"
 # EC2 raw user data is limited to 16 KB; cloud-init reads gzip-compressed user data as well.
 USER_DATA_LIMIT = 16 * 1024
+# The mail spool volume: its own EBS volume, attached as this device name (the block device shows up as
+# /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id> on Nitro, as /dev/xvdf on Xen instances).
+SPOOL_DEVICE_NAME = "/dev/sdf"
+SPOOL_SIZE_GIB = 50
+SPOOL_MOUNT = "/var/lib/mailinfra/spool"
+# The bootstrap (user data) a host was launched with; see MtaHost, ignore_changes.
+BOOTSTRAP_TAG = "mailinfra:bootstrap"
 SMTP_EGRESS_PORTS = (25, 587, 443)  # delivery, submission to relays/SES, HTTPS (SSM, apt)
 
 # python3-boto3: mailinfra-apply-config reads the manifest (S3) and the host's secrets (SSM) with the role.
@@ -60,6 +87,9 @@ MANIFEST_FORMAT = 1  # FORMAT in templates/cloud-init/mailinfra-apply-config.py
 # Postfix map types stored as an indexed database beside the source file (postmap(1)).
 INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
 SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
+# The units that run the MTA itself (Debian's postfix.service only groups the postfix@<instance> units):
+# each requires the spool volume mounted first.
+MTA_UNITS = {"postfix": "postfix@.service", "powermta": "pmta.service"}
 # Where the rendered files name an address the MTA binds (the IP's own sending address). On EC2 an
 # EIP is NAT-mapped to one private address of the ENI; the host can bind only that private address.
 BIND_POSITIONS = (
@@ -135,6 +165,32 @@ class MtaHostArgs:
     subnet_address_keys: Mapping[str, str] = field(default_factory=dict)
     previous_names: Mapping[str, Sequence[str]] = field(default_factory=dict)  # IP name -> former names
     postfix_instances: Sequence[PostfixInstance] = ()  # registered and given queues at boot
+    # Salt of the private-address derivation (mailinfra.plan.private_addresses): None is
+    # "<project>/<stack>", what tells two stacks sharing a subnet apart; "" the unsalted derivation.
+    address_salt: str | None = None
+
+
+@dataclass(frozen=True)
+class SpoolDirectory:
+    """A directory whose content is mail (a queue, a bounce mailbox): kept on the spool volume."""
+
+    path: str
+    owner: str = "root:root"
+    mode: str = "0755"
+
+
+def spool_directories(host: HostPlan, instances: Sequence[PostfixInstance]) -> tuple[SpoolDirectory, ...]:
+    """Where the host's rendered configs put mail: Postfix's queues (the primary's, which receives the
+    bounces, and each postmulti instance's: `queue_directory = /var/spool/<instance>` in
+    instance-main.cf) and the bounce maildir (virtual_mailbox_base); PowerMTA's spool (its default
+    /var/spool/pmta: config.j2 sets no `spool`) and its accounting files, the record of each bounce."""
+    if host.mta == "powermta":
+        return (SpoolDirectory("/var/spool/pmta", "pmta:pmta"), SpoolDirectory("/var/log/pmta", "pmta:pmta"))
+    directories = [SpoolDirectory("/var/spool/postfix")]
+    directories += [SpoolDirectory(f"/var/spool/{i.name}") for i in instances]
+    if host.accepts_bounces:
+        directories.append(SpoolDirectory(postfix.BOUNCE_MAILBOX_BASE, "mail:mail", "0700"))
+    return tuple(directories)
 
 
 class MtaHost(pulumi.ComponentResource):
@@ -165,7 +221,8 @@ class MtaHost(pulumi.ComponentResource):
         # real subnet, and AWS would refuse addresses outside it only at `pulumi up`.
         keys = dict(args.subnet_address_keys) or {ip: ip for ip in host.ips}
         ip_names = tuple(host.ips)
-        private = subnet.cidr_block.apply(lambda cidr: private_addresses(cidr, keys, ip_names))
+        salt = address_salt(args)
+        private = subnet.cidr_block.apply(lambda cidr: private_addresses(cidr, keys, ip_names, salt))
         interface = aws.ec2.NetworkInterface(
             f"{name}-eni",
             subnet_id=subnet.id,
@@ -177,37 +234,54 @@ class MtaHost(pulumi.ComponentResource):
             private_ips=private.apply(lambda by_ip: sorted(by_ip.values(), key=ipaddress.IPv4Address)),
             description=f"sending addresses of {host.fqdn}",
             tags=tags,
-            opts=child,
+            # Its addresses cannot be held by two ENIs: a replacement ENI can only follow the old one.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
+        associations = []
         for ip_name in host.ips:
-            aws.ec2.EipAssociation(
+            associations.append(aws.ec2.EipAssociation(
                 f"{name}-{ip_name}",
                 allocation_id=args.allocation_ids[ip_name],
                 network_interface_id=interface.id,
                 private_ip_address=private.apply(itemgetter(ip_name)),
                 # A renamed IP keeps its association (STYLE rule 2): same EIP, same private address.
-                opts=pulumi.ResourceOptions(parent=self, aliases=[
+                # Delete before replace: an EIP has one association at a time, and AssociateAddress for
+                # an EIP already associated fails unless reassociation is allowed.
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, aliases=[
                     pulumi.Alias(name=f"{name}-{old}") for old in args.previous_names.get(ip_name, ())]),
-            )
+            ))
+        # Queues and bounce mail: on a volume of their own in the host's AZ (a volume attaches only to an
+        # instance of its AZ), protected and retained, so no instance replacement or `destroy` loses mail.
+        spool = aws.ebs.Volume(
+            f"{name}-spool",
+            availability_zone=subnet.availability_zone,
+            size=SPOOL_SIZE_GIB,
+            type="gp3",
+            encrypted=True,
+            tags={**tags, "Name": f"{host.fqdn} mail spool"},
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
         # Only strings are computed inside apply (no resource): preview and up register the same resources.
         peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
         bundle = aws.s3.BucketObjectv2(
             f"{name}-bundle",
             bucket=args.config_bundle.bucket,
             key=bundle_key(host.name),
-            content=pulumi.Output.all(private, *(args.peer_addresses[a] for a in peers)).apply(
-                lambda values: render_manifest(args, values[0], dict(zip(peers, values[1:], strict=True)))),
+            content=pulumi.Output.all(private, spool.id, *(args.peer_addresses[a] for a in peers)).apply(
+                lambda values: render_manifest(args, values[0], dict(zip(peers, values[2:], strict=True)),
+                                               spool_volume_id=values[1])),
             content_type="application/json",
             server_side_encryption="AES256",
             tags=tags,
             opts=child,
         )
         object_arn = pulumi.Output.concat(args.config_bundle.arn, "/", bundle_key(host.name))
-        profile, bundle_read = self._instance_profile(name, args, object_arn, tags)
+        profile, policies = self._instance_profile(name, args, object_arn, tags)
         ami = aws.ec2.get_ami_output(most_recent=True, owners=[DEBIAN_OWNER],
                                      filters=[aws.ec2.GetAmiFilterArgs(name="name", values=[DEBIAN_IMAGE])])
         # The bucket only (fixed for the stack's life): nothing the plan changes reaches the user data.
         user_data = args.config_bundle.bucket.apply(lambda bucket: render_user_data(host, args, bucket))
+        bootstrap = user_data.apply(bootstrap_version)
         instance = aws.ec2.Instance(
             f"{name}-instance",
             ami=ami.id,
@@ -218,19 +292,48 @@ class MtaHost(pulumi.ComponentResource):
             # IMDSv2 only: a request forged through the MTA (SSRF) cannot read the role's credentials.
             metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
+            # The root disk holds nothing that is not rebuilt at boot: mail is on the spool volume.
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 encrypted=True, volume_type="gp3", volume_size=20, delete_on_termination=True),
+            disable_api_termination=True,
             # No key pair: operators reach the host through SSM Session Manager, audited and keyless.
             user_data=user_data.apply(lambda text: None if _too_large(text) else text),
             user_data_base64=user_data.apply(lambda text: _gzip_b64(text) if _too_large(text) else None),
-            tags=tags,
-            # The first boot fetches the bundle with the role: both must exist before the instance does.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"], depends_on=[bundle, bundle_read]),
+            tags=bootstrap.apply(lambda version: {**tags, BOOTSTRAP_TAG: version}),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The primary ENI cannot move to a new instance while the old one runs (module docstring).
+                delete_before_replace=True,
+                # EC2 stops and starts an instance to change its user data, and cloud-init would not run
+                # the new one anyway: a bootstrap change must not touch running hosts (both MX hosts at
+                # once). The tag keeps the version the host was launched with (ignored too), so review
+                # compares it with the `bootstrap` output; a replacement, one host at a time, rolls it out.
+                ignore_changes=["ami", "userData", "userDataBase64", f'tags["{BOOTSTRAP_TAG}"]'],
+                # The first boot reads the bundle and the host's SSM parameters with the role (its policies
+                # must exist) and reaches S3/SSM through its EIPs, the ENI's only way out.
+                depends_on=[bundle, *policies, *args.secret_parameters, *associations]),
+        )
+        # After the instance runs (a volume attaches to a running or stopped instance); the boot program
+        # waits for the device before it starts the MTA. The instance declares no ebs_block_device: the
+        # provider would then manage every non-root volume and see this attachment as drift
+        # (terraform-provider-aws, volume_attachment docs).
+        aws.ec2.VolumeAttachment(
+            f"{name}-spool-attachment",
+            device_name=SPOOL_DEVICE_NAME,
+            volume_id=spool.id,
+            instance_id=instance.id,
+            # Stop the instance (a clean MTA shutdown and unmount) before detaching a mounted volume.
+            stop_instance_before_detaching=True,
+            # A volume attaches to one instance at a time.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.instance_id = instance.id
         self.security_group_id = group.id
+        self.bootstrap_version = bootstrap
+        self.spool_volume_id = spool.id
         self.register_outputs({"instance_id": instance.id, "security_group_id": group.id,
-                               "network_interface_id": interface.id, "config_bundle_key": bundle.key})
+                               "network_interface_id": interface.id, "config_bundle_key": bundle.key,
+                               "bootstrap_version": bootstrap, "spool_volume_id": spool.id})
 
     def _security_group(self, name: str, host: HostPlan, vpc_id: pulumi.Input[str],
                         tags: dict[str, str]) -> aws.ec2.SecurityGroup:
@@ -260,7 +363,7 @@ class MtaHost(pulumi.ComponentResource):
         return group
 
     def _instance_profile(self, name: str, args: MtaHostArgs, object_arn: pulumi.Output[str],
-                          tags: dict[str, str]) -> tuple[aws.iam.InstanceProfile, aws.iam.RolePolicy]:
+                          tags: dict[str, str]) -> tuple[aws.iam.InstanceProfile, list[aws.iam.RolePolicy]]:
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-role",
@@ -269,18 +372,33 @@ class MtaHost(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=json.dumps({
+        policies = [aws.iam.RolePolicy(f"{name}-ssm-agent", role=role.id, policy=json.dumps({
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"}]}), opts=child)
+            "Statement": [{"Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"}]}), opts=child)]
         if args.secret_parameters:
             arns = pulumi.Output.all(*(p.arn for p in args.secret_parameters))
-            aws.iam.RolePolicy(f"{name}-own-secrets", role=role.id,
-                               policy=arns.apply(lambda a: _own_secrets_policy(a, args.region)), opts=child)
+            policies.append(aws.iam.RolePolicy(
+                f"{name}-own-secrets", role=role.id,
+                policy=arns.apply(lambda a: _own_secrets_policy(a, args.region)), opts=child))
         # Its own bundle only (like its own SSM parameters): no s3:ListBucket, no other host's files.
         bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=object_arn.apply(
             lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
-        return aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child), bundle_read
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
+        return profile, [*policies, bundle_read]
+
+
+def address_salt(args: MtaHostArgs) -> str:
+    """What tells this stack's private addresses from another stack's in the same subnet."""
+    if args.address_salt is not None:
+        return args.address_salt
+    return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def bootstrap_version(user_data: str) -> str:
+    """A short digest of the user data: the instance's tag (as launched) and the `bootstrap` output (as
+    the program renders it now); a host whose tag differs runs an older bootstrap."""
+    return hashlib.sha256(user_data.encode()).hexdigest()[:16]
 
 
 def _own_secrets_policy(arns: Sequence[str], region: str) -> str:
@@ -341,11 +459,13 @@ def apply_program() -> str:
     return (TEMPLATES / "mailinfra-apply-config.py").read_text(encoding="utf-8")
 
 
-def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None) -> str:
+def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None,
+                    spool_volume_id: str | None = None) -> str:
     """The host's config manifest (a JSON object; mailinfra-apply-config applies it): every rendered file
     bound to the private addresses paired with its EIPs (and its peers' public ones), with its secret
     marker fills and postmap type; the secrets to fetch (SSM parameter names, never values); the private
-    addresses to put on the interface; the postmulti instances; the services. `private`: IP name -> address."""
+    addresses to put on the interface; the postmulti instances; the services; the spool volume to mount
+    before the MTA starts and the directories kept on it. `private`: IP name -> address."""
     by_planned = {args.planned_addresses[name]: address for name, address in private.items()}
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -360,6 +480,11 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         "services": SERVICES[args.host.mta],
     }
+    if spool_volume_id is not None:
+        manifest["spool"] = {
+            "volume_id": spool_volume_id, "device_name": SPOOL_DEVICE_NAME, "mount": SPOOL_MOUNT,
+            "directories": [{"path": d.path, "owner": d.owner, "mode": d.mode}
+                            for d in spool_directories(args.host, args.postfix_instances)]}
     return json.dumps(manifest, indent=1) + "\n"
 
 
@@ -371,7 +496,8 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
         environment=args.environment, host=host, packages=[*PACKAGES[host.mta], *resolver_packages(host)],
         bucket=bucket, bundle_key=key,
         apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
-        install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP))
+        install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP,
+        mta_units=MTA_UNITS[host.mta]))
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:

@@ -368,6 +368,10 @@ class _Recorder:
             "component": not request.custom,
             "protect": bool(request.protect),
             "retain_on_delete": bool(request.retainOnDelete),
+            # What decides how `pulumi up --replace` runs (tests/pulumi/test_host_replacement.py).
+            "delete_before_replace": bool(request.deleteBeforeReplace),
+            "ignore_changes": sorted(request.ignoreChanges),
+            "replace_on_changes": sorted(request.replaceOnChanges),
             "import_id": request.importId or None,
             "depends_on_urns": sorted(set(request.dependencies)),
             "aliases": aliases,

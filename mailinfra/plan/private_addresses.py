@@ -7,6 +7,11 @@ added or removed, replacing every later EipAssociation. Here each IP's address i
 with linear probing against every other IP of the stack in the same subnet, so adding or removing
 an IP leaves every other IP's address unchanged unless their probe sequences meet.
 
+The hash is salted with what tells stacks apart (the caller passes `<project>/<stack>`): two stacks in
+one account and subnet (prod and staging with the same IP names) would otherwise derive the same
+addresses, and AWS refuses an address another ENI of the subnet holds (CreateNetworkInterface:
+PrivateIpAddressInUse). An empty salt is the unsalted derivation of earlier versions.
+
 AWS reserves the first four addresses of every subnet and the last one (VPC User Guide, "Subnet
 CIDR blocks"): they are never handed out.
 """
@@ -43,9 +48,10 @@ def subnet_address_keys(plan: Plan, host_name: str) -> dict[str, str]:
     return {ip.name: address_key(ip) for ip in plan.ips if subnet_key(plan, ip.host) == subnet}
 
 
-def assign_private_addresses(cidr: str, keys: Iterable[str]) -> dict[str, str]:
-    """Address key -> private address inside `cidr`. The same (cidr, keys) always give the same result;
-    a key's address depends only on the keys whose probe sequences meet its own."""
+def assign_private_addresses(cidr: str, keys: Iterable[str], salt: str = "") -> dict[str, str]:
+    """Address key -> private address inside `cidr`. The same (cidr, keys, salt) always give the same
+    result; a key's address depends only on the keys whose probe sequences meet its own. `salt`: what
+    distinguishes the stack (`<project>/<stack>`), so two stacks sharing a subnet probe differently."""
     network = ipaddress.IPv4Network(cidr, strict=False)
     usable = network.num_addresses - AWS_RESERVED_FIRST - AWS_RESERVED_LAST
     ordered = sorted(set(keys))
@@ -57,7 +63,9 @@ def assign_private_addresses(cidr: str, keys: Iterable[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     # Sorted keys probe in a fixed order, so the outcome never depends on config or dict order.
     for key in ordered:
-        slot = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % usable
+        # "\0" cannot occur in a stack or IP name: salt "a", key "b/c" and salt "a/b", key "c" differ.
+        material = f"{salt}\0{key}" if salt else key
+        slot = int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big") % usable
         while slot in taken:
             slot = (slot + 1) % usable
         taken.add(slot)
@@ -65,8 +73,9 @@ def assign_private_addresses(cidr: str, keys: Iterable[str]) -> dict[str, str]:
     return result
 
 
-def private_addresses(cidr: str, subnet_keys: Mapping[str, str], ip_names: Iterable[str]) -> dict[str, str]:
+def private_addresses(cidr: str, subnet_keys: Mapping[str, str], ip_names: Iterable[str],
+                      salt: str = "") -> dict[str, str]:
     """IP name -> private address for `ip_names` (one host's IPs), allocated among all of `subnet_keys`
-    (IP name -> address key, every IP in the subnet)."""
-    assigned = assign_private_addresses(cidr, subnet_keys.values())
+    (IP name -> address key, every IP in the subnet), salted with the stack's identity `salt`."""
+    assigned = assign_private_addresses(cidr, subnet_keys.values(), salt)
     return {name: assigned[subnet_keys[name]] for name in ip_names}

@@ -12,6 +12,7 @@ reviewer can see without credentials. Whether a changed input replaces a resourc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,10 @@ REPLACE_ON_CHANGE: Mapping[str, frozenset[str]] = {
                                             "placementGroup", "primaryNetworkInterface",
                                             "rootBlockDevice.encrypted", "rootBlockDevice.kmsKeyId"}),
     "aws:ec2/networkInterface:NetworkInterface": frozenset({"subnetId", "interfaceType"}),
+    # The hosts' spool volumes: size and type change in place (ModifyVolume); aws_volume_attachment has
+    # no update, every argument we set is ForceNew.
+    "aws:ebs/volume:Volume": frozenset({"availabilityZone", "encrypted", "kmsKeyId", "snapshotId", "outpostArn"}),
+    "aws:ec2/volumeAttachment:VolumeAttachment": frozenset({"deviceName", "instanceId", "volumeId"}),
     "aws:ec2/securityGroup:SecurityGroup": frozenset({"name", "namePrefix", "description", "vpcId"}),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": frozenset({"securityGroupId"}),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": frozenset({"securityGroupId"}),
@@ -124,7 +129,8 @@ def diff_resources(base: Sequence[Mapping[str, Any]] | None,
             changes.append(ResourceChange(after["type"], after["name"], "added", bool(after.get("protect"))))
             continue
         before = old[before_urn]
-        inputs = _diff_inputs(after["type"], _resolve(before, base_refs), _resolve(after, head_refs))
+        inputs = _diff_inputs(after["type"], _resolve(before, base_refs), _resolve(after, head_refs),
+                              _ignored(after))
         old_name = before["name"] if before["name"] != after["name"] else None
         kind = ("replaced" if any(c.replaces for c in inputs) else "updated" if inputs
                 else "renamed" if old_name else "")
@@ -198,12 +204,19 @@ def _flatten(inputs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _diff_inputs(type_token: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[InputChange, ...]:
+def _ignored(resource: Mapping[str, Any]) -> tuple[str, ...]:
+    """The resource's ignore_changes as dotted input paths (`tags["a:b"]` -> `tags.a:b`)."""
+    return tuple(re.sub(r'\["([^"]*)"\]', r".\1", path) for path in resource.get("ignore_changes") or ())
+
+
+def _diff_inputs(type_token: str, before: Mapping[str, Any], after: Mapping[str, Any],
+                 ignored: Sequence[str] = ()) -> tuple[InputChange, ...]:
     forcing = REPLACE_ON_CHANGE.get(type_token, frozenset())
     changes = []
     for key in sorted(before.keys() | after.keys()):
         old, new = before.get(key), after.get(key)
-        if _same(old, new):
+        # ignore_changes: Pulumi keeps the old value of these inputs, so `up` changes nothing for them.
+        if _same(old, new) or any(key == i or key.startswith(f"{i}.") for i in ignored):
             continue
         replaces = any(key == f or key.startswith(f"{f}.") for f in forcing)
         shown_old, shown_new = _show(old), _show(new)

@@ -8,6 +8,16 @@ is rewritten only when its bytes, mode or owner differ, and a second run changes
 previously applied manifest listed and the new one does not (a file, a secret, an address this program
 added) is removed: the last applied manifest is kept, root-only, in STATE.
 
+Mail (the queues, bounce mail) lives on the host's spool volume, an EBS volume that outlives the instance:
+at boot, before the MTA starts, the volume named in the manifest is found by its volume id (on Nitro
+instances the NVMe serial, /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id>), given a file system
+if it has none (a new volume; one with a file system is never formatted), mounted, and its directories
+bound over the spool paths. A replacement instance so finds the queue its predecessor left.
+
+S3 and SSM reads are retried with backoff where the failure can be transient at first boot (IAM policies
+and instance-profile credentials take seconds to propagate, egress waits for the EIP association,
+throttling): a lasting failure, or a permanent one (a missing parameter), ends in one line.
+
 Written by cloud-init and never changed by a plan change: plan changes reach the host as a new manifest
 (`mailinfra-refresh-config`), so the EC2 user data, and with it the instance, stays the same.
 Tests run it against a temporary root (--root) with stand-in commands (MAILINFRA_IP, ...) and a local
@@ -31,7 +41,23 @@ STATE = "/var/lib/mailinfra/applied-manifest.json"
 # Where postmap(1) writes the indexed database of a `type:path` map.
 MAP_SUFFIXES = {"hash": (".db",), "btree": (".db",), "lmdb": (".lmdb",), "cdb": (".cdb",),
                 "dbm": (".dir", ".pag"), "sdbm": (".dir", ".pag")}
-TOOLS = ("ip", "postmap", "postfix", "postconf", "systemctl")
+# Tool -> the command run (each overridable as MAILINFRA_<TOOL> for tests).
+TOOLS = {"ip": "ip", "postmap": "postmap", "postfix": "postfix", "postconf": "postconf", "systemctl": "systemctl",
+         "blkid": "blkid", "mkfs": "mkfs.ext4", "mount": "mount", "cp": "cp"}
+# Where udev names an EBS volume on a Nitro instance: the NVMe model and serial (the volume id without
+# its dash), systemd's 60-persistent-storage rules; EC2 User Guide, "Amazon EBS and NVMe".
+NVME_BY_ID = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}"
+SPOOL_LABEL = "mailinfra-spool"
+# Failures that can end by themselves at first boot: IAM propagation (AccessDenied; S3 also answers a
+# missing object with AccessDenied to a role without s3:ListBucket), credentials not yet on IMDS,
+# throttling, service errors, no route out yet. Anything else (ParameterNotFound, ...) is permanent.
+TRANSIENT = {"AccessDenied", "AccessDeniedException", "ExpiredToken", "ExpiredTokenException",
+             "InvalidAccessKeyId", "UnrecognizedClientException", "RequestTimeout", "Throttling",
+             "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
+             "InternalError", "InternalServerError", "ServiceUnavailable", "500", "502", "503", "504",
+             "NoCredentialsError", "CredentialRetrievalError", "EndpointConnectionError",
+             "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class ApplyError(Exception):
@@ -43,7 +69,7 @@ class Host:
 
     def __init__(self, root: str, log: list[str]) -> None:
         self.root = root.rstrip("/")
-        self.tools = {name: os.environ.get(f"MAILINFRA_{name.upper()}", name) for name in TOOLS}
+        self.tools = {name: os.environ.get(f"MAILINFRA_{name.upper()}", command) for name, command in TOOLS.items()}
         self.log = log
 
     def path(self, absolute: str) -> Path:
@@ -56,6 +82,11 @@ class Host:
             raise ApplyError(f"{tool} {' '.join(args)}: exit {done.returncode}"
                              + (f": {detail[-1]}" if detail else ""))
         return done.stdout
+
+    def probe(self, tool: str, *args: str) -> tuple[int, str]:
+        """Exit code and output of a command whose failure is an answer (blkid: no file system)."""
+        done = subprocess.run([self.tools[tool], *args], capture_output=True, text=True, check=False)
+        return done.returncode, done.stdout
 
 
 def check_path(path: Any, where: str) -> str:
@@ -81,29 +112,64 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
             check_path(directory, "secrets[].directories[]")
     for instance in manifest["postfix_instances"]:
         check_path(instance.get("config_dir"), "postfix_instances[].config_dir")
+    spool = manifest.get("spool")
+    if spool is not None:
+        if not isinstance(spool, dict) or not isinstance(spool.get("volume_id"), str) \
+                or not isinstance(spool.get("directories"), list):
+            raise ApplyError(f"manifest spool: received {spool!r}, expected a volume_id, mount and directories")
+        check_path(spool.get("mount"), "spool.mount")
+        for directory in spool.get("directories", []):
+            check_path(directory.get("path"), "spool.directories[].path")
     return manifest
 
 
 def aws_client(service: str, region: str, endpoint: str | None) -> Any:
     import boto3  # Debian's python3-boto3; imported here so --help and tests of errors need no boto3
+    from botocore.config import Config
 
-    return boto3.client(service, region_name=region, endpoint_url=endpoint)
+    # botocore's standard mode retries throttling, 5xx and dropped connections itself; the loop in
+    # `retried` adds what it does not retry (AccessDenied while IAM propagates, missing credentials).
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30)
+    return boto3.client(service, region_name=region, endpoint_url=endpoint, config=config)
+
+
+def error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code") or response.get("ResponseMetadata", {}).get(
+            "HTTPStatusCode") or type(error).__name__)
+    return type(error).__name__
+
+
+def retried(what: str, call: Any, args: argparse.Namespace) -> Any:
+    """`call()`, again after 1, 2, 4 ... x --retry-seconds (at most MAX_BACKOFF_SECONDS) while it fails
+    in a way that can be transient, at most --attempts times; otherwise one ApplyError line."""
+    started = time.monotonic()
+    for attempt in range(1, args.attempts + 1):
+        try:
+            return call()
+        except Exception as error:
+            code = error_code(error)
+            if code not in TRANSIENT:
+                raise ApplyError(f"{what}: {code} (not transient: not retried)") from None
+            if attempt == args.attempts:
+                hint = (": IAM propagation takes seconds; a lasting AccessDenied means the role's policy does not"
+                        " grant it, or the object is missing" if code.startswith("AccessDenied") else "")
+                raise ApplyError(f"{what}: {code} after {attempt} attempt{'s' if attempt > 1 else ''} over "
+                                 f"{time.monotonic() - started:.1f} s{hint}") from None
+            time.sleep(min(args.retry_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def fetch_manifest(args: argparse.Namespace) -> dict[str, Any]:
     if args.manifest:
         return check_manifest(json.loads(Path(args.manifest).read_text()))
     s3 = aws_client("s3", args.region, args.endpoint_url)
-    # Retried: at first boot the role's policy can take seconds to reach S3.
-    for attempt in range(1, args.attempts + 1):
-        try:
-            body = s3.get_object(Bucket=args.bucket, Key=args.key)["Body"].read()
-            break
-        except Exception as error:
-            if attempt == args.attempts:
-                raise ApplyError(f"s3://{args.bucket}/{args.key}: {error}") from None
-            time.sleep(args.retry_seconds)
-    return check_manifest(json.loads(body))
+
+    def read() -> bytes:
+        return bytes(s3.get_object(Bucket=args.bucket, Key=args.key)["Body"].read())
+
+    return check_manifest(json.loads(retried(f"s3://{args.bucket}/{args.key}", read, args)))
 
 
 def fetch_secrets(manifest: dict[str, Any], args: argparse.Namespace) -> dict[str, str]:
@@ -115,10 +181,8 @@ def fetch_secrets(manifest: dict[str, Any], args: argparse.Namespace) -> dict[st
     ssm = aws_client("ssm", args.region, args.endpoint_url)
     values = {}
     for name in names:
-        try:
-            values[name] = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
-        except Exception as error:
-            raise ApplyError(f"SSM parameter {name}: {type(error).__name__}") from None
+        values[name] = retried(f"SSM parameter {name}", lambda name=name: ssm.get_parameter(
+            Name=name, WithDecryption=True)["Parameter"]["Value"], args)
     return values
 
 
@@ -218,6 +282,74 @@ def ensure_addresses(host: Host, wanted: list[str], added_before: list[str]) -> 
     return sorted(set(added))
 
 
+def mount_points(host: Host) -> set[str]:
+    """The mount points of /proc/self/mountinfo (its fifth field, octal escapes such as \\040 decoded)."""
+    path = host.path("/proc/self/mountinfo")
+    if not path.is_file():
+        return set()
+    points = set()
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 4:
+            points.add(fields[4].encode().decode("unicode_escape"))
+    return points
+
+
+def find_volume(host: Host, spool: dict[str, Any], wait_seconds: float) -> str:
+    """The block device of the spool volume, waiting for it: at first boot the attachment is made after
+    the instance runs. Found by the volume id (the NVMe serial), not by a device name the kernel assigns."""
+    serial = str(spool["volume_id"]).replace("-", "")
+    candidates = [NVME_BY_ID.format(serial=serial)]
+    # Xen instances (no NVMe) show the attachment's device name /dev/sdX as /dev/xvdX.
+    if str(spool.get("device_name", "")).startswith("/dev/sd"):
+        candidates.append("/dev/xvd" + str(spool["device_name"]).removeprefix("/dev/sd"))
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for candidate in candidates:
+            if host.path(candidate).exists():
+                return str(host.path(candidate))
+        if time.monotonic() >= deadline:
+            raise ApplyError(f"spool volume {spool['volume_id']}: no block device after {wait_seconds:.0f} s "
+                             f"(looked for {', '.join(candidates)}); is its VolumeAttachment in place?")
+        time.sleep(min(2.0, wait_seconds))
+
+
+def ensure_spool(host: Host, spool: dict[str, Any] | None, wait_seconds: float) -> None:
+    """Mount the spool volume and bind each of its directories over its spool path (idempotent)."""
+    if not spool:
+        return
+    mount = spool["mount"]
+    mounted = mount_points(host)
+    if str(host.path(mount)) not in mounted:
+        device = find_volume(host, spool, wait_seconds)
+        code, kind = host.probe("blkid", "-o", "value", "-s", "TYPE", device)
+        if code == 2 or (code == 0 and not kind.strip()):  # blkid(8): exit 2, no file system found
+            host.run("mkfs", "-q", "-L", SPOOL_LABEL, device)
+            host.log.append(f"spool file system made: {spool['volume_id']}")
+        elif code != 0 or kind.strip() != "ext4":
+            # Never format a volume that holds something: it may be another host's mail.
+            raise ApplyError(f"spool volume {spool['volume_id']}: blkid says {kind.strip() or f'exit {code}'!r}, "
+                             "expected ext4 or no file system")
+        host.path(mount).mkdir(mode=0o700, parents=True, exist_ok=True)
+        host.run("mount", "-o", "noatime", device, str(host.path(mount)))
+        host.log.append(f"spool mounted: {spool['volume_id']} on {mount}")
+    for directory in spool["directories"]:
+        target = host.path(directory["path"])
+        if str(target) in mounted:
+            continue
+        source = host.path(mount + directory["path"])
+        if not source.is_dir():
+            source.mkdir(parents=True)
+            if target.is_dir() and any(target.iterdir()):
+                # What the packages or an older instance put there (a queue on the root disk) moves along.
+                host.run("cp", "-a", f"{target}/.", f"{source}/")
+            else:
+                ensure_directory(source, int(directory["mode"], 8), owner_ids(directory["owner"]))
+        target.mkdir(parents=True, exist_ok=True)
+        host.run("mount", "--bind", str(source), str(target))
+        host.log.append(f"spool bound: {directory['path']}")
+
+
 def load_state(host: Host) -> dict[str, Any]:
     path = host.path(STATE)
     if not path.is_file():
@@ -301,6 +433,16 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
     state = load_state(host)
     previous = state["manifest"]
     secrets = fetch_secrets(manifest, args)  # all of them before any write: a failed read changes nothing
+    if args.services == "start" and not args.skip_spool:
+        # Boot: the queues are on the volume before anything is prepared or started. A refresh never
+        # mounts over a running MTA's spool (that would hide its queue); a host without the volume
+        # mounted gets it by replacement (docs/pulumi-workflow.md, "Replacing a host").
+        ensure_spool(host, manifest.get("spool"), args.device_wait_seconds)
+    elif manifest.get("spool") and not args.skip_spool \
+            and str(host.path(manifest["spool"]["mount"])) not in mount_points(host):
+        # A notice, not a change (a second run still says "no change").
+        print(f"mailinfra-apply-config: spool volume {manifest['spool']['volume_id']} not mounted: "
+              "mounted at boot only", file=sys.stderr)
     stop_dropped_instances(host, manifest, previous)  # before their files go
     changed = write_secrets(host, manifest, secrets)
     for file in manifest["files"]:
@@ -340,10 +482,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="after applying: enable and restart (boot) or reload (refresh) the services")
     parser.add_argument("--addresses-only", action="store_true",
                         help="only put the last applied manifest's addresses back on the interface (boot)")
-    parser.add_argument("--attempts", type=int, default=10)
-    parser.add_argument("--retry-seconds", type=float, default=6.0)
+    parser.add_argument("--spool-only", action="store_true",
+                        help="only mount the last applied manifest's spool volume (boot, before the MTA)")
+    parser.add_argument("--skip-spool", action="store_true",
+                        help="leave the manifest's spool volume alone (a lab host has no EBS volume)")
+    parser.add_argument("--attempts", type=int, default=10, help="tries of each S3/SSM read")
+    parser.add_argument("--retry-seconds", type=float, default=2.0,
+                        help="first backoff; doubled after each transient failure, at most 60 s")
+    parser.add_argument("--device-wait-seconds", type=float, default=600.0,
+                        help="how long boot waits for the spool volume's block device")
     args = parser.parse_args(argv)
-    if not args.addresses_only and not args.manifest and not (args.bucket and args.key):
+    if not args.addresses_only and not args.spool_only and not args.manifest and not (args.bucket and args.key):
         parser.error("--bucket and --key (or --manifest) are required")
     return args
 
@@ -363,6 +512,11 @@ def main(argv: list[str]) -> int:
             added = ensure_addresses(host, state["manifest"]["addresses"], state["added_addresses"])
             if added != state["added_addresses"]:
                 save_state(host, {**state, "added_addresses": added})
+        elif args.spool_only:
+            if not host.path(STATE).is_file():
+                # Until the first manifest is applied nothing says where mail goes: the MTA must wait.
+                raise ApplyError(f"{STATE}: no applied manifest yet, expected mailinfra-apply-config to run first")
+            ensure_spool(host, load_state(host)["manifest"].get("spool"), args.device_wait_seconds)
         else:
             manifest = fetch_manifest(args)
             apply(host, manifest, args)

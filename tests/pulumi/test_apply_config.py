@@ -8,6 +8,7 @@ import http.client
 import http.server
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -88,12 +89,28 @@ def moto_url() -> Iterator[str]:
         stop_by_pid(server)
 
 
+# What AWS answers a role whose policy has not reached the service yet (IAM is eventually consistent,
+# IAM User Guide "Troubleshooting: changes that I make are not always immediately visible"): SSM's JSON
+# protocol names the error in `__type`, S3's REST-XML protocol in <Code>.
+DENIED = {
+    "ssm": (400, "application/x-amz-json-1.1",
+            b'{"__type":"AccessDeniedException","message":"not authorized to perform: ssm:GetParameter"}'),
+    "s3": (403, "application/xml",
+           b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>Access Denied"
+           b"</Message></Error>"),
+}
+
+
 class CountingProxy(http.server.ThreadingHTTPServer):
-    """Forwards every request to moto and counts SSM GetParameter calls by parameter name."""
+    """Forwards every request to moto and counts SSM GetParameter calls by parameter name. `deny[kind]`:
+    how many of the next S3 GetObject ("s3") or SSM GetParameter ("ssm") requests it answers AccessDenied
+    itself (counted in `denied`), as AWS does while a new role policy propagates."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.fetched: Counter[str] = Counter()
+        self.deny: Counter[str] = Counter()
+        self.denied: Counter[str] = Counter()
         super().__init__(("127.0.0.1", 0), _Forward)
 
     @property
@@ -106,8 +123,22 @@ class _Forward(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        kind = None
         if self.headers.get("X-Amz-Target") == "AmazonSSM.GetParameter":
             self.server.fetched[json.loads(body)["Name"]] += 1
+            kind = "ssm"
+        elif self.command == "GET" and self.path.startswith(f"/{BUCKET}/"):
+            kind = "s3"
+        if kind and self.server.deny[kind] > 0:
+            self.server.deny[kind] -= 1
+            self.server.denied[kind] += 1
+            status, content_type, answer = DENIED[kind]
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            return
         connection = http.client.HTTPConnection(self.server.upstream, timeout=30)
         connection.request(self.command, self.path, body, dict(self.headers))
         response = connection.getresponse()
@@ -381,3 +412,156 @@ def _generated_key() -> str:
 
     return ed25519.Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def test_access_denied_while_iam_propagates_is_retried_with_backoff(host, aws, tmp_path: Path) -> None:
+    """GIVEN a first boot whose role policies have not reached S3 and SSM yet (AccessDenied twice each) WHEN
+    the program runs THEN it retries with backoff and applies the manifest once the policies are there."""
+    proxy, s3, ssm = aws
+    ssm.put_parameter(Name=RELAY, Value=PASSWORD, Type="SecureString")
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    _publish(s3, _manifest(FIRST, ["10.0.0.5"], instances=False))
+    proxy.deny.update({"s3": 2, "ssm": 2})
+    done = host("--attempts", "4", "--retry-seconds", "0.05")
+    assert done.returncode == 0, done.stderr
+    assert proxy.denied == Counter({"s3": 2, "ssm": 2})
+    assert (tmp_path / "root/etc/mailinfra/relay.conf").read_text() == f"password={PASSWORD}\n"
+
+
+def test_a_lasting_access_denied_fails_in_one_line_after_its_attempts(host, aws, tmp_path: Path) -> None:
+    """AccessDenied that outlasts the attempts (the role really lacks the permission, or the object is
+    missing: S3 answers AccessDenied to a role without s3:ListBucket) ends in one line, nothing written."""
+    proxy, s3, _ = aws
+    _publish(s3, _manifest(FIRST, ["10.0.0.5"]))
+    proxy.deny["s3"] = 100
+    done = host("--attempts", "3", "--retry-seconds", "0.05")
+    assert done.returncode == 1
+    assert proxy.denied["s3"] == 3
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"s3://{BUCKET}/{KEY}: AccessDenied after 3 attempts" in done.stderr, done.stderr
+    assert not [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+
+
+def test_a_missing_parameter_is_permanent_and_not_retried(host, aws, tmp_path: Path) -> None:
+    """ParameterNotFound does not end by waiting: one request, one line naming the parameter."""
+    proxy, s3, ssm = aws
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    _publish(s3, _manifest(FIRST, ["10.0.0.5"]))
+    done = host("--attempts", "5", "--retry-seconds", "0.05")
+    assert done.returncode == 1
+    assert proxy.fetched[RELAY] == 1
+    assert done.stderr.strip() == f"mailinfra-apply-config: SSM parameter {RELAY}: ParameterNotFound (not transient: " \
+        "not retried)", done.stderr
+
+
+VOLUME_ID = "vol-0abc123def4567890"
+SPOOL = {"volume_id": VOLUME_ID, "device_name": "/dev/sdf", "mount": "/var/lib/mailinfra/spool",
+         "directories": [{"path": "/var/spool/postfix", "owner": "root:root", "mode": "0755"},
+                         {"path": "/var/spool/postfix-tx", "owner": "root:root", "mode": "0755"}]}
+# Stand-ins for the block-device tools. The "volume" is a directory outside the root (it outlives the
+# instance); its device node carries the file system type, as blkid(8) would read it (exit 2: none).
+# A mount is a symlink from the mount point to what it shows (the directory under it set aside), and a line
+# in /proc/self/mountinfo.
+SPOOL_TOOLS = {
+    "blkid": 'echo "blkid $*" >> "$TOOL_LOG"; kind=$(cat "$5"); [ -n "$kind" ] || exit 2; echo "$kind"',
+    "mkfs": 'echo "mkfs $*" >> "$TOOL_LOG"; echo ext4 > "$4"',
+    "mount": '''echo "mount $*" >> "$TOOL_LOG"
+if [ "$1" = "--bind" ]; then source="$2"; target="$3"; else source="$VOLUME_DIR"; target="$4"; fi
+mv "$target" "$target.under-mount"; ln -s "$source" "$target"  # what was there is hidden, not gone
+echo "36 25 259:1 / $target rw,noatime - ext4 /dev/nvme1n1 rw" >> "$MOUNTINFO"''',
+}
+
+
+@pytest.fixture
+def spool_host(host, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`host` with the block-device stand-ins, the volume's device node under the root's
+    /dev/disk/by-id (the NVMe serial is the volume id without its dash), and a reboot/replace helper."""
+    bin_dir = tmp_path / "spool-bin"
+    bin_dir.mkdir()
+    for name, body in SPOOL_TOOLS.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\nset -eu\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "volume").mkdir()
+    (tmp_path / "volume.dev").write_text("")  # a new volume: no file system
+
+    def boot_disk() -> None:
+        by_id = tmp_path / "root/dev/disk/by-id"
+        by_id.mkdir(parents=True, exist_ok=True)
+        (by_id / f"nvme-Amazon_Elastic_Block_Store_{VOLUME_ID.replace('-', '')}").symlink_to(tmp_path / "volume.dev")
+        (tmp_path / "root/proc/self").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "root/proc/self/mountinfo").write_text("")
+
+    boot_disk()
+    tools = {**{f"MAILINFRA_{n.upper()}": str(bin_dir / n) for n in SPOOL_TOOLS},
+             "VOLUME_DIR": str(tmp_path / "volume"), "MOUNTINFO": str(tmp_path / "root/proc/self/mountinfo")}
+
+    def run(*extra: str, new_instance: bool = False) -> subprocess.CompletedProcess[str]:
+        if new_instance:  # the old instance and its root disk are gone; the volume stays
+            shutil.rmtree(tmp_path / "root")
+            (tmp_path / "root").mkdir()
+            boot_disk()
+        return host(*extra, tools=tools)
+
+    return run
+
+
+def test_boot_mounts_the_spool_volume_by_its_id_and_a_replacement_finds_the_queue(
+        spool_host, aws, tmp_path: Path) -> None:
+    """GIVEN a new spool volume WHEN the first instance boots THEN it gets a file system once, is mounted,
+    and the queues are bound onto it; WHEN a queued message sits there and a replacement instance boots
+    with the same volume THEN nothing is formatted and the message is in its queue; a reboot (--spool-only)
+    mounts it again from the applied manifest, fetching nothing."""
+    proxy, s3, ssm = aws
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    _publish(s3, {**_manifest([FIRST[4]], ["10.0.0.5"]), "spool": SPOOL})
+    device = str(tmp_path / f"root/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{VOLUME_ID.replace('-', '')}")
+    # What the postfix package made on the root disk before the first apply moves onto the volume.
+    (tmp_path / "root/var/spool/postfix/maildrop").mkdir(parents=True)
+    (tmp_path / "root/var/spool/postfix/maildrop/early").write_text("injected before the first apply")
+    first = spool_host("--services", "start")
+    assert first.returncode == 0, first.stderr
+    log = _tool_log(tmp_path)
+    assert f"mkfs -q -L mailinfra-spool {device}" in log
+    assert log.index(f"mkfs -q -L mailinfra-spool {device}") < min(
+        i for i, c in enumerate(log) if c.startswith(("postfix", "systemctl")))  # before the MTA
+    assert (tmp_path / "volume/var/spool/postfix/maildrop/early").is_file()
+    queue = tmp_path / "root/var/spool/postfix-tx"
+    assert queue.resolve() == (tmp_path / "volume/var/spool/postfix-tx").resolve()
+    (queue / "deferred").mkdir(exist_ok=True)
+    (queue / "deferred/4F1A2B3C").write_text("a queued message")
+
+    replaced = spool_host("--services", "start", new_instance=True)
+    assert replaced.returncode == 0, replaced.stderr
+    assert not [c for c in _tool_log(tmp_path) if c.startswith("mkfs")]
+    assert (tmp_path / "root/var/spool/postfix-tx/deferred/4F1A2B3C").read_text() == "a queued message"
+
+    # A reboot: mounts are gone, the root disk stays.
+    (tmp_path / "root/proc/self/mountinfo").write_text("")
+    for path in ("var/lib/mailinfra/spool", "var/spool/postfix", "var/spool/postfix-tx"):
+        (tmp_path / "root" / path).unlink()
+        (tmp_path / "root" / path).mkdir()
+    fetched = sum(proxy.fetched.values())
+    rebooted = spool_host("--spool-only")
+    assert rebooted.returncode == 0, rebooted.stderr
+    assert (tmp_path / "root/var/spool/postfix-tx/deferred/4F1A2B3C").is_file()
+    assert sum(proxy.fetched.values()) == fetched
+
+
+def test_a_volume_with_another_file_system_is_never_formatted(spool_host, aws, tmp_path: Path) -> None:
+    """A volume that holds something else (not ext4) may be mail of another kind: one line, no mkfs."""
+    _, s3, ssm = aws
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    _publish(s3, {**_manifest([], [], instances=False), "spool": SPOOL})
+    (tmp_path / "volume.dev").write_text("xfs")
+    done = spool_host("--services", "start")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"mailinfra-apply-config: spool volume {VOLUME_ID}: blkid says 'xfs', "
+                                   "expected ext4 or no file system"), done.stderr
+    assert not [c for c in _tool_log(tmp_path) if c.startswith(("mkfs", "mount", "systemctl"))]
+
+
+def test_the_mta_waits_while_no_manifest_was_applied(spool_host, tmp_path: Path) -> None:
+    """Before the first apply (packages may start the MTA early), --spool-only fails, so the MTA unit that
+    requires it does not start on the root disk's spool."""
+    done = spool_host("--spool-only")
+    assert done.returncode == 1 and "no applied manifest yet" in done.stderr, done.stderr

@@ -106,3 +106,20 @@ def test_a_bind_to_an_address_of_another_host_is_refused():
     with pytest.raises(PlanError, match=r"198\.51\.100\.9"):
         bind_private_addresses("x unix - - n - - smtp\n  -o smtp_bind_address=198.51.100.9\n",
                                {"203.0.113.5": "10.0.0.11"}, {})
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_each_eni_s_addresses_are_salted_with_project_and_stack(mock_runs, plans, stack):
+    """Two stacks in one account and subnet must not derive the same private addresses: the ENI asks for
+    the addresses derived with salt `<project>/<stack>` (the mock subnet is 10.0.0.0/20)."""
+    from mailinfra.deployment.mock_runtime import PROJECT
+    from mailinfra.plan.private_addresses import private_addresses, subnet_address_keys
+
+    plan, run = plans(stack), mock_runs(stack)
+    for host in plan.hosts:
+        eni = next(r for r in resources_of(run, "aws:ec2/networkInterface:NetworkInterface")
+                   if r["name"] == f"host-{host.name}-eni")
+        keys = subnet_address_keys(plan, host.name)
+        salted = private_addresses("10.0.0.0/20", keys, host.ips, f"{PROJECT}/{stack}")
+        assert sorted(eni["inputs"]["privateIps"]) == sorted(salted.values()), host.name
+        assert salted != private_addresses("10.0.0.0/20", keys, host.ips), host.name

@@ -250,10 +250,10 @@ def _with_keys(stack, plan, keys, *, swap=False):
         secret = f"mailinfra:{dkim_secret_key(domain, selector)}"
         config[secret] = pem
         secret_keys.append(secret)
-    if swap:  # give every key's secret another key's private half
-        names = [f"mailinfra:{dkim_secret_key(d, s)}" for d, s in keys]
-        values = [config[n] for n in names]
-        config.update(zip(names, values[1:] + values[:1], strict=True))
+    if swap:  # give every key's secret the private half of another key of its algorithm (not the published one)
+        # Same algorithm for every key: each refusal is "another key", whichever check the runtime reaches first.
+        for (domain, selector), (pem, _) in generate_keys(plan).items():
+            config[f"mailinfra:{dkim_secret_key(domain, selector)}"] = pem
     config["mailinfra:domains"] = json.dumps(domains)
     for route in plan.routes:
         if route.password_secret:
