@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from mailinfra.dns.records import DnsRecord, RecordType
-from mailinfra.dns.txt import quote_txt
+from mailinfra.dns.txt import cloudflare_txt_content, route53_txt_value
 from mailinfra.plan.model import Plan
 
 ROUTE53 = "route53"
@@ -134,9 +134,10 @@ def create_record(
 def _route53_value(record: DnsRecord, value: pulumi.Input[str]) -> pulumi.Input[str]:
     if record.type is not RecordType.TXT:
         return value
-    # Route53 takes TXT rdata in master-file form; one value > 255 bytes must already be split into
-    # several quoted strings (Route53 "TXT record type"), which is what quote_txt does.
-    return pulumi.Output.from_input(value).apply(quote_txt)
+    # The AWS provider quotes each TXT entry itself (terraform-provider-aws record.go flattenTxtEntry:
+    # `"%s"`): an entry given in master-file form reaches Route53 as `""v=...""` and the change batch
+    # fails. route53_txt_value gives the unquoted form, chunks over 255 bytes joined by `""`.
+    return pulumi.Output.from_input(value).apply(route53_txt_value)
 
 
 def _cloudflare_records(
@@ -160,8 +161,9 @@ def _cloudflare_records(
             kwargs["priority"] = int(preference)
             content = target
         elif record.type is RecordType.TXT:
-            # Cloudflare stores TXT content as quoted RFC 1035 character-strings of <= 255 bytes.
-            content = pulumi.Output.from_input(value).apply(quote_txt)
+            # Cloudflare's TXT content is quoted RFC 1035 character-strings of <= 255 bytes (its API's
+            # DNS record schema): the master-file form, unlike Route53's provider above.
+            content = pulumi.Output.from_input(value).apply(cloudflare_txt_content)
         created.append(cloudflare.DnsRecord(
             resource_name + suffix, zone_id=zone_id, name=record.name, type=str(record.type),
             ttl=record.ttl, content=content, proxied=False if record.type is RecordType.A else None,

@@ -17,9 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import mta
+from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
 from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS, LabLayout, plan_layout
 from mailinfra.lab.namespace import (
@@ -90,8 +92,11 @@ def check_environment() -> None:
                          "iproute2 knot knot-dnsutils postfix opendkim")
 
 
-def up(lab: Lab, *, rsa_only: bool = False) -> LabState:
-    """Build the whole lab; a previous (crashed) run of the same stack is torn down first."""
+def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None) -> LabState:
+    """Build the whole lab; a previous (crashed) run of the same stack is torn down first.
+
+    `deployment`: the resources to build from instead of running the program (tests pass a mutated one
+    to re-introduce a defect and show the lab fails); by default `deploy_lab` with the lab's keys."""
     check_environment()
     plan, layout = lab.plan, lab.layout
     down(lab)
@@ -108,13 +113,15 @@ def up(lab: Lab, *, rsa_only: bool = False) -> LabState:
         state.interface = create_namespace(layout.namespace, layout.addresses(), DNS_ADDRESS)
         state.save(layout.state_file)
         keys = generate_lab_keys(plan, layout.keys_dir)
-        records = lab_dns.plan_lab_records(plan, layout, keys)
-        zones = lab_dns.render_lab_zones(plan, records, serial=int(time.time()))
+        route_secrets, credentials = route_credentials(plan)
+        if deployment is None:
+            deployment = deploy_lab(plan, keys, route_secrets)
+        rrsets = lab_dns.lab_rrsets(plan, layout, deployment)
+        zones = lab_dns.render_lab_zones(plan, layout, rrsets, serial=int(time.time()))
         lab_dns.write_zones(zones, layout.zones_dir)
         lab_dns.start_knot(state, layout, list(zones))
         state.save(layout.state_file)
         _start_providers(lab, state)
-        route_secrets, credentials = route_credentials(plan)
         _start_routes(lab, state, credentials)
         skipped = _start_hosts(lab, state, route_secrets, rsa_only=rsa_only)
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
