@@ -121,10 +121,13 @@ def _txt_texts(args: ResourceValidationArgs) -> Iterator[tuple[str, str]]:
     if args.resource_type not in (ROUTE53_RECORD, CLOUDFLARE_RECORD) or props.get("type") != "TXT":
         return
     name = str(props.get("name", "")).lower().rstrip(".")
-    values = props.get("records") if args.resource_type == ROUTE53_RECORD else [props.get("content")]
+    route53 = args.resource_type == ROUTE53_RECORD
+    values = props.get("records") if route53 else [props.get("content")]
     for value in values or []:
         if isinstance(value, str):  # an unknown (computed) value is judged at `pulumi up`, not here
-            yield name, unquote_txt(value)
+            # The AWS provider wraps each entry in quotes before Route53 reads it (terraform-provider-aws
+            # record.go flattenTxtEntry: `"%s"`); Cloudflare's content is already quoted strings.
+            yield name, unquote_txt(f'"{value}"' if route53 else value)
 
 
 def unquote_txt(value: str) -> str:
