@@ -84,8 +84,9 @@ def _quoted_as_the_old_program_sent(deployment: Deployment) -> Deployment:
         if resource.type == route53.RECORD and resource.inputs.get("type") == "TXT":
             rrset = route53.published_rrset(resource)
             old = [quote_txt(join_txt(txt_strings(rdata))) for rdata in rrset.rdatas]
-            resource = dataclasses.replace(resource, inputs={**resource.inputs, "records": old})
-        resources.append(resource)
+            resources.append(dataclasses.replace(resource, inputs={**resource.inputs, "records": old}))
+        else:
+            resources.append(resource)
     return dataclasses.replace(deployment, resources=tuple(resources))
 
 
