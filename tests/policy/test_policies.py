@@ -47,7 +47,9 @@ def violations(policy: str, args: ResourceValidationArgs) -> list[str]:
 
 
 def route53_txt(name: str, text: str) -> ResourceValidationArgs:
-    return resource(policies.ROUTE53_RECORD, {"name": name, "type": "TXT", "ttl": 300, "records": [route53_txt_value(text)]})
+    # The provider's form: unquoted, chunks joined by `""` (it adds the outer quotes itself).
+    return resource(policies.ROUTE53_RECORD,
+                    {"name": name, "type": "TXT", "ttl": 300, "records": [route53_txt_value(text)]})
 
 
 def cloudflare_txt(name: str, text: str) -> ResourceValidationArgs:

@@ -15,11 +15,11 @@ import pytest
 from components.dkim_keys import delivered_keys, dkim_secret_key, public_half
 from components.dns_records import forward_records
 from components.secondary_route import route_hosts
-from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
-from mailinfra.dns.records import RecordType
 from mailinfra.deployment import cloudflare, route53
 from mailinfra.deployment.program import resources_from_json
 from mailinfra.deployment.published import txt_strings
+from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
+from mailinfra.dns.records import RecordType
 from mailinfra.dns.txt import join_txt, split_txt
 from mailinfra.pulumi_preview import SECRET_MARKER
 from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock
