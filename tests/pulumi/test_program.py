@@ -16,12 +16,13 @@ from components.dkim_keys import delivered_keys, dkim_secret_key, public_half
 from components.dns_records import forward_records
 from components.secondary_route import route_hosts
 from mailinfra.deployment import cloudflare, route53
+from mailinfra.deployment.mock_runtime import SECRET_MARKER
 from mailinfra.deployment.program import resources_from_json
 from mailinfra.deployment.published import txt_strings
 from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
 from mailinfra.dns.records import RecordType
 from mailinfra.dns.txt import join_txt, split_txt
-from mailinfra.pulumi_preview import SECRET_MARKER
+from mailinfra.mta.resolver import resolver_egress
 from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock
 
 EIP = "aws:ec2/eip:Eip"
@@ -109,6 +110,8 @@ def test_security_group_rules_are_exactly_smtp_out_and_injection_in(stack, mock_
                  for r in run["resources"] if r["type"] in (INGRESS, EGRESS) and r["name"].startswith(prefix)}
         expected = {(EGRESS, p, p, "0.0.0.0/0", "tcp") for p in (25, 587, 443)}
         expected |= {(INGRESS, 25, 25, cidr, "tcp") for cidr in host.injection_cidrs}
+        # tls: dane hosts recurse DNS themselves (their validating unbound, mailinfra/mta/resolver.py).
+        expected |= {(EGRESS, port, port, "0.0.0.0/0", protocol) for protocol, port in resolver_egress(host)}
         if host.accepts_bounces:
             expected.add((INGRESS, 25, 25, "0.0.0.0/0", "tcp"))
         assert rules == expected, host.name
@@ -381,7 +384,7 @@ def test_preview_of_a_stack_without_cloudflare_never_imports_it():
     import subprocess
     import sys
 
-    code = ("import sys; from mailinfra.pulumi_preview import collect_resources; collect_resources('dev'); "
+    code = ("import sys; from mailinfra.deployment.mock_runtime import collect_resources; collect_resources('dev'); "
             "print('pulumi_cloudflare' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, check=True, timeout=180)
