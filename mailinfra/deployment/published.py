@@ -10,12 +10,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from mailinfra.errors import MailinfraError
-
-if TYPE_CHECKING:
-    from mailinfra.deployment.program import Deployment
 
 # RFC 1035 §3.3: a <character-string> is at most 255 octets (one length octet).
 MAX_STRING_BYTES = 255
@@ -112,11 +108,3 @@ def _escape_octet(octet: int) -> str:
         return chr(octet)
     return f"\\{octet:03d}"
 
-
-def deployment_rrsets(deployment: Deployment) -> list[PublishedRRset]:
-    """Everything the deployment makes the providers publish: Route53 and Cloudflare records, then the
-    EIP PTRs AWS publishes (checked against the forward A records, as AWS checks them)."""
-    from mailinfra.deployment import cloudflare, eip_ptr, route53
-
-    forward = route53.published_rrsets(deployment) + cloudflare.published_rrsets(deployment)
-    return forward + eip_ptr.published_ptrs(deployment, forward)

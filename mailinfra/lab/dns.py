@@ -17,14 +17,9 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from mailinfra.deployment.dns import deployment_rrsets
 from mailinfra.deployment.program import Deployment
-from mailinfra.deployment.published import (
-    PublishedRRset,
-    absolute_name,
-    deployment_rrsets,
-    merge_rrsets,
-    txt_presentation,
-)
+from mailinfra.deployment.published import PublishedRRset, absolute_name, merge_rrsets, txt_presentation
 from mailinfra.dns.records import DnsRecord, RecordType
 from mailinfra.dns.spf import build_spf
 from mailinfra.dns.txt import split_txt
