@@ -91,7 +91,8 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     allocation_ids = {n: a for p in pools.values() for n, a in p.allocation_ids.items()}
     new_addresses = {ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.placeholder}
     owned = {r.key for r in a_records.values()}
-    DnsRecords("dns", DnsRecordsArgs(plan.dns_provider, forward_records(plan, owned), zone_ids, new_addresses))
+    DnsRecords("dns", DnsRecordsArgs(plan.dns_provider, forward_records(plan, owned), zone_ids, new_addresses,
+                                     plan.zones))
     keys = DkimKeys("dkim", DkimKeysArgs(plan, plan.hosts))
     routes = [SecondaryRoute(f"route-{r.name}", SecondaryRouteArgs(plan, r, keys.private_keys, aws_region))
               for r in plan.routes]

@@ -17,8 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from mailinfra.dns.records import DnsRecord, RecordType
-from mailinfra.dns.txt import quote_txt
-from mailinfra.plan.model import Plan
+from mailinfra.dns.txt import cloudflare_txt_content, route53_txt_value
+from mailinfra.plan.model import Plan, ZonePlan
 
 ROUTE53 = "route53"
 CLOUDFLARE = "cloudflare"
@@ -31,6 +31,8 @@ class DnsRecordsArgs:
     zone_ids: Mapping[str, pulumi.Input[str]]
     # plan placeholder address -> the allocated EIP's public address (new IPs only)
     addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # the plan's zones: how each adopts live records (dns.zones.<zone>.adopt, import_ids)
+    zones: Sequence[ZonePlan] = ()
 
 
 class DnsRecords(pulumi.ComponentResource):
@@ -39,11 +41,13 @@ class DnsRecords(pulumi.ComponentResource):
     def __init__(self, name: str, args: DnsRecordsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("mailinfra:dns_records:DnsRecords", name, None, opts)
         self.records: dict[str, list[pulumi.CustomResource]] = {}
+        zones = {z.name: z for z in args.zones}
         for record in args.records:
             values = resolve_values(record, args.addresses)
             self.records[record.key] = create_record(
                 f"{name}-{record_slug(record)}", record=record, zone_id=args.zone_ids[record.zone],
-                provider=args.provider, values=values, opts=pulumi.ResourceOptions(parent=self))
+                provider=args.provider, values=values, opts=pulumi.ResourceOptions(parent=self),
+                zone=zones.get(record.zone))
         self.register_outputs({"record_keys": sorted(self.records)})
 
 
@@ -122,21 +126,38 @@ def create_record(
     provider: str,
     values: Sequence[pulumi.Input[str]],
     opts: pulumi.ResourceOptions,
+    zone: ZonePlan | None = None,
 ) -> list[pulumi.CustomResource]:
-    """One RRset as the provider models it: one Route53 Record, or one Cloudflare record per value."""
+    """One RRset as the provider models it: one Route53 Record, or one Cloudflare record per value.
+
+    `zone`: how the zone adopts live records. `overwrite`: Route53's allow_overwrite, so the create is an
+    UPSERT that replaces a live RRset instead of failing on it (terraform-provider-aws record.go
+    resourceRecordCreate). `import`: the keys in import_ids are imported (Pulumi's `import` option: the
+    live record is taken over, and `up` fails if it differs from what the program declares).
+    """
+    imports = dict(zone.import_ids) if zone else {}
     if provider == CLOUDFLARE:
-        return _cloudflare_records(resource_name, record, zone_id, values, opts)
+        return _cloudflare_records(resource_name, record, zone_id, values, opts, imports=imports)
     rdata = [_route53_value(record, v) for v in values]
+    overwrite = True if zone is not None and zone.adopt == "overwrite" else None
     return [aws.route53.Record(resource_name, zone_id=zone_id, name=record.name, type=str(record.type),
-                               ttl=record.ttl, records=rdata, opts=opts)]
+                               ttl=record.ttl, records=rdata, allow_overwrite=overwrite,
+                               opts=_with_import(opts, imports.get(record.key)))]
+
+
+def _with_import(opts: pulumi.ResourceOptions, import_id: str | None) -> pulumi.ResourceOptions:
+    if not import_id:
+        return opts
+    return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(import_=import_id))
 
 
 def _route53_value(record: DnsRecord, value: pulumi.Input[str]) -> pulumi.Input[str]:
     if record.type is not RecordType.TXT:
         return value
-    # Route53 takes TXT rdata in master-file form; one value > 255 bytes must already be split into
-    # several quoted strings (Route53 "TXT record type"), which is what quote_txt does.
-    return pulumi.Output.from_input(value).apply(quote_txt)
+    # The AWS provider quotes each TXT entry itself (terraform-provider-aws record.go flattenTxtEntry:
+    # `"%s"`): an entry given in master-file form reaches Route53 as `""v=...""` and the change batch
+    # fails. route53_txt_value gives the unquoted form, chunks over 255 bytes joined by `""`.
+    return pulumi.Output.from_input(value).apply(route53_txt_value)
 
 
 def _cloudflare_records(
@@ -145,6 +166,8 @@ def _cloudflare_records(
     zone_id: pulumi.Input[str],
     values: Sequence[pulumi.Input[str]],
     opts: pulumi.ResourceOptions,
+    *,
+    imports: Mapping[str, str],
 ) -> list[pulumi.CustomResource]:
     import pulumi_cloudflare as cloudflare
 
@@ -160,12 +183,16 @@ def _cloudflare_records(
             kwargs["priority"] = int(preference)
             content = target
         elif record.type is RecordType.TXT:
-            # Cloudflare stores TXT content as quoted RFC 1035 character-strings of <= 255 bytes.
-            content = pulumi.Output.from_input(value).apply(quote_txt)
+            # Cloudflare's TXT content is quoted RFC 1035 character-strings of <= 255 bytes (its API's
+            # DNS record schema): the master-file form, unlike Route53's provider above.
+            content = pulumi.Output.from_input(value).apply(cloudflare_txt_content)
+        # Cloudflare imports one record (one value) per id: `<key> <value>`, or the key of a single value.
+        import_id = imports.get(f"{record.key} {plan_value}") or (
+            imports.get(record.key) if len(record.values) == 1 else None)
         created.append(cloudflare.DnsRecord(
             resource_name + suffix, zone_id=zone_id, name=record.name, type=str(record.type),
             ttl=record.ttl, content=content, proxied=False if record.type is RecordType.A else None,
-            opts=opts, **kwargs))
+            opts=_with_import(opts, import_id), **kwargs))
     return created
 
 

@@ -149,7 +149,7 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     settings.reset_options(project=PROJECT, stack=stack_name, preview=preview)
-    recorder = _Recorder(fingerprint_secrets, reveal_secrets)
+    recorder = _Recorder(fingerprint_secrets, reveal_secrets, keep_outputs=not preview)
     _EIP_ADDRESSES.clear()
     _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
     monitor = _RecordingMonitor(_Mocks(provider_region(config)), recorder)
@@ -349,9 +349,12 @@ _EIP_ADDRESSES: dict[str, str] = {}
 
 
 class _Recorder:
-    def __init__(self, fingerprint_secrets: bool, reveal_secrets: bool = False) -> None:
+    def __init__(self, fingerprint_secrets: bool, reveal_secrets: bool = False, keep_outputs: bool = False) -> None:
         self.entries: list[dict[str, Any]] = []
         self.reveal_secrets = reveal_secrets
+        # An up run keeps what the mocks returned (an Eip's publicIp): the deployment emulator reads
+        # them; a preview does not, so plan.json stays as it was.
+        self.keep_outputs = keep_outputs
         # Tests only: sha256 of each secret input, to prove which secret reached which resource
         # without the value itself leaving the run.
         self.fingerprint_secrets = fingerprint_secrets
@@ -382,6 +385,11 @@ class _Recorder:
             self.entries[-1]["provider"] = request.provider
         if self.fingerprint_secrets:
             self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
+
+    def add_outputs(self, outputs: Mapping[str, Any]) -> None:
+        """What the mocks returned for the resource just added (an up run only: an Eip's publicIp)."""
+        if self.keep_outputs and self.entries:
+            self.entries[-1]["outputs"] = _reveal(dict(outputs)) if self.reveal_secrets else _mask(dict(outputs))
 
     def finish(self) -> list[dict[str, Any]]:
         """The resources ordered by URN: registration order depends on when each Output resolved in the
@@ -422,6 +430,8 @@ class _RecordingMonitor:
                 response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
                 if request.type != "pulumi:pulumi:Stack":
                     recorder.add(request, response.urn, rpc.deserialize_properties(request.object))
+                    if recorder.keep_outputs and response.object:
+                        recorder.add_outputs(rpc.deserialize_properties(response.object))
                 return response
 
         return Monitor(mocks)  # type: ignore[arg-type]  # duck-typed: new_resource and call

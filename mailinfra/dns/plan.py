@@ -5,7 +5,7 @@ Pure: config and the already-derived plan parts in, typed records out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
 from mailinfra.dns.dmarc import build_dmarc
@@ -178,3 +178,17 @@ def _check_unique(records: list[DnsRecord]) -> None:
         if record.key in seen:
             raise PlanError(f"{record.key} is planned twice: {seen[record.key].purpose!r} and {record.purpose!r}")
         seen[record.key] = record
+
+
+def check_imports(zones: Sequence[ZonePlan], records: Sequence[DnsRecord]) -> None:
+    """Every dns.zones.<zone>.import_ids key names a record the plan creates in that zone (an import id
+    for a record the program does not declare would never be used, and the live record never adopted)."""
+    for zone in zones:
+        planned = {r.key: r for r in records if r.zone == zone.name}
+        for key, _ in zone.import_ids:
+            record_key, _, value = key.partition(" ")
+            record = planned.get(record_key)
+            if record is None or (value and value not in record.values):
+                known = ", ".join(sorted(planned)) or "(none)"
+                raise PlanError(f"dns.zones.{zone.name}.import_ids: received {key!r}, expected a record key the "
+                                f"plan creates in {zone.name} ({known}), a value after a space for one of its values")

@@ -1,7 +1,14 @@
 """The one TXT formatter: split into <= 255-byte character-strings, quote for zone files, join back.
 
 Every consumer (zone files, Route53, Cloudflare, drift) goes through here, so a long DKIM key is split
-the same way everywhere.
+the same way everywhere. The providers take TXT values in two different forms, one function each:
+
+- `quote_txt` / `cloudflare_txt_content`: master-file form, `"chunk1" "chunk2"` (zone files, Knot, and
+  Cloudflare's `content`, which "must consist of quoted character strings (RFC 1035), each with a length
+  of up to 255 bytes": the Cloudflare API's DNS record schema, cloudflare-typescript PR #1777).
+- `route53_txt_value`: the form the AWS provider's `records` takes, `chunk1""chunk2` WITHOUT the outer
+  quotes, because terraform-provider-aws wraps every TXT/SPF value in them itself
+  (internal/service/route53/record.go `expandResourceRecords` -> `flattenTxtEntry`: `"%s"`).
 """
 
 from __future__ import annotations
@@ -46,6 +53,29 @@ def quote_txt(text: str) -> str:
     return " ".join(f'"{_escape(chunk)}"' for chunk in split_txt(text))
 
 
+def cloudflare_txt_content(text: str) -> str:
+    """`text` as a Cloudflare DnsRecord `content` for TXT: the quoted character-strings of `quote_txt`.
+
+    Cloudflare's API (DNS record schema, TXT `content`) expects quoted RFC 1035 character-strings of at
+    most 255 bytes each, so it is the master-file form; a value sent unquoted has no string boundaries
+    of its own and relies on Cloudflare's automatic split.
+    """
+    return quote_txt(text)
+
+
+def route53_txt_value(text: str) -> str:
+    """`text` as one entry of an aws.route53.Record's `records` (TXT or SPF): `chunk1""chunk2`.
+
+    The provider sends `"` + entry + `"` to Route53 (record.go `flattenTxtEntry`), so the entry must not
+    carry the outer quotes; `""` between chunks closes one character-string and opens the next, which is
+    how the SDK's `records` docstring says to write a value over 255 bytes (`first255characters""more`).
+    Route53 reads the result in master-file form: `\\"` and `\\\\` escape a quote and a backslash, any
+    other octet outside printable ASCII is written `\\ooo` in OCTAL (Route53 Developer Guide, "TXT record
+    type" / "DNS domain name format"), unlike the decimal `\\DDD` of RFC 1035 zone files.
+    """
+    return '""'.join(_escape_route53(chunk) for chunk in split_txt(text))
+
+
 def join_txt(strings: Iterable[str | bytes]) -> str:
     """Join the character-strings of one TXT RR back into its logical text (the inverse of `split_txt`).
 
@@ -67,4 +97,16 @@ def _escape(chunk: str) -> str:
             out.append(f"\\{ord(char):03d}")
         else:
             out.append(char)
+    return "".join(out)
+
+
+def _escape_route53(chunk: str) -> str:
+    out: list[str] = []
+    for char in chunk:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif 0x20 <= ord(char) < 0x7F:
+            out.append(char)
+        else:
+            out.extend(f"\\{octet:03o}" for octet in char.encode())
     return "".join(out)

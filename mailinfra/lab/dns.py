@@ -1,7 +1,12 @@
-"""The lab's DNS: the plan's zones (same generator as the preview) with lab keys, plus lab zones.
+"""The lab's DNS: what the deployment's record resources would publish, plus the lab's own zones.
 
 Knot (knotd) runs inside the namespace on DNS_ADDRESS:53 and is authoritative for every zone, so
 Postfix's MX lookups, OpenDKIM and the providers' SPF/DKIM/DMARC checks all see the lab records.
+The stack's records are not the plan's: they are the RRsets the Route53/Cloudflare record resources
+and the EIP PTRs would publish (mailinfra.deployment.published, each provider's documented rules), so a
+value the provider would mangle or refuse fails the lab as it would fail `pulumi up` or the receivers.
+The lab adds only its own infrastructure: its name server, the outsider, the providers' MX hosts, the
+secondary routes (and their SPF includes), each with its PTR.
 """
 
 from __future__ import annotations
@@ -12,11 +17,20 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
+from mailinfra.deployment.dns import deployment_rrsets
+from mailinfra.deployment.program import Deployment
+from mailinfra.deployment.published import PublishedRRset, absolute_name, merge_rrsets, txt_presentation
 from mailinfra.dns.records import DnsRecord, RecordType
 from mailinfra.dns.spf import build_spf
-from mailinfra.dns.zonefile import ptr_name, render_zone, reverse_zone_name
-from mailinfra.lab.keys import LabKey
+from mailinfra.dns.txt import split_txt
+from mailinfra.dns.zonefile import (
+    SOA_EXPIRE,
+    SOA_NEGATIVE_TTL,
+    SOA_REFRESH,
+    SOA_RETRY,
+    ptr_name,
+    reverse_zone_name,
+)
 from mailinfra.lab.layout import DNS_ADDRESS, LAB_ZONE, OUTSIDER_ADDRESS, LabLayout
 from mailinfra.lab.namespace import LabError, in_namespace
 from mailinfra.lab.procs import LabState, start_process
@@ -24,27 +38,73 @@ from mailinfra.plan.model import Plan
 
 LAB_TTL = 60
 NAMESERVER = f"ns.{LAB_ZONE}"
-HOSTMASTER = f"hostmaster@{LAB_ZONE}"
+HOSTMASTER = f"hostmaster.{LAB_ZONE}"  # RFC 1035 §8 RNAME form of hostmaster@<lab zone>
 READY_TIMEOUT_SECONDS = 10.0
+LAB_PROVIDER = "lab"
 
 
-def plan_lab_records(plan: Plan, layout: LabLayout, keys: Sequence[LabKey]) -> tuple[DnsRecord, ...]:
-    """The plan's records with the lab keys' public halves, plus provider, route and infra records."""
-    texts = {}
-    for key in keys:
-        build = build_dkim_ed25519 if key.algorithm == "ed25519" else build_dkim_rsa
-        text = build(key.public_key)
-        for planned in plan.dkim_keys:
-            if (planned.domain, planned.selector) == (key.domain, key.selector):
-                texts.update({dkim_record_name(key.selector, d): text for d in planned.signing_domains})
-    records = [
-        dataclasses.replace(r, values=(texts[r.name],), placeholder=False)
-        if r.type is RecordType.TXT and r.name in texts else r
-        for r in plan.records
-    ]
+def lab_rrsets(plan: Plan, layout: LabLayout, deployment: Deployment) -> list[PublishedRRset]:
+    """What Knot serves: the deployment's published RRsets, then the lab's infrastructure records.
+
+    Raises mailinfra.deployment.published.PublishError when a provider would refuse a record.
+    """
     forward = [z.name for z in plan.zones if not z.reverse]
-    records += _lab_records(plan, layout, forward)
-    return tuple(records)
+    published = deployment_rrsets(deployment)
+    own = [_published(r) for r in _lab_records(plan, layout, forward)]
+    return merge_rrsets(published + own)
+
+
+def render_lab_zones(plan: Plan, layout: LabLayout, rrsets: Sequence[PublishedRRset], serial: int) -> dict[str, str]:
+    """zone name -> master file text: the plan's zones, the reverse /24s and the lab's own zones."""
+    forward = [z.name for z in plan.zones if not z.reverse]
+    by_zone: dict[str, list[PublishedRRset]] = {z.name: [] for z in plan.zones}
+    for rrset in rrsets:
+        by_zone.setdefault(_zone_of(rrset, forward, layout), []).append(rrset)
+    header = f"lab zone for stack {plan.stack}: what the deployment's record resources publish, and lab records"
+    return {zone: render_published_zone(zone, by_zone[zone], serial=serial, header_comment=header)
+            for zone in sorted(by_zone)}
+
+
+def render_published_zone(zone: str, rrsets: Sequence[PublishedRRset], *, serial: int,
+                          header_comment: str = "") -> str:
+    """A master file (RFC 1035 §5) holding the RRsets' rdata exactly as published: TXT keeps the
+    provider's character-string boundaries instead of being re-split here."""
+    origin = absolute_name(zone)
+    lines = [f"; {line}".rstrip() for line in header_comment.splitlines()]
+    lines += [
+        f"$ORIGIN {origin}",
+        f"$TTL {LAB_TTL}",
+        f"@ IN SOA {absolute_name(NAMESERVER)} {absolute_name(HOSTMASTER)} "
+        f"( {serial} {SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_NEGATIVE_TTL} )",
+        f"@ IN NS {absolute_name(NAMESERVER)}",
+    ]
+    for rrset in sorted(rrsets, key=lambda r: (tuple(reversed(r.name.split("."))), r.type)):
+        lines.append("")
+        lines.append(f"; {rrset.provider}: {', '.join(rrset.sources)}")
+        lines += [f"{absolute_name(rrset.name)} {rrset.ttl} IN {rrset.type} {rdata}" for rdata in rrset.rdatas]
+    return "\n".join(lines) + "\n"
+
+
+def _published(record: DnsRecord) -> PublishedRRset:
+    """A lab record as its own name server publishes it (master-file rdata)."""
+    rdatas = []
+    for value in record.values:
+        if record.type is RecordType.TXT:
+            rdatas.append(txt_presentation([chunk.encode() for chunk in split_txt(value)]))
+        elif record.type is RecordType.MX:
+            preference, _, target = value.partition(" ")
+            rdatas.append(f"{int(preference)} {absolute_name(target)}")
+        elif record.type in (RecordType.PTR, RecordType.CNAME, RecordType.NS):
+            rdatas.append(absolute_name(value))
+        else:
+            rdatas.append(value)
+    return PublishedRRset(record.name, str(record.type), record.ttl, tuple(rdatas), (record.purpose,), LAB_PROVIDER)
+
+
+def _zone_of(rrset: PublishedRRset, forward: Sequence[str], layout: LabLayout) -> str:
+    if rrset.type == "PTR":
+        return reverse_zone_name(_ptr_address(rrset.name))
+    return _owning_zone(rrset.name, forward) or _lab_zone_of(rrset.name, layout)
 
 
 def _lab_records(plan: Plan, layout: LabLayout, forward: Sequence[str]) -> list[DnsRecord]:
@@ -78,17 +138,6 @@ def _lab_records(plan: Plan, layout: LabLayout, forward: Sequence[str]) -> list[
             result.append(record(planned.spf_include, RecordType.TXT, build_spf([route.address], []),
                                  f"SPF include of route {route.name}"))
     return _merge(result)
-
-
-def render_lab_zones(plan: Plan, records: Sequence[DnsRecord], serial: int) -> dict[str, str]:
-    """zone name -> master file text, every zone rendered by mailinfra.dns.zonefile.render_zone."""
-    zones = sorted({r.zone for r in records} | {z.name for z in plan.zones})
-    return {
-        zone: render_zone(zone, [r for r in records if r.zone == zone], serial=serial, ttl=LAB_TTL,
-                          primary_ns=NAMESERVER, hostmaster=HOSTMASTER, nameservers=[NAMESERVER],
-                          header_comment=f"lab zone for stack {plan.stack}: lab addresses and lab DKIM keys")
-        for zone in zones
-    }
 
 
 def write_zones(zones: dict[str, str], zones_dir: Path) -> None:

@@ -132,8 +132,8 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         if deployment is None:
             deployment = deploy_lab(plan, keys, route_secrets)
         credentials |= deployed_ses_credentials(plan, deployment)
-        records = lab_dns.plan_lab_records(plan, layout, keys)
-        zones = lab_dns.render_lab_zones(plan, records, serial=int(time.time()))
+        rrsets = lab_dns.lab_rrsets(plan, layout, deployment)
+        zones = lab_dns.render_lab_zones(plan, layout, rrsets, serial=int(time.time()))
         lab_dns.write_zones(zones, layout.zones_dir)
         lab_dns.start_knot(state, layout, list(zones))
         state.save(layout.state_file)

@@ -309,8 +309,31 @@ class DnsProvider(StrEnum):
     CLOUDFLARE = "cloudflare"
 
 
+class Adopt(StrEnum):
+    """What `pulumi up` does where the zone already holds a record the plan creates."""
+
+    NONE = "none"  # create: the provider fails on a live record of the same name and type
+    OVERWRITE = "overwrite"  # Route53 allow_overwrite: UPSERT replaces the live RRset
+    IMPORT = "import"  # the records in import_ids are imported (taken over as they are), the rest created
+
+
 class Zone(Strict):
     zone_id: str | None = None
+    adopt: Adopt = Adopt.NONE
+    # Record key (`TXT:_dmarc.example.com`, as review and drift name it) -> the provider's import id:
+    # Route53 `<zone_id>_<name>_<TYPE>`, Cloudflare `<zone_id>/<dns_record_id>`. For a Cloudflare RRset
+    # with several values, one entry per value: `MX:bounce.example.com 10 mx1.example.com`.
+    import_ids: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _imports_need_import(self) -> Zone:
+        if self.import_ids and self.adopt is not Adopt.IMPORT:
+            raise ValueError(f"adopt: import when import_ids are given (adopt is {self.adopt})")
+        for key in self.import_ids:
+            kind, _, name = key.partition(":")
+            if kind not in {"A", "MX", "TXT", "CNAME", "NS"} or not name:
+                raise ValueError(f"import_ids keys that are record keys such as TXT:_dmarc.example.com (got {key!r})")
+        return self
 
 
 class Dns(Strict):
@@ -318,6 +341,16 @@ class Dns(Strict):
     zones: dict[DomainName, Zone] = {}
     ttl_seconds: int = Field(default=3600, ge=60, le=86400, strict=True)
     infra_domain: DomainName | None = None
+
+    @model_validator(mode="after")
+    def _overwrite_is_route53_only(self) -> Dns:
+        # Cloudflare has no RRset to overwrite: a second TXT beside a live one is published as a second
+        # record, and two DMARC or SPF records void the policy (RFC 7489 §6.6.3, RFC 7208 §4.5).
+        for name, zone in self.zones.items():
+            if zone.adopt is Adopt.OVERWRITE and self.provider is DnsProvider.CLOUDFLARE:
+                raise ValueError(f"zones.{name}.adopt: import with import_ids on Cloudflare "
+                                 "(adopt: overwrite needs Route53's allow_overwrite)")
+        return self
 
 
 class MtaSts(Strict):

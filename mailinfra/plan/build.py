@@ -8,7 +8,7 @@ import functools
 from collections.abc import Callable
 
 from mailinfra.dns.dkim import PLACEHOLDER_ED25519, PLACEHOLDER_RSA_SPKI
-from mailinfra.dns.plan import plan_records
+from mailinfra.dns.plan import check_imports, plan_records
 from mailinfra.dns.zonefile import reverse_zone_name
 from mailinfra.model.limits import max_ips_per_host
 from mailinfra.model.load import Stack
@@ -45,6 +45,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
     keys = _plan_dkim_keys(config, streams)
     zones = _plan_zones(config, ips)
     records = plan_records(config, streams=streams, ips=ips, hosts=hosts, routes=routes, keys=keys, zones=zones)
+    check_imports(zones, records)
     placeholders = _describe_placeholders(ips, keys, routes)
     return Plan(
         stack=stack.name,
@@ -207,7 +208,8 @@ def _plan_dkim_keys(config: StackConfig, streams: tuple[StreamPlan, ...]) -> tup
 def _plan_zones(config: StackConfig, ips: tuple[IpPlan, ...]) -> tuple[ZonePlan, ...]:
     provider = str(config.dns.provider)
     if config.dns.zones:
-        forward = [ZonePlan(name, provider, zone.zone_id, False) for name, zone in config.dns.zones.items()]
+        forward = [ZonePlan(name, provider, zone.zone_id, False, str(zone.adopt),
+                            tuple(sorted(zone.import_ids.items()))) for name, zone in config.dns.zones.items()]
     else:
         forward = [ZonePlan(name, provider, None, False) for name in config.domains]
     # PTRs live in AWS's reverse zones, set per EIP (EipDomainName); the preview still writes them

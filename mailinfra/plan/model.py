@@ -162,6 +162,10 @@ class ZonePlan:
     provider: str  # route53 | cloudflare | aws-eip-ptr (reverse DNS set on the EIP, not a zone we own)
     zone_id: str | None
     reverse: bool
+    # dns.zones.<zone>.adopt: none | overwrite | import, and for import the live records to take over
+    # (record key -> provider import id, in key order).
+    adopt: str = "none"
+    import_ids: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ def _render_resources(diff: PlanDiff) -> list[str]:
                    f"`{_short(i.old)}` → `{_short(i.new)}`" for i in c.inputs]
         if c.stop_start:
             detail.append("the instance stops and starts")
+        if c.adopts:
+            detail.append(f"**{c.adopts}**")
         if c.protect and c.change in {"added", "removed", "replaced"}:
             detail.append("protected")
         out.append(f"| {_mark(c.change, c.destructive)} | `{c.type}` | {c.name} | {_cell('<br/>'.join(detail))} |")

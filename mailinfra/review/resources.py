@@ -106,6 +106,7 @@ class ResourceChange:
     old_name: str | None = None  # a rename through an alias
     inputs: tuple[InputChange, ...] = ()
     stop_start: bool = False
+    adopts: str = ""  # a new DNS record that takes over a live one: how (dns.zones.<zone>.adopt)
 
     @property
     def destructive(self) -> bool:
@@ -126,7 +127,8 @@ def diff_resources(base: Sequence[Mapping[str, Any]] | None,
     for urn, after in new.items():
         before_urn = matched.get(urn)
         if before_urn is None:
-            changes.append(ResourceChange(after["type"], after["name"], "added", bool(after.get("protect"))))
+            changes.append(ResourceChange(after["type"], after["name"], "added", bool(after.get("protect")),
+                                          adopts=adoption(after)))
             continue
         before = old[before_urn]
         inputs = _diff_inputs(after["type"], _resolve(before, base_refs), _resolve(after, head_refs),
@@ -142,6 +144,22 @@ def diff_resources(base: Sequence[Mapping[str, Any]] | None,
     changes += [ResourceChange(old[u]["type"], old[u]["name"], "removed", bool(old[u].get("protect"))) for u in gone]
     order = {"removed": 0, "replaced": 1, "updated": 2, "renamed": 3, "added": 4}
     return sorted(changes, key=lambda c: (order[c.change], c.type, c.name))
+
+
+def adoption(resource: Mapping[str, Any]) -> str:
+    """How a new record resource treats a live record of the same name and type, if it takes one over.
+
+    Route53 `allow_overwrite`: the create is an UPSERT that replaces whatever the live RRset holds
+    (terraform-provider-aws record.go resourceRecordCreate); without it, CREATE fails on a live record.
+    An import id: Pulumi adopts the live record and `up` fails if its state differs from the program's.
+    """
+    if resource.get("type") not in ("aws:route53/record:Record", "cloudflare:index/dnsRecord:DnsRecord"):
+        return ""
+    if resource.get("import_id"):
+        return f"imports the live record `{resource['import_id']}` (up fails if it differs)"
+    if (resource.get("inputs") or {}).get("allowOverwrite"):
+        return "overwrites the live record set if one exists (allow_overwrite: UPSERT)"
+    return ""
 
 
 def _match(old: Mapping[str, Any], new: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
