@@ -85,7 +85,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     pools = {
         pool.name: IpPool(pool_resource_name(pool.name), IpPoolArgs(
             pool, [ip for ip in plan.ips if ip.pool == pool.name], env, plan.dns_provider, zone_ids, a_records,
-            pool_names))
+            pool_names, {z.name: z for z in plan.zones}))
         for pool in plan.pools
     }
     allocation_ids = {n: a for p in pools.values() for n, a in p.allocation_ids.items()}

@@ -15,14 +15,14 @@ deployment, and an IP it moves in the same change, keeps its EIP, A record and P
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pulumi
 import pulumi_aws as aws
 
 from components.dns_records import create_record, record_slug
 from mailinfra.dns.records import DnsRecord
-from mailinfra.plan.model import IpPlan, PoolPlan
+from mailinfra.plan.model import IpPlan, PoolPlan, ZonePlan
 
 
 def pool_resource_name(pool: str) -> str:
@@ -55,6 +55,8 @@ class IpPoolArgs:
     a_records: Mapping[str, DnsRecord]  # IP name -> its planned HELO A record
     # Every pool name of the stack, current and previous: where an IP's resources were named before.
     pool_names: Sequence[str] = ()
+    # Zone name -> its plan: how the zone adopts live records (dns.zones.<zone>.adopt), for the A records.
+    zones: Mapping[str, ZonePlan] = field(default_factory=dict)
 
 
 class IpPool(pulumi.ComponentResource):
@@ -89,7 +91,7 @@ class IpPool(pulumi.ComponentResource):
             record = args.a_records[ip.name]
             a_record = create_record(
                 f"{prefix}-{record_slug(record)}", record=record, zone_id=args.zone_ids[record.zone],
-                provider=args.dns_provider, values=[address],
+                provider=args.dns_provider, values=[address], zone=args.zones.get(record.zone),
                 opts=pulumi.ResourceOptions(parent=self, aliases=[
                     pulumi.Alias(name=f"{old}-{slug}") for old, old_ip in former
                     for slug in _previous_slugs(record, ip.name, old_ip)]))
