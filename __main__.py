@@ -48,6 +48,7 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
         rendered_files,
     )
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
+    from mailinfra.mta.network import plan_host_network
     from mailinfra.plan.private_addresses import subnet_address_keys
 
     env = plan.environment
@@ -80,7 +81,7 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
             subnet_address_keys=subnet_address_keys(plan, host.name),
             previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
-            postfix_instances=postfix_instances(plan, host)))
+            postfix_instances=postfix_instances(plan, host), network=plan_host_network(plan, host)))
     return {
         "pools": {name: pool.public_ips for name, pool in pools.items()},
         "streams": {s.name: {"sending_domain": s.sending_domain, "return_path": s.return_path,
