@@ -252,7 +252,7 @@ class MtaHost(pulumi.ComponentResource):
     def _rule_cidr(args: MtaHostArgs, rule: NetworkRule) -> pulumi.Input[str]:
         if rule.cidr is not None:
             return rule.cidr
-        if rule.address not in args.peer_addresses:
+        if rule.address is None or rule.address not in args.peer_addresses:
             raise PlanError(f"host {args.host.name}: rule {rule.key} names IP {rule.ip}, expected an IP of "
                             "another host (its Elastic IP)")
         # Another host's EIP: its public address is known once allocated.

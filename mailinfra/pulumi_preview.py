@@ -149,7 +149,7 @@ def run_program(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     settings.reset_options(project=PROJECT, stack=stack_name, preview=preview)
-    recorder = _Recorder(fingerprint_secrets, reveal_secrets)
+    recorder = _Recorder(fingerprint_secrets, reveal_secrets, keep_outputs=not preview)
     _EIP_ADDRESSES.clear()
     _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
     monitor = _RecordingMonitor(_Mocks(config.get("aws:region", DEFAULT_REGION)), recorder)
@@ -313,14 +313,17 @@ _EIP_ADDRESSES: dict[str, str] = {}
 
 
 class _Recorder:
-    def __init__(self, fingerprint_secrets: bool, reveal_secrets: bool = False) -> None:
+    def __init__(self, fingerprint_secrets: bool, reveal_secrets: bool = False, keep_outputs: bool = False) -> None:
         self.entries: list[dict[str, Any]] = []
         self.reveal_secrets = reveal_secrets
+        # An up run keeps what the mocks returned (an Eip's publicIp): the deployment emulator reads
+        # them; a preview does not, so plan.json stays as it was.
+        self.keep_outputs = keep_outputs
         # Tests only: sha256 of each secret input, to prove which secret reached which resource
         # without the value itself leaving the run.
         self.fingerprint_secrets = fingerprint_secrets
 
-    def add(self, request: Any, urn: str, inputs: Mapping[str, Any]) -> None:
+    def add(self, request: Any, urn: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         aliases = []
         for alias in request.aliases:
             aliases.append(alias.spec.name if alias.WhichOneof("alias") == "spec" else alias.urn)
@@ -338,6 +341,8 @@ class _Recorder:
             "inputs": _reveal(dict(inputs)) if self.reveal_secrets else _mask(dict(inputs)),
             "secret_inputs": sorted(_secret_paths(dict(inputs))),
         })
+        if self.keep_outputs:
+            self.entries[-1]["outputs"] = _reveal(dict(outputs)) if self.reveal_secrets else _mask(dict(outputs))
         if self.fingerprint_secrets:
             self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
 
@@ -379,7 +384,11 @@ class _RecordingMonitor:
             def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
                 response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
                 if request.type != "pulumi:pulumi:Stack":
-                    recorder.add(request, response.urn, rpc.deserialize_properties(request.object))
+                    # The id too: other resources name this one by it (a rule's securityGroupId, an
+                    # association's networkInterfaceId), as the provider's state does.
+                    recorder.add(request, response.urn, rpc.deserialize_properties(request.object),
+                                 {"id": response.id, **rpc.deserialize_properties(response.object)}
+                                 if response.object else {"id": response.id})
                 return response
 
         return Monitor(mocks)  # type: ignore[arg-type]  # duck-typed: new_resource and call

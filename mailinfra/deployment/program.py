@@ -43,6 +43,8 @@ class Resource:
     depends_on: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     component: bool = False
+    # What the (mock) provider returned, wire names: e.g. an Eip's publicIp. Only an up run has them.
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def resources_from_json(entries: Sequence[Mapping[str, Any]]) -> tuple[Resource,
         type=e["type"], name=e["name"], urn=e["urn"], parent=e.get("parent"), inputs=e.get("inputs") or {},
         protect=bool(e.get("protect")), retain_on_delete=bool(e.get("retain_on_delete")),
         import_id=e.get("import_id"), depends_on=tuple(e.get("depends_on") or ()),
-        aliases=tuple(e.get("aliases") or ()), component=bool(e.get("component"))) for e in entries)
+        aliases=tuple(e.get("aliases") or ()), component=bool(e.get("component")),
+        outputs=e.get("outputs") or {}) for e in entries)
 
 
 def run_deployment(
