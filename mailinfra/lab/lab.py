@@ -17,9 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
-from mailinfra.lab import mta
+from mailinfra.lab import firewall, mta
+from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
 from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS, LabLayout, plan_layout
 from mailinfra.lab.namespace import (
@@ -38,7 +40,7 @@ from mailinfra.mta.postfix import plan_instances
 from mailinfra.plan.build import build_plan
 from mailinfra.plan.model import Plan, RoutePlan
 
-REQUIRED_TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim")
+REQUIRED_TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim", "nft")
 PORT_WAIT_SECONDS = 10.0
 
 
@@ -87,11 +89,14 @@ def check_environment() -> None:
     missing = [t for t in REQUIRED_TOOLS if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")]
     if missing:
         raise UsageError(f"lab: missing tools {', '.join(missing)}, expected the Debian packages "
-                         "iproute2 knot knot-dnsutils postfix opendkim")
+                         "iproute2 knot knot-dnsutils postfix opendkim nftables")
 
 
-def up(lab: Lab, *, rsa_only: bool = False) -> LabState:
-    """Build the whole lab; a previous (crashed) run of the same stack is torn down first."""
+def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None) -> LabState:
+    """Build the whole lab; a previous (crashed) run of the same stack is torn down first.
+
+    `deployment`: the resources to build from instead of running the program (tests pass a mutated one
+    to re-introduce a defect and show the lab fails); by default `deploy_lab` with the lab's keys."""
     check_environment()
     plan, layout = lab.plan, lab.layout
     down(lab)
@@ -108,15 +113,19 @@ def up(lab: Lab, *, rsa_only: bool = False) -> LabState:
         state.interface = create_namespace(layout.namespace, layout.addresses(), DNS_ADDRESS)
         state.save(layout.state_file)
         keys = generate_lab_keys(plan, layout.keys_dir)
+        route_secrets, credentials = route_credentials(plan)
+        if deployment is None:
+            deployment = deploy_lab(plan, keys, route_secrets)
         records = lab_dns.plan_lab_records(plan, layout, keys)
         zones = lab_dns.render_lab_zones(plan, records, serial=int(time.time()))
         lab_dns.write_zones(zones, layout.zones_dir)
         lab_dns.start_knot(state, layout, list(zones))
         state.save(layout.state_file)
         _start_providers(lab, state)
-        route_secrets, credentials = route_credentials(plan)
         _start_routes(lab, state, credentials)
         skipped = _start_hosts(lab, state, route_secrets, rsa_only=rsa_only)
+        # After the hosts: the EIP -> private DNAT applies to the private addresses they put on the interface.
+        install_firewall(lab, deployment)
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}
         state.save(layout.state_file)
@@ -351,6 +360,13 @@ def _start_hosts(lab: Lab, state: LabState, route_secrets: dict[str, str], *, rs
             list(pool.map(start, staged.instances, [host.inbound_address] * len(staged.instances)))
         state.save(lab.layout.state_file)
     return skipped
+
+
+def install_firewall(lab: Lab, deployment: Deployment) -> str:
+    """The deployment's security groups and EIP NAT as the namespace's nftables ruleset (kept in the build
+    directory as firewall.nft); the lab DNS stands for the VPC resolver, which groups do not filter."""
+    return firewall.install_firewall(lab.layout.namespace, deployment, unfiltered=[DNS_ADDRESS],
+                                     keep=lab.layout.build_dir / "firewall.nft")
 
 
 def staged_instances(lab: Lab) -> list[tuple[str, mta.PostfixInstance]]:
