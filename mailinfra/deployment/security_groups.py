@@ -73,7 +73,8 @@ def security_groups(deployment: Deployment) -> dict[str, SecurityGroup]:
         if group_id not in groups:
             continue  # a group this deployment does not declare (not ours to emulate)
         rule = _rule(resource, inputs)
-        groups[group_id][1 if rule.direction == "ingress" else 2].append(rule)
+        _, ingress_rules, egress_rules = groups[group_id]
+        (ingress_rules if rule.direction == "ingress" else egress_rules).append(rule)
     return {gid: SecurityGroup(gid, res.name, tuple(ingress), tuple(egress))
             for gid, (res, ingress, egress) in groups.items()}
 
