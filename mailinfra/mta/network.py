@@ -66,7 +66,7 @@ def plan_host_network(plan: Plan, host: HostPlan) -> HostNetwork:
     return HostNetwork(host.name, tuple(_ingress(plan, host)), tuple(_egress(plan, host)))
 
 
-def injection_ports(plan: Plan, host: HostPlan) -> dict[str, int]:
+def host_injection_ports(plan: Plan, host: HostPlan) -> dict[str, int]:
     """Where the app injects on this host: Postfix pool -> its instance's port (plan_instances; the primary
     on 25 refuses injection by design: mynetworks is loopback only), PowerMTA -> its one listener."""
     if host.mta == "powermta":
@@ -76,7 +76,7 @@ def injection_ports(plan: Plan, host: HostPlan) -> dict[str, int]:
 
 def _ingress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
     rules = []
-    for pool, port in injection_ports(plan, host).items():
+    for pool, port in host_injection_ports(plan, host).items():
         for cidr in host.injection_cidrs:
             # PowerMTA keeps the name the single port-25 rule always had (no replacement on upgrade).
             key = f"inject-{pool}-{cidr}" if pool else f"inject-{cidr}"
