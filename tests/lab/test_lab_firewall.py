@@ -51,7 +51,7 @@ def _deploy(mutate: Callable[[dict[str, Any]], None] | None = None) -> Deploymen
     config, secret_keys = deployment_config("dev", dkim_keys=keys, secrets=secrets)
     if mutate is not None:
         decoded = {k.removeprefix(f"{NAMESPACE}:"): json.loads(v) for k, v in config.items()
-                   if k.startswith(f"{NAMESPACE}:") and v[:1] in "{["}
+                   if k.startswith(f"{NAMESPACE}:") and v.startswith(("{", "["))}
         mutate(decoded)
         config.update({f"{NAMESPACE}:{k}": json.dumps(v) for k, v in decoded.items()})
     return run_deployment("dev", config, secret_keys)
@@ -204,9 +204,10 @@ def stand_in(lab: Any, routed: Deployment) -> Iterator[tuple[str, int]]:
     address = _a_record(routed, name)
     assert address is not None, f"no A record for {name}"
     namespace = lab.layout.namespace
+    interface = lab_module.require_running(lab).interface or "lo"
     added = address not in firewall.namespace_addresses(namespace)
     if added:
-        subprocess.run(["ip", "-n", namespace, "addr", "add", f"{address}/32", "dev", "lab0"], check=True)
+        subprocess.run(["ip", "-n", namespace, "addr", "add", f"{address}/32", "dev", interface], check=True)
     script = ("import socket,sys\ns=socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
               "while True:\n c,_=s.accept(); c.sendall(b'220 stand-in for mta2 (PowerMTA)\\r\\n'); c.close()\n")
     server = subprocess.Popen(in_namespace(namespace, [sys.executable, "-c", script, address, str(port)]))
@@ -216,7 +217,7 @@ def stand_in(lab: Any, routed: Deployment) -> Iterator[tuple[str, int]]:
     finally:
         stop_by_pid(server)
         if added:
-            subprocess.run(["ip", "-n", namespace, "addr", "del", f"{address}/32", "dev", "lab0"], check=False)
+            subprocess.run(["ip", "-n", namespace, "addr", "del", f"{address}/32", "dev", interface], check=False)
 
 
 def _route_attempt(lab: Any, deployment: Deployment, source: str) -> str:
