@@ -16,9 +16,37 @@ from mailinfra.plan import Plan
 from mailinfra.plan.build import plan_dates
 
 
-def load_pulumi_config(stack: str) -> Stack:
+def stack_file_name(stack: str) -> str:
+    """How messages name the stack's config: its file when there is one."""
+    stack_file = Path(__file__).parent / "stacks" / f"Pulumi.{stack}.yaml"
+    return f"stacks/{stack_file.name}" if stack_file.is_file() else f"Pulumi config of stack {stack}"
+
+
+def stack_region(where: str) -> str:
+    """The region of the stack's default AWS provider, asked of that provider (`aws.get_region`).
+
+    The provider resolves it as it does for every resource: `aws:region` (stack file, `pulumi config
+    set`, ESC `pulumiConfig`), else AWS_REGION / AWS_DEFAULT_REGION (ESC `environmentVariables`, CI),
+    else the profile's shared config. Reading `aws:region` alone missed all but the first; a guessed
+    fallback would put the hosts' KMS condition and the SES credentials in the wrong region."""
+    import pulumi_aws as aws
+
+    try:
+        region = aws.get_region().region
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{where}: aws:region: received nothing the AWS provider can use ({reason}), expected "
+                         "the stack's region: pulumi config set aws:region us-east-1 (or AWS_REGION)") from None
+    if not region:
+        raise UsageError(f"{where}: aws:region: received nothing, expected the stack's region: "
+                         "pulumi config set aws:region us-east-1 (or AWS_REGION)")
+    return str(region)
+
+
+def load_pulumi_config(stack: str, region: str) -> Stack:
     """The `mailinfra:` keys as Pulumi resolved them (stack file, `pulumi config set`, ESC), validated
-    by the same code as `mailinfra validate`. Pulumi, not our YAML reader, is the authority here."""
+    by the same code as `mailinfra validate`. Pulumi, not our YAML reader, is the authority here.
+    `region`: the default provider's, so availability zones are checked against the region used."""
     config = pulumi.Config(NAMESPACE)
     raw = decode_pulumi_config(config.get)
     routes = raw.get("routes")
@@ -26,12 +54,10 @@ def load_pulumi_config(stack: str) -> Stack:
         name = route.get("password_secret") if isinstance(route, dict) else None
         if name and config.get(name) is not None and not pulumi.runtime.is_config_secret(f"{NAMESPACE}:{name}"):
             raw[name] = "(plain text)"  # validate_config reports a password stored in clear
-    stack_file = Path(__file__).parent / "stacks" / f"Pulumi.{stack}.yaml"
-    where = f"stacks/{stack_file.name}" if stack_file.is_file() else f"Pulumi config of stack {stack}"
-    return validate_config(raw, stack, where)
+    return validate_config(raw, stack, stack_file_name(stack), other_config={"aws:region": region})
 
 
-def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan]) -> dict[str, object]:
+def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> dict[str, object]:
     """Instantiate every component from the plan; return the stack outputs. `plan_at(date)`: the same
     stack's plan as of another date (hosts render their files as of a fixed date, not the plan's)."""
     # Imported after validation so a bad config costs no provider import.
@@ -51,7 +77,7 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
     from mailinfra.mta.network import plan_host_network
     from mailinfra.plan.private_addresses import subnet_address_keys
 
-    env = plan.environment
+    env = plan.environment  # a label (tags); account-wide physical names use plan.stack
     zone_ids = lookup_zone_ids(plan)
     records = {r.key: r for r in plan.records}
     a_records = {ip.name: records[f"A:{ip.helo}"] for ip in plan.ips}
@@ -70,12 +96,12 @@ def deploy(plan: Plan, aws_region: str | None, plan_at: Callable[[dt.date], Plan
     bundle = ConfigBundle("config", ConfigBundleArgs(env))
     hosts = {}
     for host in plan.hosts:
-        secrets = [dkim_host_secret(dkim_parameter_name(env, host.name, k), host, k)
+        secrets = [dkim_host_secret(dkim_parameter_name(plan.stack, host.name, k), host, k)
                    for k in delivered_keys(plan, host)]
         secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
-            host, env, aws_region or "us-east-1", allocation_ids, parameters, bundle, secrets,
+            host, env, aws_region, allocation_ids, parameters, bundle, secrets,
             rendered_files(plan_at, host, plan),
             planned_addresses={ip: plan.ip(ip).address for ip in host.ips},
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
@@ -104,9 +130,15 @@ def run_date() -> dt.date:
 
 
 try:
-    stack = load_pulumi_config(pulumi.get_stack())
+    region = stack_region(stack_file_name(pulumi.get_stack()))
+    stack = load_pulumi_config(pulumi.get_stack(), region)
     plan_at = plan_dates(stack)
-    for key, value in deploy(plan_at(run_date()), pulumi.Config("aws").get("region"), plan_at).items():
+    plan = plan_at(run_date())
+    # Before any resource is registered: a refusal after some have started leaves a half-done `up`.
+    from components.dkim_keys import check_private_keys
+
+    check_private_keys(plan, stack.source)
+    for key, value in deploy(plan, region, plan_at).items():
         pulumi.export(key, value)
 except MailinfraError as error:
     for line in str(error).splitlines():

@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.pulumi_mock import scale  # noqa: E402
+from mailinfra.deployment.mock_runtime import preview_config  # noqa: E402
 from mailinfra.drift.dns_check import DnsOptions, check_dns  # noqa: E402
 from mailinfra.drift.model import Status  # noqa: E402
 from mailinfra.drift.resolve import Server  # noqa: E402
 from mailinfra.model.load import NAMESPACE, decode_pulumi_config, load_stack, validate_config  # noqa: E402
 from mailinfra.plan.build import build_plan  # noqa: E402
 from mailinfra.plan.model import Plan  # noqa: E402
-from mailinfra.pulumi_preview import preview_config  # noqa: E402
 from tests.drift.knot import knot_serving, render_zones  # noqa: E402
 
 HEADING = "## Drift"

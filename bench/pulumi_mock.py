@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mailinfra.pulumi_preview import preview_config  # noqa: E402 - after the path fix above
+from mailinfra.deployment.mock_runtime import preview_config  # noqa: E402 - after the path fix above
 
 HEADING = "## Pulumi mock evaluation"
 
@@ -87,7 +87,7 @@ def _new_ip(spec: dict[str, Any], pool: dict[str, Any], key: Callable[[str], str
 
 
 def measure(stack: str, config: dict[str, str] | None, secret_keys: list[str]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "mailinfra.pulumi_preview", stack]
+    command = [sys.executable, "-m", "mailinfra.deployment.mock_runtime", stack]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         if config is not None:
             json.dump({"config": config, "secret_keys": secret_keys}, handle)
@@ -131,7 +131,7 @@ def write_section(path: Path, rows: list[tuple[str, dict[str, Any]]]) -> None:
     lines = [
         HEADING, "",
         "`bench/pulumi_mock.py`: `__main__.py` run under the Pulumi SDK mock runtime "
-        "(`python -m mailinfra.pulumi_preview`, one process per run, dry run). "
+        "(`python -m mailinfra.deployment.mock_runtime`, one process per run, dry run). "
         "*program* = from `set_mocks` to the last resolved output; *wall* = the whole process "
         "(interpreter, imports, stack load, plan, program, JSON). Synthetic topologies copy prod's domains, "
         "streams, pools, IPs and hosts N times.", "",

@@ -39,6 +39,7 @@ from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, r
 from mailinfra.mta.network import HostNetwork, NetworkRule
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
+from mailinfra.mta.resolver import resolver_packages
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
 
@@ -367,7 +368,8 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
     in `bucket`, the warmup limits service. Only what needs a new instance to change is in it."""
     key = bundle_key(host.name)
     return str(_template().render(
-        environment=args.environment, host=host, packages=PACKAGES[host.mta], bucket=bucket, bundle_key=key,
+        environment=args.environment, host=host, packages=[*PACKAGES[host.mta], *resolver_packages(host)],
+        bucket=bucket, bundle_key=key,
         apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
         install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP))
 
@@ -421,12 +423,12 @@ def secret_parameter(plan: Plan, host: HostPlan, name: str) -> str:
     """The SSM parameter (SecondaryRoute's, of this host) holding the secret a rendered file names `name`."""
     route_item = re.fullmatch(r"routes\.([^.]+)\.smtp_(username|password)", name)
     if route_item:
-        return route_parameter_name(plan.environment, host.name, route_item[1], route_item[2])
+        return route_parameter_name(plan.stack, host.name, route_item[1], route_item[2])
     if name.startswith(f"{NAMESPACE}:"):
         key = name.removeprefix(f"{NAMESPACE}:")
         route = next((r for r in plan.routes if r.kind == "relay" and r.password_secret == key), None)
         if route is not None:
-            return route_parameter_name(plan.environment, host.name, route.name, "password")
+            return route_parameter_name(plan.stack, host.name, route.name, "password")
     raise PlanError(f"host {host.name}: rendered file names secret {name!r}, expected a route credential "
                     "(routes.<route>.smtp_username|smtp_password or the password_secret of a relay route)")
 

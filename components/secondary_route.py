@@ -7,7 +7,7 @@
 - `relay`: the password is the Pulumi secret the route names; the hosts get a copy.
 - `hosts`: other MtaHosts of ours; nothing extra to create.
 
-Credentials reach a host only as SSM SecureStrings under `/mailinfra/<env>/<host>/route/<route>/`.
+Credentials reach a host only as SSM SecureStrings under `/mailinfra/<stack>/<host>/route/<route>/`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_provider import regional_provider
 from mailinfra.dns.plan import ses_mail_from
 from mailinfra.plan.model import HostPlan, Plan, RoutePlan
 
@@ -26,8 +27,14 @@ from mailinfra.plan.model import HostPlan, Plan, RoutePlan
 SES_BYODKIM_ALGORITHMS = ("rsa-2048",)
 
 
-def route_parameter_name(environment: str, host: str, route: str, item: str) -> str:
-    return f"/mailinfra/{environment}/{host}/route/{route}/{item}"
+def route_parameter_name(stack: str, host: str, route: str, item: str) -> str:
+    """Per Pulumi stack, not per `environment` (a label a copied stack keeps): SSM names are account-wide."""
+    return f"/mailinfra/{stack}/{host}/route/{route}/{item}"
+
+
+def smtp_user_name(stack: str, route: str) -> str:
+    """IAM user names are unique per account: the stack name keeps two stacks of one account apart."""
+    return f"mailinfra-{stack}-{route}-smtp"
 
 
 def route_hosts(plan: Plan, route: RoutePlan) -> list[HostPlan]:
@@ -41,7 +48,8 @@ class SecondaryRouteArgs:
     route: RoutePlan
     # (org domain, selector) -> private key PEM (secret), from DkimKeys
     dkim_private_keys: Mapping[tuple[str, str], pulumi.Output[str]]
-    aws_region: str | None = None
+    # The region of the stack's default provider (aws.get_region(): aws:region, AWS_REGION, ...).
+    aws_region: str
 
 
 class SecondaryRoute(pulumi.ComponentResource):
@@ -49,6 +57,7 @@ class SecondaryRoute(pulumi.ComponentResource):
         super().__init__("mailinfra:secondary_route:SecondaryRoute", name, None, opts)
         route = args.route
         environment = args.plan.environment
+        stack = args.plan.stack
         self.parameters: dict[str, list[aws.ssm.Parameter]] = {}
         # host -> (parameter name, file the host writes it to)
         self.deliveries: dict[str, list[tuple[str, str]]] = {}
@@ -61,7 +70,7 @@ class SecondaryRoute(pulumi.ComponentResource):
             self.parameters[host.name] = [
                 aws.ssm.Parameter(
                     f"{name}-{host.name}-{item}",
-                    name=route_parameter_name(environment, host.name, route.name, item),
+                    name=route_parameter_name(stack, host.name, route.name, item),
                     type="SecureString",
                     value=value,
                     description=f"{route.kind} route {route.name}: {item} for host {host.name}",
@@ -71,7 +80,7 @@ class SecondaryRoute(pulumi.ComponentResource):
                 for item, value in sorted(credentials.items())
             ]
             self.deliveries[host.name] = [
-                (route_parameter_name(environment, host.name, route.name, item),
+                (route_parameter_name(stack, host.name, route.name, item),
                  f"/etc/mailinfra/routes/{route.name}/{item}")
                 for item in sorted(credentials)
             ]
@@ -110,7 +119,7 @@ class SecondaryRoute(pulumi.ComponentResource):
                 opts=child,
             )
             identities.append(identity)
-        user = aws.iam.User(f"{name}-smtp", name=f"mailinfra-{plan.environment}-{route.name}-smtp",
+        user = aws.iam.User(f"{name}-smtp", name=smtp_user_name(plan.stack, route.name),
                             tags={"environment": plan.environment, "route": route.name}, opts=child)
         aws.iam.UserPolicy(
             f"{name}-smtp-send",
@@ -119,10 +128,12 @@ class SecondaryRoute(pulumi.ComponentResource):
             opts=child,
         )
         key_opts = child
-        if args.aws_region and route.region and args.aws_region != route.region:
+        if route.region and args.aws_region != route.region:
             # The SMTP password is derived for one region (SES "Obtaining SMTP credentials"): the one
-            # of the provider that creates the access key.
-            regional = aws.Provider(f"{name}-region", region=route.region, opts=child)
+            # of the provider that creates the access key (terraform-provider-aws internal/service/iam/access_key.go:
+            # sesSMTPPasswordFromSecretKeySigV4(secret, meta.(*conns.AWSClient).Region)). It carries every aws:
+            # setting of the stack (profile, assumeRoles, allowedAccountIds...), only the region differs.
+            regional = regional_provider(f"{name}-region", route.region, child)
             key_opts = pulumi.ResourceOptions(parent=self, provider=regional)
         access_key = aws.iam.AccessKey(f"{name}-smtp-key", user=user.name, opts=key_opts)
         # ses_smtp_password_v4 is a secret output in the provider schema; wrap it anyway so the

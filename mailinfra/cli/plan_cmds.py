@@ -40,8 +40,8 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_preview(args: argparse.Namespace) -> int:
     from mailinfra.model.load import load_stack
     from mailinfra.plan import build_plan
-    from mailinfra.preview import build_preview, write_preview
-    from mailinfra.preview_stages import preview_contributors
+    from mailinfra.preview.artifacts import build_preview, write_preview
+    from mailinfra.preview.stages import preview_contributors
 
     stack = load_stack(args.stack)
     plan = build_plan(stack, args.as_of)
@@ -53,7 +53,7 @@ def run_preview(args: argparse.Namespace) -> int:
     elif args.format == "markdown":
         sys.stdout.write(next(f.content for f in preview.files if f.path == "review.md"))
     else:
-        from mailinfra.summary import print_summary
+        from mailinfra.preview.summary import print_summary
 
         print_summary(plan, preview, out)
     return 0

@@ -69,7 +69,7 @@ class Deployment:
 
 
 def resources_from_json(entries: Sequence[Mapping[str, Any]]) -> tuple[Resource, ...]:
-    """Resources from `mailinfra.pulumi_preview` JSON (the same entries plan.json lists)."""
+    """Resources from `mailinfra.deployment.mock_runtime` JSON (the same entries plan.json lists)."""
     return tuple(Resource(
         type=e["type"], name=e["name"], urn=e["urn"], parent=e.get("parent"), inputs=e.get("inputs") or {},
         protect=bool(e.get("protect")), retain_on_delete=bool(e.get("retain_on_delete")),
@@ -97,7 +97,7 @@ def run_deployment(
         given = Path(directory) / "config.json"
         given.write_text(json.dumps({"config": dict(config), "secret_keys": list(secret_keys)}), encoding="utf-8")
         given.chmod(0o600)
-        command = [sys.executable, "-m", "mailinfra.pulumi_preview", stack, "--config-json", str(given),
+        command = [sys.executable, "-m", "mailinfra.deployment.mock_runtime", stack, "--config-json", str(given),
                    "--up", "--reveal-secrets"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=TIMEOUT_SECONDS,
@@ -129,8 +129,8 @@ def deployment_config(
     `secrets`: config key (without namespace) -> value, each set as a secret (route passwords).
     """
     from components.dkim_keys import dkim_secret_key
+    from mailinfra.deployment.mock_runtime import preview_config
     from mailinfra.model.load import NAMESPACE
-    from mailinfra.pulumi_preview import preview_config
 
     config, secret_keys = preview_config(stack, stacks_dir)
     domains = json.loads(config[f"{NAMESPACE}:domains"])

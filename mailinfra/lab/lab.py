@@ -17,11 +17,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mailinfra.deployment.aws_world import (
+    HostAccess,
+    MotoServer,
+    free_port,
+    load_world,
+    moto_argv,
+    moto_environment,
+    wait_for_moto,
+)
 from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import firewall, mta
 from mailinfra.lab.deployment import deploy_lab
+from mailinfra.lab.firewall import apply_rules, nat_rules
 from mailinfra.lab.keys import generate_lab_keys
 from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS, LabLayout, plan_layout
 from mailinfra.lab.namespace import (
@@ -32,7 +42,7 @@ from mailinfra.lab.namespace import (
     namespace_exists,
     namespace_pids,
 )
-from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid
+from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid, stop_process
 from mailinfra.lab.providers import MODES, write_mode
 from mailinfra.lab.report import build_report, read_arrivals, render_table
 from mailinfra.model.load import load_stack
@@ -95,8 +105,8 @@ def check_environment() -> None:
 def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None) -> LabState:
     """Build the whole lab; a previous (crashed) run of the same stack is torn down first.
 
-    `deployment`: the resources to build from instead of running the program (tests pass a mutated one
-    to re-introduce a defect and show the lab fails); by default `deploy_lab` with the lab's keys."""
+    `deployment`: the resources to build it from (default: the program run as `pulumi up` with the lab's
+    keys and route passwords); tests pass a changed one to show the lab fails as AWS would."""
     check_environment()
     plan, layout = lab.plan, lab.layout
     down(lab)
@@ -112,10 +122,16 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
     try:
         state.interface = create_namespace(layout.namespace, layout.addresses(), DNS_ADDRESS)
         state.save(layout.state_file)
+        # The AWS stand-in boots while the program runs.
+        moto_port = free_port()
+        moto_pid = start_process(state, "aws-moto", moto_argv(moto_port), layout.runtime_dir / "log" / "moto.log",
+                                 env=moto_environment())
+        state.save(layout.state_file)
         keys = generate_lab_keys(plan, layout.keys_dir)
         route_secrets, credentials = route_credentials(plan)
         if deployment is None:
             deployment = deploy_lab(plan, keys, route_secrets)
+        credentials |= deployed_ses_credentials(plan, deployment)
         records = lab_dns.plan_lab_records(plan, layout, keys)
         zones = lab_dns.render_lab_zones(plan, records, serial=int(time.time()))
         lab_dns.write_zones(zones, layout.zones_dir)
@@ -123,8 +139,15 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         state.save(layout.state_file)
         _start_providers(lab, state)
         _start_routes(lab, state, credentials)
-        skipped = _start_hosts(lab, state, route_secrets, rsa_only=rsa_only)
-        # After the hosts: the EIP -> private DNAT applies to the private addresses they put on the interface.
+        world = wait_for_moto(moto_pid, moto_port, layout.runtime_dir / "log" / "moto.log")
+        accesses = load_world(world, deployment, mta.boot_region(deployment))
+        apply_rules(layout.namespace, nat_rules(deployment, {ip.name: ip.address for ip in plan.ips}))
+        skipped = _start_hosts(lab, state, deployment, world, accesses, rsa_only=rsa_only)
+        # Hosts read S3 and SSM at boot only: the stand-in goes once they are provisioned, so everything
+        # the running lab keeps is inside its namespace (tests: test_lab_processes_are_all_inside_the_namespace).
+        stop_process(state, "aws-moto")
+        # After the hosts: every security group as nftables rules, and the EIP NAT with it (replacing the
+        # minimal NAT above; DNAT only to the private addresses the hosts put on the interface).
         install_firewall(lab, deployment)
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}
@@ -342,7 +365,25 @@ def _start_routes(lab: Lab, state: LabState, credentials: dict[str, tuple[str, s
         mta.wait_for_port(layout.namespace, route.address, route.port, f"route {route.name}")
 
 
-def _start_hosts(lab: Lab, state: LabState, route_secrets: dict[str, str], *, rsa_only: bool) -> list[str]:
+def deployed_ses_credentials(plan: Plan, deployment: Deployment) -> dict[str, tuple[str, str]]:
+    """The SMTP credentials of each SES route as the deployment delivers them to the hosts (the SSM
+    parameters holding the IAM access key and its SES SMTP password): what the lab's SES stand-in accepts."""
+    values = {str(p.inputs.get("name")): str(p.inputs.get("value"))
+              for p in deployment.of_type("aws:ssm/parameter:Parameter")}
+    result = {}
+    for route in (r for r in plan.routes if r.kind == "ses"):
+        for host in plan.hosts:
+            # components/secondary_route.py route_parameter_name (not imported: it loads pulumi_aws).
+            prefix = f"/mailinfra/{plan.environment}/{host.name}/route/{route.name}"
+            username, password = values.get(f"{prefix}/username"), values.get(f"{prefix}/password")
+            if username and password:
+                result[route.name] = (username, password)
+                break
+    return result
+
+
+def _start_hosts(lab: Lab, state: LabState, deployment: Deployment, world: MotoServer,
+                 accesses: dict[str, HostAccess], *, rsa_only: bool) -> list[str]:
     skipped = []
     for host in lab.plan.hosts:
         if host.mta != "postfix":
@@ -351,13 +392,16 @@ def _start_hosts(lab: Lab, state: LabState, route_secrets: dict[str, str], *, rs
             skipped.append(host.name)
             continue
         root = lab.layout.runtime_dir / "root"
-        staged = mta.stage_host(lab.plan, host, root, route_secrets, rsa_only=rsa_only)
+        if host.name not in accesses:
+            raise LabError(f"host {host.name}: the deployment declares no instance for it")
+        staged = mta.provision_host(deployment, world, accesses[host.name], lab.plan, host, root=root,
+                                    namespace=lab.layout.namespace, interface=state.interface, rsa_only=rsa_only)
         mta.start_opendkim(state, lab.layout.namespace, staged)
         state.save(lab.layout.state_file)
         # Instances are independent: start them side by side (`postfix start` checks take ~1 s each).
         start = partial(mta.start_postfix, state, lab.layout.namespace)
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(start, staged.instances, [host.inbound_address] * len(staged.instances)))
+            list(pool.map(start, staged.instances, [staged.listen] * len(staged.instances)))
         state.save(lab.layout.state_file)
     return skipped
 

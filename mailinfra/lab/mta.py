@@ -1,53 +1,74 @@
-"""Postfix + OpenDKIM of one host, started from exactly the files `mailinfra render` produces.
+"""Postfix + OpenDKIM of one host, provisioned the way an EC2 host is, then started by PID.
+
+The host's user data (the deployment's aws:ec2/instance:Instance) writes mailinfra-apply-config and runs it
+against the host's manifest object; the lab runs that same program with the same arguments, signed with the
+credentials of the host's own instance-profile role, against the moto stand-in of the deployment's S3, SSM
+and IAM (mailinfra.deployment.aws_world, IAM enforced). It writes the manifest's files and the SSM secrets,
+runs postmap, adds the private addresses to the lab interface and prepares the postmulti instances.
 
 The lab overlay, and nothing else, differs from a real host:
-1. Paths: every absolute /etc, /var or /run path in the rendered files is moved under the lab's
-   root (<runtime>/root), where the files themselves are written; so the lab DKIM keys sit where
-   the KeyTable expects them and each instance's queue is the lab's own.
-2. Secrets: the `@@SECRET:name@@` markers are filled with credentials made for this lab run.
-3. Addresses: every instance listens on the host's inbound address only (inet_interfaces), the
-   primary on loopback as well (where the pool instances hand it DSNs, as on a real bounce host whose
-   `all` includes loopback). On a real host `all` is that host's own addresses; in the lab the
-   providers' and routes' addresses are local too, and Postfix would refuse to deliver to them
-   ("mail for gmail.com loops back to myself"); the primary would also collide with the providers
-   on port 25.
-4. Processes: every OpenDKIM signer (RSA, and Ed25519 when rendered) runs as root (the lab keys are
-   root-only) with its PID file under the root; the primary does not drive postmulti (the lab starts
-   every instance itself, by PID), and each instance logs to a file (maillog_file) because the lab
-   has no syslog.
+1. Paths: the apply program writes under the lab root (<runtime>/root, its --root), and every absolute
+   /etc, /var or /run path inside the written files is moved under that root (also before the apply
+   program's `postfix set-permissions`/`check`, through the lab's postfix stand-in), so each instance's
+   queue, key and socket is the lab's own.
+2. AWS: --endpoint-url names the moto server and the role session's keys are in the environment (a host
+   gets them from the instance metadata service).
+3. Network: the apply program's `ip` runs inside the lab namespace, where the lab gives it the default
+   route a host's subnet gives; the EIP NAT AWS performs is the lab's nftables (firewall.nat_rules), so
+   receivers see the EIP. Every instance listens on the private address behind the host's inbound EIP
+   only (inet_interfaces), the primary on loopback as well (where the pool instances hand it DSNs, as on a
+   real bounce host whose `all` includes loopback). On a real host `all` is that host's own addresses; in
+   the lab the providers' and routes' addresses are local too, and Postfix would refuse to deliver to them
+   ("mail for gmail.com loops back to myself"); the primary would also collide with the providers on 25.
+4. Processes: --services none, and the lab starts every OpenDKIM signer (RSA, and Ed25519 when rendered)
+   and every Postfix instance itself, by PID (no systemd; the primary does not drive postmulti); the
+   day's warmup limits are set by the manifest's mailinfra-apply-limits (the user data's
+   mailinfra-limits.service) for the lab's date; each instance logs to a file (maillog_file) because the
+   lab has no syslog. The signers run as their rendered UserID and read the keys written for that user.
    Milter sockets: both files name them by the same /run path, so overlay 1 moves OpenDKIM's
-   `Socket local:` and Postfix's `smtpd_milters = unix:` alike. A host runs OpenDKIM as opendkim and
-   adds postfix to the opendkim group (cloud-init); a root signer would make its sockets root:root,
-   which Postfix's smtpd (user postfix) cannot open. Rather than change the lab machine's users, the
-   lab's run/opendkim is setgid and group-owned by Postfix's mail_owner group: the sockets inherit that
-   group, and UMask 007 gives the group the same access it has on a host.
+   `Socket local:` and Postfix's `smtpd_milters = unix:` alike. A host adds postfix to the opendkim group
+   (cloud-init); rather than change the lab machine's groups, the lab's run/opendkim is owned by the
+   signer, setgid and group-owned by Postfix's mail_owner group: the sockets inherit that group, and
+   UMask 007 gives the group the same access it has on a host.
 5. Only with `rsa_only` (off by default): the Ed25519 signer is not started and the instances call
    the RSA signer only, for comparing a run without Ed25519 signatures.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from mailinfra.deployment.aws_world import HostAccess, MotoServer
+from mailinfra.deployment.program import Deployment
 from mailinfra.lab.namespace import LabError, in_namespace, namespace_pids
 from mailinfra.lab.procs import LabState, adopt_process, start_process, stop_process
-from mailinfra.mta.files import SECRET_MARK, RenderedFile
+from mailinfra.mta.limits_calendar import APPLY_SCRIPT, LIMITS_FILE
 from mailinfra.mta.opendkim import Signer, plan_signers
 from mailinfra.mta.postfix import MAIL_UID, plan_instances
-from mailinfra.mta.render import render_host
 from mailinfra.plan.model import HostPlan, Plan
 
 # An absolute path a rendered file refers to; `${command_directory}/...` and /usr paths stay as they are.
 _HOST_PATH = re.compile(r"(?<![\w.}/-])/(etc|var|run)/")
 START_TIMEOUT_SECONDS = 15.0
+# Where the user data installs the apply program, and where that program keeps the manifest it applied.
+APPLY_PROGRAM = "/usr/local/sbin/mailinfra-apply-config"
+APPLIED_STATE = "var/lib/mailinfra/applied-manifest.json"
+HOST_SKELETON = ("etc", "run", "var/lib", "var/log", "var/mail", "var/spool")
+LIMITS_SCRIPT, LIMITS_CALENDAR = f"/{APPLY_SCRIPT}", f"/{LIMITS_FILE}"
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, NUL included (unix(7))
 
 
@@ -65,29 +86,52 @@ class StagedHost:
     root: Path
     instances: tuple[PostfixInstance, ...]
     signers: tuple[Signer, ...]  # the rendered OpenDKIM processes the lab starts (conf paths on the host)
+    listen: str  # the private address the instances listen on (the inbound EIP's, behind the lab's NAT)
 
 
 def relocate(text: str, root: Path) -> str:
-    """Overlay 1: put every /etc, /var, /run path of a rendered file under the lab root."""
-    return _HOST_PATH.sub(lambda m: f"{root}/{m.group(1)}/", text)
+    """Overlay 1: put every /etc, /var, /run path of a rendered file under the lab root (a path already
+    there stays: the apply step and the overlay may both see a file)."""
+    prefix = f"{root}/"
+
+    def move(match: re.Match[str]) -> str:
+        if text.startswith(prefix, match.start()):
+            return match.group(0)
+        return f"{root}/{match.group(1)}/"
+
+    return _HOST_PATH.sub(move, text)
 
 
-def fill_secrets(text: str, secrets: dict[str, str]) -> str:
-    """Overlay 2: the lab's own credentials in place of the markers the host's boot script fills."""
-    def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in secrets:
-            raise LabError(f"rendered file needs secret {name!r}; the lab has no value for it")
-        return secrets[name]
-    return SECRET_MARK.sub(value, text)
-
-
-def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], *,
-               rsa_only: bool = False) -> StagedHost:
-    """Write the host's rendered files under `root` with the overlay applied; create queue dirs."""
-    files = render_host(plan, host.name)
-    for rendered in files:
-        _write(rendered, root, secrets)
+def provision_host(deployment: Deployment, world: MotoServer, access: HostAccess, plan: Plan, host: HostPlan, *,
+                   root: Path, namespace: str, interface: str, rsa_only: bool = False) -> StagedHost:
+    """The host gets its files as on EC2: its user data's mailinfra-apply-config, run with its role's
+    credentials against the AWS stand-in, applies its manifest (bundle object, SSM secrets, private
+    addresses on the interface, postmulti instances); then the overlay below."""
+    program, args = boot_command(deployment, host.name)
+    for skeleton in HOST_SKELETON:
+        # What a Debian host has before any package writes there (postfix creates data and queue below).
+        (root / skeleton).mkdir(parents=True, exist_ok=True)
+    installed = root / APPLY_PROGRAM.lstrip("/")
+    installed.parent.mkdir(parents=True, exist_ok=True)
+    installed.write_text(program)
+    installed.chmod(0o700)
+    tools = _stand_in_tools(root.parent / "tools" / host.name, namespace, root)
+    # On EC2 the ENI's subnet gives the default route the apply program puts the addresses beside.
+    ensure_default_route(namespace, interface)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | access.credentials.environment()
+    env |= {f"MAILINFRA_{tool.upper()}": str(path) for tool, path in tools.items()}
+    # --services none: the lab starts each process itself, by PID (overlay 4); --endpoint-url: the stand-in.
+    argv = [sys.executable, str(installed), *args, "--root", str(root), "--endpoint-url", world.url,
+            "--services", "none", "--attempts", "2", "--retry-seconds", "1"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise LabError(f"host {host.name}: provisioning with role {access.role} failed: {reason}")
+    manifest = json.loads((root / APPLIED_STATE).read_text())["manifest"]
+    _relocate_applied(manifest, root)
+    _apply_limits(root, plan)
+    private = dict(zip(host.ips, manifest["addresses"], strict=True))
+    listen = next(private[n] for n in host.ips if plan.ip(n).address == host.inbound_address)
     instances = [PostfixInstance("postfix", root / "etc/postfix", None, None)]
     instances += [PostfixInstance(i.name, root / i.config_dir.lstrip("/"), i.pool, i.port)
                   for i in plan_instances(plan, host)]
@@ -96,12 +140,12 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
         signers = tuple(s for s in signers if s.algorithm == "rsa-sha256")
     for instance in instances:
         overrides = {"maillog_file": str(root / "var/log" / f"{instance.name}.log"),
-                     "maillog_file_prefixes": str(root / "var"), "inet_interfaces": host.inbound_address}
+                     "maillog_file_prefixes": str(root / "var"), "inet_interfaces": listen}
         if instance.pool is None:
             overrides |= {"multi_instance_wrapper": "", "multi_instance_directories": "",
                           "queue_directory": str(root / "var/spool/postfix"),
                           "data_directory": str(root / "var/lib/postfix"),
-                          "inet_interfaces": f"{host.inbound_address}, 127.0.0.1"}
+                          "inet_interfaces": f"{listen}, 127.0.0.1"}
         elif rsa_only:
             overrides["smtpd_milters"] = relocate(", ".join(s.milter for s in signers), root)
         postconf_set(instance.config_dir, overrides)
@@ -112,17 +156,115 @@ def stage_host(plan: Plan, host: HostPlan, root: Path, secrets: dict[str, str], 
         Path(data).mkdir(parents=True, exist_ok=True)
         shutil.chown(data, user=owner)
     (root / "var/log").mkdir(parents=True, exist_ok=True)
-    for signer in signers:
-        conf = root / signer.conf.lstrip("/")
-        lines = [line for line in conf.read_text().splitlines() if not line.startswith("UserID")]
-        conf.write_text("\n".join(lines) + "\n")
-    # Every instance runs as the same mail_owner (Postfix's default, postfix).
-    _prepare_socket_dirs({signer_socket(signer, root).parent for signer in signers}, owner)
+    # Every instance runs as the same mail_owner (Postfix's default, postfix); the signers run as their
+    # rendered UserID and read the keys the apply program wrote for that user.
+    _prepare_socket_dirs({signer_socket(signer, root).parent for signer in signers}, owner,
+                         {_signer_user(root / signer.conf.lstrip("/")) for signer in signers})
     # virtual(8) delivers bounces as the mail user (virtual_uid_maps), creating each domain's maildir.
     mailboxes = root / "var/mail/mailinfra-bounces"
     mailboxes.mkdir(parents=True, exist_ok=True)
     os.chown(mailboxes, MAIL_UID, MAIL_UID)
-    return StagedHost(host.name, root, tuple(instances), signers)
+    return StagedHost(host.name, root, tuple(instances), signers, listen)
+
+
+def boot_command(deployment: Deployment, host: str) -> tuple[str, list[str]]:
+    """The apply program and its boot arguments, as the host's EC2 user data (cloud-config) writes and runs
+    them (templates/cloud-init/user-data.yaml.j2: write_files, runcmd)."""
+    import yaml
+
+    instance = next((r for r in deployment.of_type("aws:ec2/instance:Instance")
+                     if (r.inputs.get("tags") or {}).get("host") == host), None)
+    if instance is None:
+        raise LabError(f"host {host}: the deployment declares no aws:ec2/instance:Instance tagged host={host}")
+    text = instance.inputs.get("userData") or gzip.decompress(
+        base64.b64decode(str(instance.inputs.get("userDataBase64") or ""))).decode()
+    config = yaml.safe_load(text)
+    program = next((f["content"] for f in config.get("write_files", []) if f.get("path") == APPLY_PROGRAM), None)
+    command = next((c for c in config.get("runcmd", []) if isinstance(c, str)
+                    and c.startswith(f"{APPLY_PROGRAM} ") and "--addresses-only" not in c), None)
+    if program is None or command is None:
+        raise LabError(f"instance {instance.name}: user data writes or runs no {APPLY_PROGRAM}, expected both")
+    return program, shlex.split(command)[1:]
+
+
+def boot_region(deployment: Deployment) -> str:
+    """The region the hosts' user data runs the apply program against (`--region`)."""
+    for instance in deployment.of_type("aws:ec2/instance:Instance"):
+        host = str((instance.inputs.get("tags") or {}).get("host", ""))
+        _, args = boot_command(deployment, host)
+        if "--region" in args:
+            return args[args.index("--region") + 1]
+    return "us-east-1"
+
+
+def ensure_default_route(namespace: str, interface: str) -> None:
+    """A default route on the lab interface (`ip -4 route show default` names the interface the apply program
+    adds the private addresses to); the interface is a dummy, so nothing routed there leaves the namespace."""
+    result = subprocess.run(["ip", "-n", namespace, "route", "replace", "default", "dev", interface],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LabError(f"ip -n {namespace} route replace default dev {interface}: {result.stderr.strip()}")
+
+
+def _stand_in_tools(directory: Path, namespace: str, root: Path) -> dict[str, Path]:
+    """The commands the apply program runs, lab edition: `ip` acts inside the lab namespace (the host's own
+    network), `postfix` sees its instance's paths under the lab root (overlay 1) before the real postfix
+    runs; postmap and postconf are the real ones; systemctl is never reached (--services none)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pythonpath = str(Path(__file__).resolve().parents[2])
+    scripts = {
+        "ip": f'#!/bin/sh\nexec ip -n {shlex.quote(namespace)} "$@"\n',
+        "postfix": (f"#!/bin/sh\nPYTHONPATH={shlex.quote(pythonpath)} exec {shlex.quote(sys.executable)} "
+                    f'-m mailinfra.lab.mta postfix {shlex.quote(str(root))} "$@"\n'),
+        "systemctl": "#!/bin/sh\necho systemctl is not used in the lab >&2\nexit 1\n",
+    }
+    tools = {}
+    for name, body in scripts.items():
+        path = directory / name
+        path.write_text(body)
+        path.chmod(0o700)
+        tools[name] = path
+    return tools
+
+
+def _relocate_applied(manifest: dict[str, Any], root: Path) -> None:
+    """Overlay 1 on every file the manifest wrote (not the secrets: their values are not touched); a map
+    whose source changed is indexed again, as the apply program would."""
+    for file in manifest["files"]:
+        path = root / file["path"].lstrip("/")
+        text = path.read_text()
+        moved = relocate(text, root)
+        if moved != text:
+            path.write_text(moved)
+            if file.get("postmap"):
+                kind, _, source = file["postmap"].partition(":")
+                subprocess.run(["postmap", f"{kind}:{root}{source}"], check=True, capture_output=True)
+
+
+def _apply_limits(root: Path, plan: Plan) -> None:
+    """What the user data runs next (`systemctl start mailinfra-limits.service`): the warmup calendar's limits
+    of the lab's date (the host's files hold warmup day 0's), by the manifest's own mailinfra-apply-limits."""
+    script, calendar = root / LIMITS_SCRIPT.lstrip("/"), root / LIMITS_CALENDAR.lstrip("/")
+    if not script.is_file():
+        return
+    done = subprocess.run([sys.executable, str(script), str(calendar), plan.as_of.isoformat()],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise LabError(f"{script}: exit {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}")
+
+
+def _postfix_stand_in(root: Path, argv: list[str]) -> int:
+    """`postfix -c DIR ...` from the apply program: DIR's main.cf and master.cf moved under the lab root
+    (so `set-permissions create-missing` and `check` act on the lab's queue, not this machine's), then
+    the real postfix."""
+    if argv[:1] == ["-c"] and len(argv) > 1:
+        for name in ("main.cf", "master.cf"):
+            path = Path(argv[1]) / name
+            if path.is_file():
+                text = path.read_text()
+                if relocate(text, root) != text:
+                    path.write_text(relocate(text, root))
+    return subprocess.run(["postfix", *argv], check=False).returncode
 
 
 def signer_socket(signer: Signer, root: Path) -> Path:
@@ -135,22 +277,27 @@ def signer_socket(signer: Signer, root: Path) -> Path:
     return path
 
 
-def _prepare_socket_dirs(directories: set[Path], postfix_owner: str) -> None:
-    """Overlay 4: the signers' socket directories setgid, group Postfix's, so root-made sockets are
-    root:<postfix group> 0770 (UMask 007) and smtpd can connect; nobody else can."""
+def _signer_user(conf: Path) -> str:
+    """The UserID a rendered opendkim.conf runs as (user[:group])."""
+    for line in conf.read_text().splitlines():
+        if line.startswith("UserID"):
+            return line.split()[1].split(":")[0]
+    return "root"
+
+
+def _prepare_socket_dirs(directories: set[Path], postfix_owner: str, signer_users: set[str]) -> None:
+    """Overlay 4: the signers' socket directories owned by the signer, setgid and group Postfix's, so the
+    sockets are <signer>:<postfix group> 0770 (UMask 007) and smtpd can connect; nobody else can. (A host
+    adds postfix to the opendkim group instead; the lab does not change this machine's groups.)"""
     group = pwd.getpwnam(postfix_owner).pw_gid
+    users = sorted(signer_users)
+    if len(users) != 1:
+        raise LabError(f"opendkim.conf UserID: received {users}, expected one user for every signer of a host")
+    uid = pwd.getpwnam(users[0]).pw_uid
     for directory in directories:
         directory.mkdir(parents=True, exist_ok=True)
-        os.chown(directory, 0, group)
+        os.chown(directory, uid, group)
         directory.chmod(0o2750)
-
-
-def _write(rendered: RenderedFile, root: Path, secrets: dict[str, str]) -> None:
-    path = root / rendered.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    path.write_text(fill_secrets(relocate(rendered.content, root), secrets))
-    path.chmod(rendered.mode)
 
 
 def postconf_set(config_dir: Path, values: dict[str, str]) -> None:
@@ -200,8 +347,9 @@ def stop_opendkim(state: LabState, staged: StagedHost) -> None:
         stop_process(state, opendkim_process(signer, staged.host))
 
 
-def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, listen: str) -> int:
-    """`postfix start` inside the namespace; the master's PID (from its pid file) is recorded."""
+def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, listen: str | None = None) -> int:
+    """`postfix start` inside the namespace; the master's PID (from its pid file) is recorded. `listen`: where
+    to wait for its port (default: the first address of its inet_interfaces, the private one)."""
     result = subprocess.run(in_namespace(namespace, ["postfix", "-c", str(instance.config_dir), "start"]),
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -219,7 +367,8 @@ def start_postfix(state: LabState, namespace: str, instance: PostfixInstance, li
     pid = int(pid_file.read_text().split()[0])
     adopt_process(state, _process_name(instance), pid, "master")
     if instance.port is not None:
-        wait_for_port(namespace, listen, instance.port, instance.name)
+        address = listen or read_main_cf(instance.config_dir / "main.cf")["inet_interfaces"].split(",")[0].strip()
+        wait_for_port(namespace, address, instance.port, instance.name)
     return pid
 
 
@@ -287,3 +436,10 @@ def is_listening(namespace: str, host: str, port: int) -> bool:
 
 def _hex_address(address: str) -> str:
     return "".join(f"{int(octet):02X}" for octet in reversed(address.split(".")))
+
+
+if __name__ == "__main__":
+    # The lab's stand-in for postfix(1) in the apply program's runs (_stand_in_tools).
+    if sys.argv[1:2] != ["postfix"] or len(sys.argv) < 3:
+        sys.exit("usage: python -m mailinfra.lab.mta postfix ROOT ARGS...")
+    sys.exit(_postfix_stand_in(Path(sys.argv[2]), sys.argv[3:]))

@@ -45,3 +45,16 @@ PRIVATE_IPV4_PER_ENI: dict[str, int] = {
 def max_ips_per_host(instance_type: str) -> int | None:
     """Sending IPs one host of this type can carry on its ENI, or None for an unsupported type."""
     return PRIVATE_IPV4_PER_ENI.get(instance_type)
+
+
+# Regions where Amazon SES has an API and SMTP endpoint (AWS General Reference, "Amazon Simple Email
+# Service endpoints and quotas"; the same list as botocore's data/endpoints.json, service `email`,
+# which tests/model/test_places.py compares it with). An SES route elsewhere fails at `pulumi up`.
+SES_REGIONS: frozenset[str] = frozenset({
+    "af-south-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+    "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2",
+    "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1",
+    "me-central-1", "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1",
+    "us-west-2", "us-gov-east-1", "us-gov-west-1", "eusc-de-east-1",
+})

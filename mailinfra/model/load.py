@@ -143,7 +143,8 @@ def validate_config(
         config = StackConfig.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigErrors([_to_config_error(err, where, doc) for err in _without_renamed(exc.errors())]) from None
-    problems = check_topology(config, plain_keys=plain)
+    region = (other_config or {}).get("aws:region")
+    problems = check_topology(config, plain_keys=plain, region=region if isinstance(region, str) else None)
     if problems:
         errors = [ConfigError(_where(where, doc, ("config", *_prefixed(p.path))), _key(p.path),
                               p.received, p.expected) for p in problems]

@@ -9,11 +9,12 @@ import base64
 import binascii
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from mailinfra.errors import Described
 from mailinfra.model.limits import PRIVATE_IPV4_PER_ENI, max_ips_per_host
+from mailinfra.model.places import check_places
+from mailinfra.model.problem import Problem
 from mailinfra.model.schema import (
     Algorithm,
     HostsRoute,
@@ -28,15 +29,10 @@ from mailinfra.model.schema import (
 BUILTIN_SCHEDULES = ("conservative", "standard", "aggressive", "transactional")
 
 
-@dataclass(frozen=True)
-class Problem:
-    path: tuple[str | int, ...]
-    received: Any
-    expected: str
+def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozenset(),
+                   region: str | None = None) -> list[Problem]:
+    """Every cross-reference rule, in a stable order. `region`: the stack's AWS region, when known."""
 
-
-def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozenset()) -> list[Problem]:
-    """Every cross-reference rule, in a stable order."""
     checks = (
         _check_stream_references,
         _check_pool_hosts,
@@ -52,6 +48,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_zones,
     )
     problems = [p for check in checks for p in check(config)]
+    problems.extend(check_places(config, region))
     problems.extend(_check_secrets(config, plain_keys))
     return problems
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mailinfra.mta import postfix, powermta
+from mailinfra.mta.resolver import resolver_egress
 from mailinfra.plan.model import HostPlan, Plan, RoutePlan
 
 WORLD = "0.0.0.0/0"
@@ -113,6 +114,9 @@ def _egress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
             ports.setdefault(port, []).append(f"route {route.name}")
     world = [NetworkRule(f"egress-{port}", "egress", port, f"tcp/{port} out ({', '.join(what)})",
                          cidr=WORLD) for port, what in sorted(ports.items())]
+    # A tls: dane host's own unbound recurses (mailinfra/mta/resolver.py): DNS to any name server.
+    world += [NetworkRule(f"egress-dns-{protocol}", "egress", port, f"{protocol}/{port} out (resolver)",
+                          cidr=WORLD, protocol=protocol) for protocol, port in resolver_egress(host)]
     return world + targets
 
 

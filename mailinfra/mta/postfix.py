@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from mailinfra.errors import PlanError
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
 from mailinfra.mta.opendkim import plan_milters
-from mailinfra.plan.model import HostPlan, Plan, PoolPlan, RoutePlan, StreamPlan
-from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS, IpLimits, ProviderLimit
+from mailinfra.mta.resolver import render_resolver
+from mailinfra.plan.model import HostPlan, IpLimits, Plan, PoolPlan, ProviderLimit, RoutePlan, StreamPlan
+from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS
 
 # The app injects a pool's mail on its own port; ports follow the pools' order in the stack file so
 # every host of a stack uses the same port for the same pool.
@@ -116,6 +117,8 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             # 0600: smtp(8) reads it as root before dropping privileges; nobody else may.
             files.append(rendered(f"{instance.config_dir.lstrip('/')}/sasl_passwd", render_template(
                 "postfix/sasl_passwd.j2", plan=plan, entries=instance.sasl), mode=0o600))
+    # tls: dane is DANE only with a validating resolver on the host (mailinfra.mta.resolver).
+    files.extend(render_resolver(host))
     return tuple(files)
 
 

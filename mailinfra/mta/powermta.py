@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
-from mailinfra.plan.model import HostPlan, IpPlan, Plan, RoutePlan, StreamPlan
-from mailinfra.warmup import PROVIDERS, IpLimits
+from mailinfra.plan.model import HostPlan, IpLimits, IpPlan, Plan, RoutePlan, StreamPlan
+from mailinfra.warmup import PROVIDERS
 
 CONFIG_PATH = "etc/pmta/config"
 LIMITS_FILE = "etc/pmta/limits.json"  # the warmup calendar (powermta_calendar), applied daily on the host

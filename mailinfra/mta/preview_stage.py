@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mailinfra.mta.render import render_all
 from mailinfra.plan.model import Plan
-from mailinfra.preview import Preview, PreviewFile
+from mailinfra.preview.model import Preview, PreviewFile
 
 
 def add_host_files(plan: Plan, preview: Preview) -> None:

@@ -5,12 +5,47 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from mailinfra.dns.records import DnsRecord
 
-if TYPE_CHECKING:
-    from mailinfra.warmup import IpLimits
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimit:
+    """What one IP may send to one mailbox provider per hour, and how an MTA paces it."""
+
+    provider: str
+    domains: tuple[str, ...]
+    msgs_per_hour: int
+    concurrency: int
+    # Whole seconds between deliveries per recipient domain (0 = unpaced: above 3,600/h per domain Postfix
+    # cannot pace, concurrency limits it instead).
+    postfix_rate_delay_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class IpLimits:
+    """Today's limits of one sending IP (computed by mailinfra.warmup)."""
+
+    ip: str
+    pool: str
+    stream: str
+    tier: str
+    schedule: str | None  # None: the IP is marked warmed
+    start: dt.date | None  # the configured start date
+    effective_start: dt.date | None  # start, moved later by the tier gate
+    day: int | None  # 1-based day of the schedule on as_of; None when warmed or not started
+    status: str  # warming | warmed | not-started | gated
+    daily_cap: int
+    hourly_cap: int
+    overflow: str  # where demand above the pool's cap goes: "route:<name>" or "defer"
+    providers: tuple[ProviderLimit, ...]
+
+    @property
+    def sending(self) -> bool:
+        return self.daily_cap > 0
+
+    def provider(self, name: str) -> ProviderLimit:
+        return next(p for p in self.providers if p.provider == name)
 
 
 @dataclass(frozen=True, slots=True)

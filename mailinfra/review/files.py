@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 from mailinfra.plan.model import Plan
-from mailinfra.preview import build_preview
-from mailinfra.preview_stages import preview_contributors
+from mailinfra.preview.artifacts import build_preview
+from mailinfra.preview.stages import preview_contributors
 
 HOST_PREFIX = "hosts/"
 # Rendered files carry @@SECRET:name@@ markers, never secrets (mailinfra.mta.files). This is a second guard

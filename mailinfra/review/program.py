@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pulumi.runtime import settings
     from pulumi.runtime.mocks import MockMonitor
 
-    from mailinfra.pulumi_preview import collect_resources
+    from mailinfra.deployment.mock_runtime import collect_resources
 
     try:
         resources = collect_resources(args.stack, args.stacks_dir)

@@ -11,7 +11,7 @@ import pytest
 
 from mailinfra.model.load import STACKS_DIR, load_stack
 from mailinfra.plan import build_plan
-from mailinfra.preview import render_zones
+from mailinfra.preview.artifacts import render_zones
 from tests.tooling import require_tool
 
 AS_OF = dt.date(2026, 11, 29)

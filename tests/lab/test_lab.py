@@ -137,7 +137,7 @@ def test_postfix_restart_loses_nothing(lab: Any) -> None:
             time.sleep(0.2)
         assert len(mta.queue_json(lab.layout.namespace, instance)) >= 2
         mta.stop_postfix(state, instance)
-        mta.start_postfix(state, lab.layout.namespace, instance, lab.plan.hosts[0].inbound_address)
+        mta.start_postfix(state, lab.layout.namespace, instance)
     finally:
         lab_module.fault(lab, "gmail", "ok")
         state.processes[route_process] = route_entry

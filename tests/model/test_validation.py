@@ -271,6 +271,46 @@ def _cases() -> Iterator[Case]:
                short[:40], f"mailinfra:domains.example.com.dkim.selectors.s2026a.public_key: received "
                f"'{short[:76]}..., expected an RSA key of 2048 bits for rsa-2048 (this one is 1024)")
 
+    # --- who may inject: never the internet (the hosts accept injected mail without a login)
+    private = ("a private network inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (RFC 1918) or "
+               "100.64.0.0/10 (RFC 6598): injected mail needs no login, so a public range is an open relay")
+    yield case("injection-from-anywhere", put("hosts", "mta1", "injection_cidrs", value=["0.0.0.0/0"]), "0.0.0.0/0",
+               f"mailinfra:hosts.mta1.injection_cidrs[0]: received '0.0.0.0/0', expected {private}")
+    yield case("injection-from-a-public-range",
+               put("hosts", "mta1", "injection_cidrs", value=["10.20.0.0/16", "198.51.100.0/24"]), "198.51.100.0/24",
+               f"mailinfra:hosts.mta1.injection_cidrs[1]: received '198.51.100.0/24', expected {private}")
+    yield case("injection-wider-than-private", put("hosts", "mta1", "injection_cidrs", value=["172.0.0.0/10"]),
+               "172.0.0.0/10", f"mailinfra:hosts.mta1.injection_cidrs[0]: received '172.0.0.0/10', expected {private}")
+    # --- places: zones, subnets and regions that belong together
+    yield case("zone-outside-the-region", put("hosts", "mta1", "availability_zone", value="eu-west-1a"), "eu-west-1a",
+               "mailinfra:hosts.mta1.availability_zone: received 'eu-west-1a', "
+               "expected an availability zone of the stack's region us-east-1 (aws:region), such as us-east-1a")
+    yield case("subnet-in-two-zones", both(
+        put("hosts", "mta1", "subnet_id", value="subnet-0a1b2c3d4e5f60a01"),
+        put("hosts", "mta2", value={"availability_zone": "us-east-1b", "subnet_id": "subnet-0a1b2c3d4e5f60a01",
+                                    "injection_cidrs": ["10.20.0.0/16"]}),
+    ), ("mailinfra:hosts:", "  mta2:", "availability_zone:"),
+        "mailinfra:hosts.mta2.availability_zone: received 'us-east-1b', expected us-east-1a, the zone of subnet "
+        "subnet-0a1b2c3d4e5f60a01 (host mta1): a subnet lies in one availability zone")
+    yield case("ses-route-where-ses-is-not", put("routes", "ses", "region", value="cn-north-1"), "cn-north-1",
+               "mailinfra:routes.ses.region: received 'cn-north-1', expected a region where Amazon SES has an "
+               "endpoint, such as us-east-1 or eu-west-1 (AWS General Reference, SES endpoints)")
+    # --- names: an organizational domain is a registrable domain (Public Suffix List)
+    # (without dns.zones: a zone co.uk would be refused too, on its own line)
+    suffix = dev_text(put("dns", "zones", value={})).replace("example.com", "co.uk")
+    yield Case("org-domain-is-a-public-suffix", suffix, ("mailinfra:domains:", "co.uk:"),
+               "mailinfra:domains.co.uk: received 'co.uk', expected a registrable domain such as example.co.uk: "
+               "co.uk is a public suffix (Public Suffix List), nobody's organizational domain")
+    below = dev_text().replace("example.com", "corp.example.co.uk")
+    yield Case("org-domain-below-a-registrable-domain", below, ("mailinfra:domains:", "corp.example.co.uk:"),
+               "mailinfra:domains.corp.example.co.uk: received 'corp.example.co.uk', expected its organizational "
+               "domain example.co.uk (the registrable domain under the Public Suffix List; RFC 7489 §3.2: relaxed "
+               "alignment and the _dmarc fallback use it), with corp as a stream's subdomain")
+    in_suffix_zone = dev_text(put("dns", "zones", value={"co.uk": {}})).replace("example.com", "example.co.uk")
+    yield Case("zone-is-a-public-suffix", in_suffix_zone, ("mailinfra:dns:", "co.uk:"),
+               "mailinfra:dns.zones.co.uk: received 'co.uk', expected a zone you can own: co.uk is a public suffix "
+               "(Public Suffix List)")
+
 
 CASES = list(_cases())
 

@@ -1,7 +1,7 @@
 """Run the real Pulumi program under the mock runtime, one subprocess per run.
 
 The SDK's runtime state (root stack, config, monitor) is process-global, so every program run gets
-a fresh interpreter: `python -m mailinfra.pulumi_preview`.
+a fresh interpreter: `python -m mailinfra.deployment.mock_runtime`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ STACKS = [s for s in ("dev", "staging", "prod") if (STACKS_DIR / f"Pulumi.{s}.ya
 
 def run_mock(stack: str, tmp: Path, config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
              *, up: bool = False, as_of: str | None = None) -> dict[str, Any]:
-    """One program run; returns the JSON of `python -m mailinfra.pulumi_preview` (or {"error": ...}).
+    """One program run; returns the JSON of `python -m mailinfra.deployment.mock_runtime` (or {"error": ...}).
     `as_of`: the date the program takes for today (MAILINFRA_AS_OF)."""
-    command = [sys.executable, "-m", "mailinfra.pulumi_preview", stack, "--fingerprint-secrets"]
+    command = [sys.executable, "-m", "mailinfra.deployment.mock_runtime", stack, "--fingerprint-secrets"]
     if config is not None:
         path = tmp / f"config-{stack}-{len(list(tmp.iterdir()))}.json"
         path.write_text(json.dumps({"config": config, "secret_keys": secret_keys or []}))
@@ -45,7 +45,7 @@ def run_mock(stack: str, tmp: Path, config: dict[str, str] | None = None, secret
 
 
 def preview_config(stack: str) -> tuple[dict[str, str], list[str]]:
-    from mailinfra.pulumi_preview import preview_config as build
+    from mailinfra.deployment.mock_runtime import preview_config as build
 
     return build(stack)
 

@@ -15,16 +15,18 @@ import pytest
 from components.dkim_keys import delivered_keys, dkim_secret_key, public_half
 from components.dns_records import forward_records
 from components.secondary_route import route_hosts
+from mailinfra.deployment.mock_runtime import SECRET_MARKER
 from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
 from mailinfra.dns.records import RecordType
 from mailinfra.dns.txt import join_txt, split_txt
-from mailinfra.pulumi_preview import SECRET_MARKER
 from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock
 
 EIP = "aws:ec2/eip:Eip"
 PTR = "aws:ec2/eipDomainName:EipDomainName"
 R53 = "aws:route53/record:Record"
 CF = "cloudflare:index/dnsRecord:DnsRecord"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 INSTANCE = "aws:ec2/instance:Instance"
 PARAMETER = "aws:ssm/parameter:Parameter"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -357,7 +359,7 @@ def test_preview_of_a_stack_without_cloudflare_never_imports_it():
     import subprocess
     import sys
 
-    code = ("import sys; from mailinfra.pulumi_preview import collect_resources; collect_resources('dev'); "
+    code = ("import sys; from mailinfra.deployment.mock_runtime import collect_resources; collect_resources('dev'); "
             "print('pulumi_cloudflare' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                           capture_output=True, text=True, check=True, timeout=180)

@@ -32,15 +32,21 @@ HTTPS = 443  # the host fetches its manifest (S3), its secrets (SSM) and package
 Rule = tuple[int, str]  # (port, CIDR); every rule of ours is tcp with from_port == to_port
 
 
-def _rules(run: dict[str, Any], host: str, token: str) -> set[Rule]:
+def _rules(run: dict[str, Any], host: str, token: str, protocol: str = "tcp") -> set[Rule]:
     found = set()
     for rule in resources_of(run, token):
-        if rule["parent"] != f"host-{host}":
+        if rule["parent"] != f"host-{host}" or rule["inputs"]["ipProtocol"] != protocol:
             continue
         inputs = rule["inputs"]
-        assert inputs["ipProtocol"] == "tcp" and inputs["fromPort"] == inputs["toPort"], rule["name"]
+        assert inputs["fromPort"] == inputs["toPort"], rule["name"]
         found.add((int(inputs["fromPort"]), inputs["cidrIpv4"]))
     return found
+
+
+def _recursive_resolver(files: dict[str, dict[str, Any]]) -> bool:
+    """A tls: dane host runs its own validating unbound (mailinfra/mta/resolver.py), which asks the
+    Internet's name servers itself on 53 (udp, and tcp for large answers)."""
+    return any(path.startswith("/etc/unbound/") for path in files)
 
 
 def _hosts(run: dict[str, Any]) -> dict[str, str]:
@@ -130,11 +136,14 @@ def test_egress_is_delivery_https_and_each_next_hop(stack, mock_runs):
     run = mock_runs(stack)
     for host in _hosts(run):
         rules = _rules(run, host, EGRESS)
-        hops = _next_hops(manifest_files(run, host))
+        files = manifest_files(run, host)
+        hops = _next_hops(files)
         assert _egress_allows(rules, 25) and _egress_allows(rules, HTTPS), host
         for name, port in hops:
             assert _egress_allows(rules, port, _a_record(run, name)), (host, name, port)
-        assert {port for port, _ in rules} == {25, HTTPS} | {port for _, port in hops}, host
+        dns = {53} if _recursive_resolver(files) else set()
+        assert {port for port, _ in rules} == {25, HTTPS} | {port for _, port in hops} | dns, host
+        assert _rules(run, host, EGRESS, "udp") == {(port, WORLD) for port in dns}, host
 
 
 def _a_record(run: dict[str, Any], name: str) -> str | None:
@@ -145,7 +154,7 @@ def _a_record(run: dict[str, Any], name: str) -> str | None:
 
 def _public_ips(run: dict[str, Any], plans: Any, stack: str, host: str) -> set[str]:
     """The EIPs of a host's IPs. The mock allocates each EIP at the plan's address for it
-    (mailinfra.pulumi_preview._Mocks), which the rendered files and records of a preview carry."""
+    (mailinfra.deployment.mock_runtime._Mocks), which the rendered files and records of a preview carry."""
     plan = plans(stack)
     return {plan.ip(e["inputs"]["tags"]["ip"]).address for e in resources_of(run, EIP)
             if plan.ip(e["inputs"]["tags"]["ip"]).host == host}

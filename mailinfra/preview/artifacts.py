@@ -1,4 +1,4 @@
-"""Offline preview: the plan written out for review — plan.json, zone files, review.md.
+"""The preview's artifacts: the plan written out for review — plan.json, zone files, review.md.
 
 This is an edge (it writes files); everything it writes is read from the plan, never re-derived.
 """
@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,31 +16,13 @@ from mailinfra.dns.txt import split_txt
 from mailinfra.dns.zonefile import render_zone
 from mailinfra.errors import UsageError
 from mailinfra.plan.model import Plan, ZonePlan
+from mailinfra.preview.model import Contributor, Preview, PreviewFile
+from mailinfra.preview.review_md import render_review
 from mailinfra.serialize import to_jsonable
 
 # Route53 and Cloudflare assign the real nameservers when a zone is created; the preview's zone
 # files carry stand-ins from the reserved .invalid TLD (RFC 2606) so no lookup can leave the machine.
 PREVIEW_NAMESERVERS = ("ns1.preview.invalid", "ns2.preview.invalid")
-
-
-@dataclass(frozen=True)
-class PreviewFile:
-    """One file the preview writes, relative to the output directory."""
-
-    path: str
-    content: str
-    kind: str  # plan | zone | review | host
-
-
-@dataclass
-class Preview:
-    plan: Plan
-    files: list[PreviewFile] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
-
-
-# Later stages (rendered MTA files, Pulumi resources) register here so preview stays one pipeline.
-Contributor = Callable[[Plan, Preview], None]
 
 
 def zone_serial(plan: Plan) -> int:
@@ -97,8 +78,6 @@ def build_preview(plan: Plan, contributors: Sequence[Contributor] = ()) -> Previ
     preview.files.extend(render_zones(plan))
     for contribute in contributors:
         contribute(plan, preview)
-    from mailinfra.review_md import render_review
-
     preview.files.append(PreviewFile("review.md", render_review(plan, preview), "review"))
     document = plan_document(plan, preview.extras)
     document["files"] = [{"path": f.path, "kind": f.kind} for f in preview.files] + [

@@ -32,7 +32,7 @@ import yaml
 from mailinfra.errors import MailinfraError
 from mailinfra.model.load import NAMESPACE, decode_pulumi_config, load_stack, resolve_stack_file, validate_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
 PROJECT = "mailinfra"
 SECRET_MARKER = "[secret]"  # noqa: S105 - the mask shown instead of a secret, not one
@@ -152,9 +152,9 @@ def run_program(
     recorder = _Recorder(fingerprint_secrets, reveal_secrets, keep_outputs=not preview)
     _EIP_ADDRESSES.clear()
     _EIP_ADDRESSES.update(_plan_addresses(stack_name, config))
-    monitor = _RecordingMonitor(_Mocks(config.get("aws:region", DEFAULT_REGION)), recorder)
+    monitor = _RecordingMonitor(_Mocks(provider_region(config)), recorder)
     log = _CollectingHandler()
-    logger = logging.getLogger("mailinfra.pulumi_preview.engine")
+    logger = logging.getLogger("mailinfra.deployment.mock_runtime.engine")
     logger.propagate = False
     logger.handlers = [log]
     logger.setLevel(logging.WARNING)
@@ -241,11 +241,20 @@ def _short(text: str, prefix: str, length: int = 17) -> str:
     return prefix + hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def provider_region(config: Mapping[str, str]) -> str | None:
+    """The region the default AWS provider would take: `aws:region`, else AWS_REGION, else AWS_DEFAULT_REGION
+    (pulumi-aws schema defaults; `pulumi_aws/config/vars.py`, `region`). None: the provider has no region."""
+    import os
+
+    return config.get("aws:region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
 class _Mocks:
     """Deterministic stand-ins for what AWS/Cloudflare would return (ids, ARNs, lookups)."""
 
-    def __init__(self, region: str) -> None:
-        self.region = region
+    def __init__(self, region: str | None) -> None:
+        self.provider_region = region
+        self.region = region or DEFAULT_REGION  # ARNs and zones of a mock run that has no region
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:  # noqa: PLR0911 - one branch per type
         inputs = dict(args.inputs)
@@ -291,8 +300,15 @@ class _Mocks:
             return _short(name, "sg-"), inputs
         return f"{name}-id", inputs
 
-    def call(self, args: Any) -> dict[str, Any]:
+    def call(self, args: Any) -> Any:  # noqa: PLR0911 - one branch per function
         function, call = args.token, dict(args.args)
+        if function == "aws:index/getRegion:getRegion":
+            if self.provider_region is None:
+                # What the provider says when it has no region (the call fails, as with the real one).
+                return {}, [("region", "Missing required configuration variable 'aws:region'")]
+            return {"region": self.provider_region, "name": self.provider_region, "id": self.provider_region,
+                    "endpoint": f"ec2.{self.provider_region}.amazonaws.com",
+                    "description": self.provider_region}
         if function == "aws:route53/getZone:getZone":
             zone = _short(call.get("name", ""), "Z", 13).upper()
             return {"id": zone, "zoneId": zone, "name": call.get("name")}
@@ -343,6 +359,8 @@ class _Recorder:
         })
         if self.keep_outputs:
             self.entries[-1]["outputs"] = _reveal(dict(outputs)) if self.reveal_secrets else _mask(dict(outputs))
+        if request.provider:  # an explicit provider ("<urn>::<id>"); absent for the default one
+            self.entries[-1]["provider"] = request.provider
         if self.fingerprint_secrets:
             self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
 
@@ -449,8 +467,8 @@ def _secret_paths(value: Any, path: str = "") -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mailinfra.pulumi_preview STACK` prints the run as JSON (one program run per process)."""
-    parser = argparse.ArgumentParser(prog="python -m mailinfra.pulumi_preview")
+    """`python -m mailinfra.deployment.mock_runtime STACK` prints the run as JSON (one program run per process)."""
+    parser = argparse.ArgumentParser(prog="python -m mailinfra.deployment.mock_runtime")
     parser.add_argument("stack", help="stack name (stacks/Pulumi.<stack>.yaml) or stack file")
     parser.add_argument("--config-json", type=Path,
                         help="run with this Pulumi config instead: {config: {...}, secret_keys: [...]}")

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from mailinfra.plan.model import Plan
-from mailinfra.preview import Contributor, Preview
+from mailinfra.preview.model import Contributor, Preview
 
 # module:function pairs; each function is a Contributor(plan, preview).
 STAGES = [
     ("mailinfra.mta.preview_stage", "add_host_files"),
 ]
-RESOURCE_STAGE = ("mailinfra.preview_stages", "add_resources")
+RESOURCE_STAGE = ("mailinfra.preview.stages", "add_resources")
 
 
 def preview_contributors(*, include_resources: bool = True) -> list[Contributor]:
@@ -37,7 +37,7 @@ def preview_contributors(*, include_resources: bool = True) -> list[Contributor]
 
 def add_resources(plan: Plan, preview: Preview) -> None:
     """Run __main__.py under Pulumi's mock runtime; list its resources in plan.json and review.md."""
-    from mailinfra.pulumi_preview import collect_resources
+    from mailinfra.deployment.mock_runtime import collect_resources
 
     resources = collect_resources(plan.stack, Path(plan.source).parent, plan)
     stand_ins = placeholder_values(plan)

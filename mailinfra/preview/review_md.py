@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from mailinfra.dns.txt import split_txt
 from mailinfra.plan.model import Plan
-
-if TYPE_CHECKING:
-    from mailinfra.preview import Preview
+from mailinfra.preview.model import Preview
 
 PLACEHOLDER_MARK = "⚠ placeholder"
 

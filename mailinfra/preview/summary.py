@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mailinfra.plan.model import Plan
-
-if TYPE_CHECKING:
-    from mailinfra.preview import Preview
+from mailinfra.preview.model import Preview
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
