@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailinfra.deployment.mock_runtime import MOCK_ACCOUNT
 from mailinfra.deployment.program import Deployment, Resource
 from mailinfra.errors import MailinfraError
-from mailinfra.deployment.mock_runtime import MOCK_ACCOUNT
 
 START_TIMEOUT_SECONDS = 30.0
 # The mock runtime's ARNs (the policies' Resource elements) carry MOCK_ACCOUNT; moto serves its default
