@@ -205,19 +205,21 @@ def stand_in(lab: Any, routed: Deployment) -> Iterator[tuple[str, int]]:
     assert address is not None, f"no A record for {name}"
     namespace = lab.layout.namespace
     interface = lab_module.require_running(lab).interface or "lo"
-    added = address not in firewall.namespace_addresses(namespace)
-    if added:
-        subprocess.run(["ip", "-n", namespace, "addr", "add", f"{address}/32", "dev", interface], check=True)
+    # A host binds the private address behind its EIP (the firewall's DNAT sends the EIP's traffic there).
+    listen = next((m.private for m in eip_mappings(routed) if m.public == address), address)
+    added = [a for a in dict.fromkeys([address, listen]) if a not in firewall.namespace_addresses(namespace)]
+    for extra in added:
+        subprocess.run(["ip", "-n", namespace, "addr", "add", f"{extra}/32", "dev", interface], check=True)
     script = ("import socket,sys\ns=socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
               "while True:\n c,_=s.accept(); c.sendall(b'220 stand-in for mta2 (PowerMTA)\\r\\n'); c.close()\n")
-    server = subprocess.Popen(in_namespace(namespace, [sys.executable, "-c", script, address, str(port)]))
+    server = subprocess.Popen(in_namespace(namespace, [sys.executable, "-c", script, listen, str(port)]))
     try:
-        mta.wait_for_port(namespace, address, port, "stand-in receiver")
+        mta.wait_for_port(namespace, listen, port, "stand-in receiver")
         yield address, port
     finally:
         stop_by_pid(server)
-        if added:
-            subprocess.run(["ip", "-n", namespace, "addr", "del", f"{address}/32", "dev", interface], check=False)
+        for extra in added:
+            subprocess.run(["ip", "-n", namespace, "addr", "del", f"{extra}/32", "dev", interface], check=False)
 
 
 def _route_attempt(lab: Any, deployment: Deployment, source: str) -> str:
