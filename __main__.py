@@ -74,6 +74,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
         rendered_files,
     )
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
+    from mailinfra.mta.network import plan_host_network
     from mailinfra.plan.private_addresses import subnet_address_keys
 
     env = plan.environment  # a label (tags); account-wide physical names use plan.stack
@@ -110,7 +111,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
             subnet_address_keys=subnet_address_keys(plan, host.name),
             previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
-            postfix_instances=postfix_instances(plan, host)))
+            postfix_instances=postfix_instances(plan, host), network=plan_host_network(plan, host)))
     return {
         # The SQS queue of each SES route's bounce/complaint/delivery events (components/secondary_route.py).
         "ses_event_queues": {r.name: route.events_queue_url for r, route in zip(plan.routes, routes, strict=True)

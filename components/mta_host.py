@@ -56,9 +56,10 @@ from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
+from mailinfra.mta.network import HostNetwork, NetworkRule
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
-from mailinfra.mta.resolver import resolver_egress, resolver_packages
+from mailinfra.mta.resolver import resolver_packages
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
 
@@ -75,7 +76,6 @@ SPOOL_SIZE_GIB = 50
 SPOOL_MOUNT = "/var/lib/mailinfra/spool"
 # The bootstrap (user data) a host was launched with; see MtaHost, ignore_changes.
 BOOTSTRAP_TAG = "mailinfra:bootstrap"
-SMTP_EGRESS_PORTS = (25, 587, 443)  # delivery, submission to relays/SES, HTTPS (SSM, apt)
 
 # python3-boto3: mailinfra-apply-config reads the manifest (S3) and the host's secrets (SSM) with the role.
 PACKAGES = {
@@ -168,6 +168,8 @@ class MtaHostArgs:
     # Salt of the private-address derivation (mailinfra.plan.private_addresses): None is
     # "<project>/<stack>", what tells two stacks sharing a subnet apart; "" the unsalted derivation.
     address_salt: str | None = None
+    # The security group's rules (mailinfra.mta.network.plan_host_network); none given: no traffic at all.
+    network: HostNetwork | None = None
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ class MtaHost(pulumi.ComponentResource):
         tags = {"Name": host.fqdn, "host": host.name, "environment": args.environment, "mta": host.mta}
         subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
                   aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
-        group = self._security_group(name, host, subnet.vpc_id, tags)
+        group = self._security_group(name, args, subnet.vpc_id, tags)
         # IP name -> its private address, derived from the IP's name inside the subnet's CIDR (not from its
         # position in the ENI's list, which shifted when an IP was added or removed and replaced every
         # later EipAssociation). One mapping feeds the ENI, the associations and the rendered files' bind
@@ -335,32 +337,30 @@ class MtaHost(pulumi.ComponentResource):
                                "network_interface_id": interface.id, "config_bundle_key": bundle.key,
                                "bootstrap_version": bootstrap, "spool_volume_id": spool.id})
 
-    def _security_group(self, name: str, host: HostPlan, vpc_id: pulumi.Input[str],
+    def _security_group(self, name: str, args: MtaHostArgs, vpc_id: pulumi.Input[str],
                         tags: dict[str, str]) -> aws.ec2.SecurityGroup:
+        """The host's group: exactly the plan's rules (mailinfra.mta.network), one resource per rule."""
         child = pulumi.ResourceOptions(parent=self)
+        host = args.host
         # The provider removes AWS's default allow-all egress rule: egress is exactly the rules below.
         group = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"MTA {host.fqdn}",
                                       tags=tags, opts=child)
-        for port in SMTP_EGRESS_PORTS:
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-egress-{port}", security_group_id=group.id, ip_protocol="tcp",
-                from_port=port, to_port=port, cidr_ipv4="0.0.0.0/0", description=f"tcp/{port} out", opts=child)
-        # A tls: dane host's unbound recurses itself (mailinfra/mta/resolver.py): DNS to any name server.
-        for protocol, port in resolver_egress(host):
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-egress-dns-{protocol}", security_group_id=group.id, ip_protocol=protocol,
-                from_port=port, to_port=port, cidr_ipv4="0.0.0.0/0", description=f"{protocol}/{port} out (resolver)",
-                opts=child)
-        for cidr in host.injection_cidrs:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-inject-{cidr}", security_group_id=group.id, ip_protocol="tcp",
-                from_port=25, to_port=25, cidr_ipv4=cidr, description="SMTP injection", opts=child)
-        if host.accepts_bounces:
-            # The return-path MX: bounces and complaints arrive from any receiver on the Internet.
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-bounces", security_group_id=group.id, ip_protocol="tcp",
-                from_port=25, to_port=25, cidr_ipv4="0.0.0.0/0", description="bounces (MX)", opts=child)
+        for rule in args.network.rules if args.network else ():
+            kind = aws.vpc.SecurityGroupIngressRule if rule.direction == "ingress" else aws.vpc.SecurityGroupEgressRule
+            kind(f"{name}-{rule.key}", security_group_id=group.id, ip_protocol=rule.protocol,
+                 from_port=rule.port, to_port=rule.port, cidr_ipv4=self._rule_cidr(args, rule),
+                 description=rule.description, opts=child)
         return group
+
+    @staticmethod
+    def _rule_cidr(args: MtaHostArgs, rule: NetworkRule) -> pulumi.Input[str]:
+        if rule.cidr is not None:
+            return rule.cidr
+        if rule.address is None or rule.address not in args.peer_addresses:
+            raise PlanError(f"host {args.host.name}: rule {rule.key} names IP {rule.ip}, expected an IP of "
+                            "another host (its Elastic IP)")
+        # Another host's EIP: its public address is known once allocated.
+        return pulumi.Output.from_input(args.peer_addresses[rule.address]).apply(lambda a: f"{a}/32")
 
     def _instance_profile(self, name: str, args: MtaHostArgs, object_arn: pulumi.Output[str],
                           tags: dict[str, str]) -> tuple[aws.iam.InstanceProfile, list[aws.iam.RolePolicy]]:

@@ -359,7 +359,7 @@ class _Recorder:
         # without the value itself leaving the run.
         self.fingerprint_secrets = fingerprint_secrets
 
-    def add(self, request: Any, urn: str, inputs: Mapping[str, Any]) -> None:
+    def add(self, request: Any, urn: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
         aliases = []
         for alias in request.aliases:
             aliases.append(alias.spec.name if alias.WhichOneof("alias") == "spec" else alias.urn)
@@ -381,15 +381,12 @@ class _Recorder:
             "inputs": _reveal(dict(inputs)) if self.reveal_secrets else _mask(dict(inputs)),
             "secret_inputs": sorted(_secret_paths(dict(inputs))),
         })
+        if self.keep_outputs:
+            self.entries[-1]["outputs"] = _reveal(dict(outputs)) if self.reveal_secrets else _mask(dict(outputs))
         if request.provider:  # an explicit provider ("<urn>::<id>"); absent for the default one
             self.entries[-1]["provider"] = request.provider
         if self.fingerprint_secrets:
             self.entries[-1]["secret_sha256"] = _fingerprints(dict(inputs))
-
-    def add_outputs(self, outputs: Mapping[str, Any]) -> None:
-        """What the mocks returned for the resource just added (an up run only: an Eip's publicIp)."""
-        if self.keep_outputs and self.entries:
-            self.entries[-1]["outputs"] = _reveal(dict(outputs)) if self.reveal_secrets else _mask(dict(outputs))
 
     def finish(self) -> list[dict[str, Any]]:
         """The resources ordered by URN: registration order depends on when each Output resolved in the
@@ -429,9 +426,11 @@ class _RecordingMonitor:
             def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
                 response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
                 if request.type != "pulumi:pulumi:Stack":
-                    recorder.add(request, response.urn, rpc.deserialize_properties(request.object))
-                    if recorder.keep_outputs and response.object:
-                        recorder.add_outputs(rpc.deserialize_properties(response.object))
+                    # The id too: other resources name this one by it (a rule's securityGroupId, an
+                    # association's networkInterfaceId), as the provider's state does.
+                    recorder.add(request, response.urn, rpc.deserialize_properties(request.object),
+                                 {"id": response.id, **rpc.deserialize_properties(response.object)}
+                                 if response.object else {"id": response.id})
                 return response
 
         return Monitor(mocks)  # type: ignore[arg-type]  # duck-typed: new_resource and call

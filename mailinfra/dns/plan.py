@@ -43,7 +43,7 @@ def plan_records(
         *_plan_dmarc(config),
         *_plan_streams(config, streams=streams, ips=ips, hosts=hosts, routes=routes, keys=keys),
         *_plan_ips(ips),
-        *_plan_hosts(hosts),
+        *_plan_hosts(hosts, routes),
     ]
     records = []
     for name, rtype, values, purpose, rule, requirement, stream, placeholder in drafts:
@@ -151,13 +151,22 @@ def _plan_ips(ips: tuple[IpPlan, ...]) -> Iterator[_Draft]:
                "FCrDNS: Gmail/Yahoo sender rules; set on the Elastic IP", _REQ, ip.stream, ip.placeholder)
 
 
-def _plan_hosts(hosts: tuple[HostPlan, ...]) -> Iterator[_Draft]:
+def _plan_hosts(hosts: tuple[HostPlan, ...], routes: tuple[RoutePlan, ...]) -> Iterator[_Draft]:
+    targets = {name: route.name for route in reversed(routes) if route.kind == "hosts" for name in route.hosts}
     for host in hosts:
-        if host.accepts_bounces and host.inbound_address:
-            placeholder = host.inbound_address.startswith(("203.0.113.", "198.51.100.", "240."))
+        if not host.inbound_address or not (host.accepts_bounces or host.name in targets):
+            continue
+        placeholder = host.inbound_address.startswith(("203.0.113.", "198.51.100.", "240."))
+        if host.accepts_bounces:
             yield (host.fqdn, RecordType.A, (host.inbound_address,),
                    f"address of bounce host {host.name}, the return-path MX target",
                    "RFC 5321 §5.1 (MX targets need an address record, not a CNAME)", _REQ, None, placeholder)
+        else:
+            # A `hosts` route names its targets `[fqdn]:port` (mailinfra.mta.postfix/powermta _fallback):
+            # brackets skip the MX lookup, so the sender looks up the name's A record and connects to it.
+            yield (host.fqdn, RecordType.A, (host.inbound_address,),
+                   f"address of {host.name}, the target of host route {targets[host.name]}",
+                   "RFC 5321 §5.1 (an explicit [host] next hop needs an address record)", _REQ, None, placeholder)
 
 
 def _ptr_address(name: str) -> str:

@@ -10,13 +10,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mailinfra.drift.model import DriftResult, Status
+from mailinfra.mta.network import plan_host_network
 from mailinfra.plan.model import HostPlan, IpPlan, Plan
 
 ENV_TAG = "environment"
 HOST_TAG = "host"
 IP_TAG = "ip"
-SMTP_PORT = 25
-WORLD = "0.0.0.0/0"
 
 Rule = tuple[str, int, int, str]  # protocol, from port, to port, CIDR
 
@@ -26,12 +25,21 @@ def expected_eip_tags(plan: Plan, ip: IpPlan) -> dict[str, str]:
     return {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, IP_TAG: ip.name, ENV_TAG: plan.environment}
 
 
-def expected_ingress(host: HostPlan) -> set[Rule]:
-    """components/mta_host.py: SMTP from the injection CIDRs; from anywhere on bounce hosts (the MX)."""
-    rules = {("tcp", SMTP_PORT, SMTP_PORT, cidr) for cidr in host.injection_cidrs}
-    if host.accepts_bounces:
-        rules.add(("tcp", SMTP_PORT, SMTP_PORT, WORLD))
-    return rules
+def expected_ingress(plan: Plan, host: HostPlan) -> set[Rule]:
+    """The ingress rules components/mta_host.py creates: the plan's (mailinfra.mta.network), one place.
+
+    A rule admitting another host's EIP is expected only when the plan knows that address (an adopted IP):
+    a new EIP's address is a placeholder until `pulumi up`; see `unknown_peer_ports`."""
+    return {(rule.protocol, rule.port, rule.port, rule.cidr or f"{rule.address}/32")
+            for rule in plan_host_network(plan, host).ingress
+            if rule.cidr is not None or (rule.ip is not None and not plan.ip(rule.ip).placeholder)}
+
+
+def unknown_peer_ports(plan: Plan, host: HostPlan) -> set[int]:
+    """Ports of ingress rules that admit an EIP whose address the plan does not know yet: a live /32 rule
+    on such a port is one of them, not drift."""
+    return {rule.port for rule in plan_host_network(plan, host).ingress
+            if rule.ip is not None and plan.ip(rule.ip).placeholder}
 
 
 def check_aws(
@@ -166,14 +174,15 @@ def _check_groups(plan: Plan, groups: list[Any]) -> list[DriftResult]:
     by_host = _by_tag(groups, HOST_TAG)
     for host in plan.hosts:
         key = f"sg:{host.name}"
-        want = expected_ingress(host)
+        want = expected_ingress(plan, host)
         live = by_host.get(host.name)
         if live is None:
             results.append(
                 DriftResult("aws", key, Status.MISSING, _show(want), "", f"no security group tagged host={host.name}")
             )
             continue
-        found = _ingress(live)
+        tolerated = unknown_peer_ports(plan, host)
+        found = {r for r in _ingress(live) if r in want or not (r[1] in tolerated and r[3].endswith("/32"))}
         status = Status.OK if found == want else (Status.EXTRA if found > want else Status.CHANGED)
         detail = ", ".join(
             [f"-{_show({r})}" for r in sorted(want - found)] + [f"+{_show({r})}" for r in sorted(found - want)]

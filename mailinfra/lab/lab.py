@@ -29,7 +29,7 @@ from mailinfra.deployment.aws_world import (
 from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
-from mailinfra.lab import mta
+from mailinfra.lab import firewall, mta
 from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.firewall import apply_rules, nat_rules
 from mailinfra.lab.keys import generate_lab_keys
@@ -50,7 +50,7 @@ from mailinfra.mta.postfix import plan_instances
 from mailinfra.plan.build import build_plan
 from mailinfra.plan.model import Plan, RoutePlan
 
-REQUIRED_TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim")
+REQUIRED_TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim", "nft")
 PORT_WAIT_SECONDS = 10.0
 
 
@@ -99,7 +99,7 @@ def check_environment() -> None:
     missing = [t for t in REQUIRED_TOOLS if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")]
     if missing:
         raise UsageError(f"lab: missing tools {', '.join(missing)}, expected the Debian packages "
-                         "iproute2 knot knot-dnsutils postfix opendkim")
+                         "iproute2 knot knot-dnsutils postfix opendkim nftables")
 
 
 def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None) -> LabState:
@@ -146,6 +146,9 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         # Hosts read S3 and SSM at boot only: the stand-in goes once they are provisioned, so everything
         # the running lab keeps is inside its namespace (tests: test_lab_processes_are_all_inside_the_namespace).
         stop_process(state, "aws-moto")
+        # After the hosts: every security group as nftables rules, and the EIP NAT with it (replacing the
+        # minimal NAT above; DNAT only to the private addresses the hosts put on the interface).
+        install_firewall(lab, deployment)
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}
         state.save(layout.state_file)
@@ -401,6 +404,13 @@ def _start_hosts(lab: Lab, state: LabState, deployment: Deployment, world: MotoS
             list(pool.map(start, staged.instances, [staged.listen] * len(staged.instances)))
         state.save(lab.layout.state_file)
     return skipped
+
+
+def install_firewall(lab: Lab, deployment: Deployment) -> str:
+    """The deployment's security groups and EIP NAT as the namespace's nftables ruleset (kept in the build
+    directory as firewall.nft); the lab DNS stands for the VPC resolver, which groups do not filter."""
+    return firewall.install_firewall(lab.layout.namespace, deployment, unfiltered=[DNS_ADDRESS],
+                                     keep=lab.layout.build_dir / "firewall.nft")
 
 
 def staged_instances(lab: Lab) -> list[tuple[str, mta.PostfixInstance]]:

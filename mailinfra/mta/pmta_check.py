@@ -49,6 +49,7 @@ DIRECTIVES: dict[str, tuple[str | None, ...]] = {
     "smtp-421-means-mx-unavailable": ("domain",),
     "max-cold-virtual-mta-msg": ("domain",),
     "disable-source-ip": (None,),
+    "smtp-listener": (None,),
     "virtual-mta": ("virtual-mta-pool",),
     "reply": ("smtp-pattern-list",),
     "records": ("acct-file",),

@@ -18,6 +18,9 @@ CONFIG_PATH = "etc/pmta/config"
 LIMITS_FILE = "etc/pmta/limits.json"  # the warmup calendar (powermta_calendar), applied daily on the host
 KEY_DIR = "/etc/pmta/dkim"  # 0700 root, filled by the host at boot; keys never in the repository
 THROTTLE_PATTERNS = "throttle"
+# The one SMTP listener (`smtp-listener 0/0:25`, all of the host's addresses): the app injects here, the
+# <source> blocks decide who may relay, peers of a `hosts` route arrive here. The security group opens it.
+SMTP_LISTENER_PORT = 25
 
 
 def dkim_key_file(org_domain: str, selector: str) -> str:
@@ -109,7 +112,7 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(fallbacks.values()),
         keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
-        overflow_pool=overflow_pool, limits_file=f"/{LIMITS_FILE}",
+        overflow_pool=overflow_pool, limits_file=f"/{LIMITS_FILE}", listener_port=SMTP_LISTENER_PORT,
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
     file = rendered(CONFIG_PATH, content)
@@ -157,14 +160,21 @@ def plan_route_peers(plan: Plan, host: HostPlan) -> tuple[str, ...]:
     Their fallback leaves from any of their IPs (Postfix binds the transport's address; PowerMTA's fallback
     virtual-mta uses the host's default address), so every IP of those hosts is accepted.
     """
-    peers: dict[str, None] = {}
+    peers = (plan.ip(name).address for ips in plan_route_peer_ips(plan, host).values() for name in ips)
+    return tuple(dict.fromkeys(peers))
+
+
+def plan_route_peer_ips(plan: Plan, host: HostPlan) -> dict[str, tuple[str, ...]]:
+    """`hosts` route naming this host -> the IP names of the other hosts whose streams use it."""
+    result: dict[str, tuple[str, ...]] = {}
     for route in plan.routes:
         if route.kind != "hosts" or host.name not in route.hosts:
             continue
-        for other in plan.hosts:
-            if other.name != host.name and set(other.streams) & set(route.streams):
-                peers.update(dict.fromkeys(plan.ip(name).address for name in other.ips))
-    return tuple(peers)
+        peers = [name for other in plan.hosts if other.name != host.name and set(other.streams) & set(route.streams)
+                 for name in other.ips]
+        if peers:
+            result[route.name] = tuple(dict.fromkeys(peers))
+    return result
 
 
 def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None) -> VirtualMta:

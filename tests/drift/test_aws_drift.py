@@ -69,7 +69,7 @@ def provision(ec2: Any, plan: Plan) -> dict[str, str]:
             GroupId=group,
             IpPermissions=[
                 {"IpProtocol": p, "FromPort": lo, "ToPort": hi, "IpRanges": [{"CidrIp": cidr}]}
-                for p, lo, hi, cidr in sorted(expected_ingress(host))
+                for p, lo, hi, cidr in sorted(expected_ingress(plan, host))
             ],
         )
         eni = ec2.create_network_interface(

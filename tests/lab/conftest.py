@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REQUIRE_LAB_ENV = "MAILINFRA_REQUIRE_LAB"
-TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim")
+TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim", "nft")
 
 
 def _missing_prerequisite() -> str | None:
@@ -26,7 +26,8 @@ def _missing_prerequisite() -> str | None:
         return "the lab needs root (ip netns, Postfix, port 25)"
     missing = [t for t in TOOLS if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")]
     if missing:
-        return f"missing tools {', '.join(missing)} (apt-get install iproute2 knot knot-dnsutils postfix opendkim)"
+        return (f"missing tools {', '.join(missing)} "
+                "(apt-get install iproute2 knot knot-dnsutils postfix opendkim nftables)")
     return None
 
 

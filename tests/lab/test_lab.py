@@ -14,7 +14,6 @@ import pytest
 
 from mailinfra.lab import lab as lab_module
 from mailinfra.lab import mta
-from mailinfra.lab.layout import OUTSIDER_ADDRESS
 from mailinfra.lab.namespace import in_namespace
 from mailinfra.lab.procs import LabState, restart_process, stop_process
 from mailinfra.lab.report import read_arrivals
@@ -70,15 +69,6 @@ def test_unknown_sender_domain_is_refused_at_injection(lab: Any) -> None:
     sent = lab_module.send(lab, pool="tx", provider="yahoo", mail_from_domain="unknown.example.org")
     assert [e["accepted"] for e in sent] == [False]
     assert sent[0]["reply"].startswith("5")
-
-
-def test_client_outside_the_injection_cidrs_cannot_relay(lab: Any) -> None:
-    """A client outside mynetworks gets a 5xx for a remote recipient (not an open relay) and nothing arrives."""
-    entries = lab_module.send(lab, pool="tx", provider="yahoo", source=OUTSIDER_ADDRESS)
-    assert [e["accepted"] for e in entries] == [False]
-    assert entries[0]["reply"].startswith("5")
-    time.sleep(0.5)
-    assert entries[0]["lab_id"] not in {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
 
 
 @pytest.mark.parametrize("mode", ["throttle", "throttle-rcpt", "refuse", "silent"])

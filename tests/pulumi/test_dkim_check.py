@@ -20,9 +20,9 @@ import json, sys
 from mailinfra.deployment import mock_runtime as p
 seen = []
 add = p._Recorder.add
-def counting(self, request, urn, inputs):
+def counting(self, request, urn, inputs, *rest):
     seen.append(request.type + " " + request.name)
-    add(self, request, urn, inputs)
+    add(self, request, urn, inputs, *rest)
 p._Recorder.add = counting
 given = json.load(open(sys.argv[1]))
 try:

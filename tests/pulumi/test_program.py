@@ -22,7 +22,6 @@ from mailinfra.deployment.published import txt_strings
 from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
 from mailinfra.dns.records import RecordType
 from mailinfra.dns.txt import join_txt, split_txt
-from mailinfra.mta.resolver import resolver_egress
 from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock
 
 EIP = "aws:ec2/eip:Eip"
@@ -98,23 +97,6 @@ def test_every_ptr_depends_on_its_own_a_record(stack, mock_runs):
         own = [name for name in ptr["depends_on"]
                if name in a_records and a_records[name]["inputs"]["name"] == ptr["inputs"]["domainName"]]
         assert own, f"{ptr['name']} does not depend on the A record of {ptr['inputs']['domainName']}"
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_security_group_rules_are_exactly_smtp_out_and_injection_in(stack, mock_runs, plans):
-    run, plan = mock_runs(stack), plans(stack)
-    for host in plan.hosts:
-        prefix = f"host-{host.name}-"
-        rules = {(r["type"], r["inputs"]["fromPort"], r["inputs"]["toPort"], r["inputs"]["cidrIpv4"],
-                  r["inputs"]["ipProtocol"])
-                 for r in run["resources"] if r["type"] in (INGRESS, EGRESS) and r["name"].startswith(prefix)}
-        expected = {(EGRESS, p, p, "0.0.0.0/0", "tcp") for p in (25, 587, 443)}
-        expected |= {(INGRESS, 25, 25, cidr, "tcp") for cidr in host.injection_cidrs}
-        # tls: dane hosts recurse DNS themselves (their validating unbound, mailinfra/mta/resolver.py).
-        expected |= {(EGRESS, port, port, "0.0.0.0/0", protocol) for protocol, port in resolver_egress(host)}
-        if host.accepts_bounces:
-            expected.add((INGRESS, 25, 25, "0.0.0.0/0", "tcp"))
-        assert rules == expected, host.name
 
 
 @pytest.mark.parametrize("stack", STACKS)

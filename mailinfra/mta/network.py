@@ -1,0 +1,125 @@
+"""What each host must accept and may send on the network: the rules of its security group.
+
+Pure: the plan in, typed rules out. Every port comes from where the MTA config decides it (a Postfix
+instance's `port` from plan_instances, PowerMTA's listener, a route's port), never re-derived; the
+Pulumi component (components/mta_host.py) turns each rule into one `aws:vpc` rule resource, the lab
+translates those resources into nftables (mailinfra.deployment.security_groups, mailinfra.lab.firewall).
+
+AWS security groups (VPC User Guide, "Security group rules" and "Security groups"): stateful (replies to
+an allowed connection pass both ways), no inbound rule = nothing in, and egress is exactly the egress
+rules, because the provider removes AWS's default allow-all egress rule of a new group
+(terraform-provider-aws, aws_security_group docs, "NOTE on Egress rules"). Traffic to the
+Amazon-provided DNS resolver, the Time Sync Service (NTP) and the instance metadata service is not
+filtered by security groups at all ("Security groups don't filter traffic destined to and from the
+following: Amazon Domain Name Services (DNS), Amazon DHCP, Amazon EC2 instance metadata, ... Amazon Time
+Sync Service, reserved IP addresses used by the default VPC router"), so no rule is planned for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mailinfra.mta import postfix, powermta
+from mailinfra.mta.resolver import resolver_egress
+from mailinfra.plan.model import HostPlan, Plan, RoutePlan
+
+WORLD = "0.0.0.0/0"
+SMTP_PORT = 25  # RFC 5321 §4.5.4.2: MX delivery is on port 25
+# HTTPS: the AWS APIs a host calls (S3 for its manifest, SSM for its secrets and the SSM agent) and apt
+# (Debian's EC2 images fetch from the https CDN mirror, cdn-aws.deb.debian.org).
+HTTPS_PORT = 443
+
+Direction = Literal["ingress", "egress"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRule:
+    """One security group rule: tcp `port` from (ingress) or to (egress) a peer.
+
+    The peer is a CIDR the plan knows (`cidr`), or the Elastic IP of one of the plan's IPs (`ip`, its name;
+    `address`, the plan's address for it, a placeholder until `pulumi up` allocates it), as a /32.
+    """
+
+    key: str  # stable resource name suffix, from config keys (pool, route, host, IP names), never positions
+    direction: Direction
+    port: int
+    description: str  # AWS allows a-zA-Z0-9, spaces and ._-:/()#,@[]+=&;{}!$* in rule descriptions
+    cidr: str | None = None
+    ip: str | None = None
+    address: str | None = None
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class HostNetwork:
+    host: str
+    ingress: tuple[NetworkRule, ...]
+    egress: tuple[NetworkRule, ...]
+
+    @property
+    def rules(self) -> tuple[NetworkRule, ...]:
+        return self.ingress + self.egress
+
+
+def plan_host_network(plan: Plan, host: HostPlan) -> HostNetwork:
+    """The security group rules of one host, ingress then egress, each in a stable order."""
+    return HostNetwork(host.name, tuple(_ingress(plan, host)), tuple(_egress(plan, host)))
+
+
+def host_injection_ports(plan: Plan, host: HostPlan) -> dict[str, int]:
+    """Where the app injects on this host: Postfix pool -> its instance's port (plan_instances; the primary
+    on 25 refuses injection by design: mynetworks is loopback only), PowerMTA -> its one listener."""
+    if host.mta == "powermta":
+        return {"": powermta.SMTP_LISTENER_PORT}
+    return {instance.pool: instance.port for instance in postfix.plan_instances(plan, host)}
+
+
+def _ingress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
+    rules = []
+    for pool, port in host_injection_ports(plan, host).items():
+        for cidr in host.injection_cidrs:
+            # PowerMTA keeps the name the single port-25 rule always had (no replacement on upgrade).
+            key = f"inject-{pool}-{cidr}" if pool else f"inject-{cidr}"
+            what = f"pool {pool}" if pool else "PowerMTA"
+            rules.append(NetworkRule(key, "ingress", port, f"SMTP injection ({what})", cidr=cidr))
+    if host.accepts_bounces:
+        # The return-path MX: bounces and complaints arrive from any receiver on the Internet (port 25).
+        rules.append(NetworkRule("bounces", "ingress", SMTP_PORT, "bounces (MX)", cidr=WORLD))
+    for route, ips in powermta.plan_route_peer_ips(plan, host).items():
+        port = plan.route(route).port or SMTP_PORT
+        for name in ips:
+            # The peer reaches this host's EIP through the Internet gateway, which rewrites its source to
+            # the peer's own EIP: the rule names that public address, not the peer's private one.
+            rules.append(NetworkRule(f"peer-{route}-{name}", "ingress", port, f"route {route} from {name}",
+                                     ip=name, address=plan.ip(name).address))
+    return rules
+
+
+def _egress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
+    ports = {SMTP_PORT: ["SMTP delivery to MX hosts"], HTTPS_PORT: ["HTTPS: AWS APIs (S3, SSM) and apt"]}
+    targets: list[NetworkRule] = []
+    for route in _routes_of(plan, host):
+        port = route.port or SMTP_PORT
+        if route.kind == "hosts":
+            for target in (plan.host(name) for name in route.hosts if name != host.name):
+                # The address the fallback connects to: the target's fqdn, whose A record is its first IP.
+                ip = target.ips[0]
+                targets.append(NetworkRule(f"route-{route.name}-{target.name}", "egress", port,
+                                           f"route {route.name} to {target.name}", ip=ip,
+                                           address=plan.ip(ip).address))
+        else:
+            # A relay or the SES endpoint is a name, not an address the plan knows (SES publishes no fixed
+            # range for its SMTP endpoints): the route's port to anywhere.
+            ports.setdefault(port, []).append(f"route {route.name}")
+    world = [NetworkRule(f"egress-{port}", "egress", port, f"tcp/{port} out ({', '.join(what)})",
+                         cidr=WORLD) for port, what in sorted(ports.items())]
+    # A tls: dane host's own unbound recurses (mailinfra/mta/resolver.py): DNS to any name server.
+    world += [NetworkRule(f"egress-dns-{protocol}", "egress", port, f"{protocol}/{port} out (resolver)",
+                          cidr=WORLD, protocol=protocol) for protocol, port in resolver_egress(host)]
+    return world + targets
+
+
+def _routes_of(plan: Plan, host: HostPlan) -> list[RoutePlan]:
+    names = dict.fromkeys(plan.stream(s).route for s in host.streams if plan.stream(s).route)
+    return [plan.route(name) for name in names if name is not None]
