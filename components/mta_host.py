@@ -165,9 +165,6 @@ class MtaHostArgs:
     subnet_address_keys: Mapping[str, str] = field(default_factory=dict)
     previous_names: Mapping[str, Sequence[str]] = field(default_factory=dict)  # IP name -> former names
     postfix_instances: Sequence[PostfixInstance] = ()  # registered and given queues at boot
-    # Salt of the private-address derivation (mailinfra.plan.private_addresses): None is
-    # "<project>/<stack>", what tells two stacks sharing a subnet apart; "" the unsalted derivation.
-    address_salt: str | None = None
     # The security group's rules (mailinfra.mta.network.plan_host_network); none given: no traffic at all.
     network: HostNetwork | None = None
 
@@ -298,6 +295,9 @@ class MtaHost(pulumi.ComponentResource):
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 encrypted=True, volume_type="gp3", volume_size=20, delete_on_termination=True),
             disable_api_termination=True,
+            # Only where a host follows the current bootstrap (its user data is not ignored): a new one is a
+            # replacement (a fresh first boot that runs it), never a stop/start that cloud-init ignores.
+            user_data_replace_on_change=host.bootstrap == "current",
             # No key pair: operators reach the host through SSM Session Manager, audited and keyless.
             user_data=user_data.apply(lambda text: None if _too_large(text) else text),
             user_data_base64=user_data.apply(lambda text: _gzip_b64(text) if _too_large(text) else None),
@@ -309,8 +309,12 @@ class MtaHost(pulumi.ComponentResource):
                 # EC2 stops and starts an instance to change its user data, and cloud-init would not run
                 # the new one anyway: a bootstrap change must not touch running hosts (both MX hosts at
                 # once). The tag keeps the version the host was launched with (ignored too), so review
-                # compares it with the `bootstrap` output; a replacement, one host at a time, rolls it out.
-                ignore_changes=["ami", "userData", "userDataBase64", f'tags["{BOOTSTRAP_TAG}"]'],
+                # compares it with the `bootstrap` output. The engine replaces a resource from its ignored
+                # inputs' old values too (pulumi/pulumi#2657), so a plain `--replace` relaunches the old
+                # bootstrap: `bootstrap: current` on one host lifts the ignore for it and its change
+                # replaces that host alone (user_data_replace_on_change).
+                ignore_changes=(["ami", "userData", "userDataBase64", f'tags["{BOOTSTRAP_TAG}"]']
+                                if host.bootstrap == "launched" else ["ami"]),
                 # The first boot reads the bundle and the host's SSM parameters with the role (its policies
                 # must exist) and reaches S3/SSM through its EIPs, the ENI's only way out.
                 depends_on=[bundle, *policies, *args.secret_parameters, *associations]),
@@ -389,9 +393,10 @@ class MtaHost(pulumi.ComponentResource):
 
 
 def address_salt(args: MtaHostArgs) -> str:
-    """What tells this stack's private addresses from another stack's in the same subnet."""
-    if args.address_salt is not None:
-        return args.address_salt
+    """What tells this stack's private addresses from another stack's in the same subnet: the host's
+    `address_salt` when set ("" for a host deployed with the unsalted derivation), else project/stack."""
+    if args.host.address_salt is not None:
+        return args.host.address_salt
     return f"{pulumi.get_project()}/{pulumi.get_stack()}"
 
 

@@ -268,6 +268,14 @@ class Host(Strict):
     injection_cidrs: list[Cidr] = Field(min_length=1)
     fqdn: DomainName | None = None
     tls: Literal["may", "dane"] = "may"
+    # What the private addresses are derived with (mailinfra.plan.private_addresses). None: the Pulumi
+    # project and stack, so two stacks in one subnet differ. "": the unsalted derivation of releases
+    # before 2026-12, for a host deployed then (a new salt moves every address: a replacement).
+    address_salt: str | None = None
+    # launched: the instance keeps the bootstrap (user data) it was launched with, so a bootstrap change
+    # touches no running host; current: it follows the bootstrap the program renders now, and a change
+    # replaces it. Set `current` on one host at a time to roll a new bootstrap out.
+    bootstrap: Literal["launched", "current"] = "launched"
 
 
 class RelayRoute(Strict):

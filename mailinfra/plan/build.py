@@ -170,6 +170,8 @@ def _plan_hosts(config: StackConfig, ips: tuple[IpPlan, ...],
             streams=tuple(s.name for s in streams if s.name in on_host),
             accepts_bounces=name in config.bounces.hosts,
             tls=host.tls,
+            address_salt=host.address_salt,
+            bootstrap=host.bootstrap,
             max_ips=limit,
         ))
     return tuple(result)

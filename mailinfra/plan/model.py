@@ -117,6 +117,8 @@ class HostPlan:
     accepts_bounces: bool
     tls: str
     max_ips: int
+    address_salt: str | None = None  # None: "<project>/<stack>" (components/mta_host.address_salt)
+    bootstrap: str = "launched"  # launched | current (docs/configuration.md, hosts)
 
 
 @dataclass(frozen=True, slots=True)
