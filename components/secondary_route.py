@@ -200,10 +200,15 @@ class SecondaryRoute(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        # A same-account topic needs no topic policy for SES event publishing (SES Developer Guide, "Set up
-        # an Amazon SNS event destination": create the topic, subscribe to it, add the destination).
         topic = aws.sns.Topic(f"{name}-events", name=f"{physical}-events",
                               region=region, tags=tags, opts=child)
+        # SES publishes to the topic as the service principal: the topic's policy must grant it SNS:Publish,
+        # new topic or existing (SES Developer Guide, "Set up an Amazon SNS event destination for event
+        # publishing"), scoped to this configuration set (aws:SourceArn) so no other sender can use it.
+        aws.sns.TopicPolicy(
+            f"{name}-events-topic-policy", arn=topic.arn, region=region,
+            policy=pulumi.Output.all(topic.arn, configuration_set.arn).apply(lambda arns: _ses_publish_policy(*arns)),
+            opts=child)
         # SSE-SQS, not SSE-KMS: SNS can deliver to a KMS-encrypted queue only with a customer managed key whose
         # policy grants it (SQS Developer Guide, "Key management"); SSE-SQS needs no key policy at all.
         dead_letters = aws.sqs.Queue(
@@ -242,6 +247,23 @@ class SecondaryRoute(pulumi.ComponentResource):
 
 def _redrive_policy(dead_letter_arn: str) -> str:
     return json.dumps({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": EVENT_MAX_RECEIVES})
+
+
+def _ses_publish_policy(topic_arn: str, configuration_set_arn: str) -> str:
+    """Only SES, and only for our configuration set in our account, may publish to the events topic."""
+    account = configuration_set_arn.split(":")[4]
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "SesEventsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "ses.amazonaws.com"},
+            "Action": "SNS:Publish",
+            "Resource": topic_arn,
+            "Condition": {"StringEquals": {"AWS:SourceAccount": account},
+                          "ArnEquals": {"AWS:SourceArn": configuration_set_arn}},
+        }],
+    })
 
 
 def _topic_only_policy(queue_arn: str, topic_arn: str) -> str:

@@ -159,3 +159,19 @@ def test_configuration_set_names_fit_ses_and_sqs_limits(stack):
     name = ses_configuration_set_name(stack, "ses")
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) and len(f"{name}-events-dlq") <= 80
     assert name == ses_configuration_set_name(stack, "ses") != ses_configuration_set_name(stack + "x", "ses")
+
+
+def test_ses_may_publish_to_the_events_topic_for_its_configuration_set_only(run):
+    """SES publishes event records as the service principal ses.amazonaws.com: the topic's policy must grant
+    it SNS:Publish (SES Developer Guide, "Set up an Amazon SNS event destination for event publishing"),
+    else no bounce or complaint ever reaches the queue; scoped to our configuration set and account."""
+    topic_policy = _one(run, "aws:sns/topicPolicy:TopicPolicy")["inputs"]
+    configuration_set_arn = next(r for r in run["resources"] if r["type"] == CONFIGURATION_SET)
+    [statement] = json.loads(topic_policy["policy"])["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert statement["Action"] == "SNS:Publish"
+    destination = _one(run, DESTINATION)["inputs"]
+    assert statement["Resource"] == topic_policy["arn"] == destination["eventDestination"]["snsDestination"]["topicArn"]
+    name = configuration_set_arn["inputs"]["configurationSetName"]
+    assert statement["Condition"]["ArnEquals"]["AWS:SourceArn"].endswith(f":configuration-set/{name}")
+    assert statement["Condition"]["StringEquals"]["AWS:SourceAccount"].isdigit()
