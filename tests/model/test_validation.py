@@ -140,7 +140,7 @@ def _cases() -> Iterator[Case]:
     yield case("unknown-key-did-you-mean", rename("hosts", "mta1", "instance_type", to="instanse_type"),
                "instanse_type", "mailinfra:hosts.mta1.instanse_type: received unknown key 'instanse_type', "
                "expected a known key (did you mean 'instance_type'?): mta, instance_type, availability_zone, "
-               "subnet_id, injection_cidrs, fqdn, tls")
+               "subnet_id, injection_cidrs, fqdn, tls, address_salt, bootstrap")
     yield case("unknown-top-level-key", rename("streams", to="stream"), "mailinfra:stream:",
                "mailinfra:stream: received unknown key 'stream', expected a known key (did you mean 'streams'?): "
                "environment, domains, streams, pools, hosts, routes, dns, bounces, warmup_schedules")

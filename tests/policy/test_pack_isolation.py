@@ -18,9 +18,10 @@ from pathlib import Path
 
 import grpc
 import policies
-from conftest import POLICY_DIR, UNKNOWN_STRING, to_struct
 from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from tests.policy.conftest import POLICY_DIR, UNKNOWN_STRING, to_struct
 
 LOADER = r'''
 import importlib.abc, importlib.metadata as md, json, re, runpy, sys

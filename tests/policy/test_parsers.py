@@ -7,7 +7,6 @@ them honest against the planner's, on the real records of every stack.
 from __future__ import annotations
 
 import pytest
-from conftest import STACKS
 from mailinfra_policy import dns
 
 from mailinfra.dns.dkim import public_key_bits as project_key_bits
@@ -17,6 +16,7 @@ from mailinfra.dns.spf import count_lookup_terms
 from mailinfra.dns.txt import quote_txt
 from mailinfra.model.load import load_stack
 from mailinfra.plan.build import build_plan
+from tests.policy.conftest import STACKS
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -12,12 +12,12 @@ from typing import Any
 
 import policies
 import pytest
-from conftest import POLICY_DIR, analyze, analyze_stack
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pulumi_policy import EnforcementLevel
 
 from mailinfra.dns.txt import quote_txt
+from tests.policy.conftest import POLICY_DIR, analyze, analyze_stack
 
 ROUTE53 = "aws:route53/record:Record"
 CLOUDFLARE = "cloudflare:index/dnsRecord:DnsRecord"

@@ -13,11 +13,11 @@ from typing import Any
 
 import policies
 import pytest
-from conftest import STACKS, analyze, analyze_all, analyze_stack
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailinfra.dns.txt import quote_txt
+from tests.policy.conftest import STACKS, analyze, analyze_all, analyze_stack
 
 Resources = list[dict[str, Any]]
 

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CANT_RUN, UNKNOWN_STRING, analyze, analyze_stack
 from mailinfra_policy.values import UNKNOWN, plain
+
+from tests.policy.conftest import CANT_RUN, UNKNOWN_STRING, analyze, analyze_stack
 
 SG = "aws:ec2/securityGroup:SecurityGroup"
 SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
