@@ -47,7 +47,6 @@ from mailinfra.deployment.security_groups import ALL_PROTOCOLS, GroupRule, rules
 from mailinfra.lab.namespace import LabError, in_namespace
 
 FILTER_TABLE = "mailinfra_sg"
-# One NAT table name with the minimal EIP NAT below (nat_rules): installing the firewall replaces it.
 NAT_TABLE = "mailinfra-eip-nat"
 NFT = "nft"
 
@@ -212,58 +211,3 @@ def probe(namespace: str, source: str, address: str, port: int, timeout: float =
         raise LabError(f"probe {source} -> {address}:{port}: {done.stderr.strip()[-300:]}")
     result: dict[str, str] = json.loads(lines[-1])
     return result
-
-
-# ---------------------------------------------------------------- the minimal EIP NAT (lab-hosts)
-# Loaded before the hosts boot; install_firewall later replaces its table with the full ruleset.
-
-
-def eip_pairs(deployment: Deployment, planned: Mapping[str, str]) -> list[tuple[str, str]]:
-    """(private address, EIP) of every EipAssociation. `planned`: IP name -> its EIP's address (what the
-    mock provider allocates for it: the plan's address). The association's EIP is found by allocation id
-    through the Eip's own outputs when the deployment keeps them, else by the IP name the association is
-    named after (`<host component>-<ip>`, components/mta_host.py)."""
-    by_allocation = {}
-    for eip in deployment.of_type("aws:ec2/eip:Eip"):
-        outputs = getattr(eip, "outputs", None) or {}
-        allocation = outputs.get("allocationId") or outputs.get("id")
-        address = outputs.get("publicIp") or planned.get(str((eip.inputs.get("tags") or {}).get("ip", "")))
-        if allocation and address:
-            by_allocation[str(allocation)] = str(address)
-    pairs = []
-    for association in deployment.of_type("aws:ec2/eipAssociation:EipAssociation"):
-        public = by_allocation.get(str(association.inputs.get("allocationId")))
-        if public is None and association.parent:
-            public = planned.get(association.name.removeprefix(f"{association.parent}-"))
-        private = association.inputs.get("privateIpAddress")
-        if public is None or not private:
-            raise LabError(f"EipAssociation {association.name}: received allocation "
-                           f"{association.inputs.get('allocationId')!r} and private address {private!r}, "
-                           "expected an EIP of the deployment and a private address")
-        pairs.append((str(private), public))
-    return sorted(pairs)
-
-
-def nat_rules(deployment: Deployment, planned: Mapping[str, str]) -> str:
-    """The nftables ruleset of the EIP NAT: DNAT EIP -> private for connections made to the EIP, SNAT
-    private -> EIP for connections made from the private address. Every lab connection is local to the
-    namespace, so DNAT sits in `output` and SNAT in `postrouting` (NAT applies to a connection's first
-    packet; conntrack translates its replies)."""
-    pairs = eip_pairs(deployment, planned)
-    dnat = "".join(f"    ip daddr {public} dnat to {private}\n" for private, public in pairs)
-    snat = "".join(f"    ip saddr {private} snat to {public}\n" for private, public in pairs)
-    return (f"table ip {NAT_TABLE} {{\n"
-            f"  chain output {{\n    type nat hook output priority -100; policy accept;\n{dnat}  }}\n"
-            f"  chain postrouting {{\n    type nat hook postrouting priority 100; policy accept;\n{snat}  }}\n"
-            "}\n")
-
-
-def apply_rules(namespace: str, rules: str) -> None:
-    """Load a ruleset into the namespace (`nft -f -`), replacing a table of the same name."""
-    table = rules.split("{", 1)[0].strip()
-    subprocess.run(["ip", "netns", "exec", namespace, "nft", "delete", *table.split()],
-                   capture_output=True, check=False)
-    done = subprocess.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=rules, capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise LabError(f"nft -f in namespace {namespace}: {done.stderr.strip().splitlines()[-1:]}")

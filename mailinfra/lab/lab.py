@@ -31,7 +31,6 @@ from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import firewall, mta
 from mailinfra.lab.deployment import deploy_lab
-from mailinfra.lab.firewall import apply_rules, nat_rules
 from mailinfra.lab.keys import generate_lab_keys
 from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS, LabLayout, plan_layout
 from mailinfra.lab.namespace import (
@@ -141,13 +140,12 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         _start_routes(lab, state, credentials)
         world = wait_for_moto(moto_pid, moto_port, layout.runtime_dir / "log" / "moto.log")
         accesses = load_world(world, deployment, mta.boot_region(deployment))
-        apply_rules(layout.namespace, nat_rules(deployment, {ip.name: ip.address for ip in plan.ips}))
         skipped = _start_hosts(lab, state, deployment, world, accesses, rsa_only=rsa_only)
         # Hosts read S3 and SSM at boot only: the stand-in goes once they are provisioned, so everything
         # the running lab keeps is inside its namespace (tests: test_lab_processes_are_all_inside_the_namespace).
         stop_process(state, "aws-moto")
-        # After the hosts: every security group as nftables rules, and the EIP NAT with it (replacing the
-        # minimal NAT above; DNAT only to the private addresses the hosts put on the interface).
+        # After the hosts: every security group as nftables rules, and the EIP NAT with it (DNAT only to the
+        # private addresses the hosts put on the interface). Nothing is sent before: hosts only start.
         install_firewall(lab, deployment)
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}

@@ -14,7 +14,7 @@ The lab overlay, and nothing else, differs from a real host:
 2. AWS: --endpoint-url names the moto server and the role session's keys are in the environment (a host
    gets them from the instance metadata service).
 3. Network: the apply program's `ip` runs inside the lab namespace, where the lab gives it the default
-   route a host's subnet gives; the EIP NAT AWS performs is the lab's nftables (firewall.nat_rules), so
+   route a host's subnet gives; the EIP NAT AWS performs is the lab's nftables (firewall.install_firewall), so
    receivers see the EIP. Every instance listens on the private address behind the host's inbound EIP
    only (inet_interfaces), the primary on loopback as well (where the pool instances hand it DSNs, as on a
    real bounce host whose `all` includes loopback). On a real host `all` is that host's own addresses; in
