@@ -118,6 +118,7 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         shutil.rmtree(layout.build_dir / stale, ignore_errors=True)
     layout.sent_log.unlink(missing_ok=True)
     state = LabState(stack=plan.stack, namespace=layout.namespace)
+    clock = _Phases()
     try:
         state.interface = create_namespace(layout.namespace, layout.addresses(), DNS_ADDRESS)
         state.save(layout.state_file)
@@ -128,25 +129,32 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         state.save(layout.state_file)
         keys = generate_lab_keys(plan, layout.keys_dir)
         route_secrets, credentials = route_credentials(plan)
+        clock.mark("namespace, keys")
         if deployment is None:
             deployment = deploy_lab(plan, keys, route_secrets)
+        clock.mark("deployment (the program as pulumi up)")
         credentials |= deployed_ses_credentials(plan, deployment)
         rrsets = lab_dns.lab_rrsets(plan, layout, deployment)
         zones = lab_dns.render_lab_zones(plan, layout, rrsets, serial=int(time.time()))
         lab_dns.write_zones(zones, layout.zones_dir)
         lab_dns.start_knot(state, layout, list(zones))
         state.save(layout.state_file)
+        clock.mark("dns (translate, Knot)")
         _start_providers(lab, state)
         _start_routes(lab, state, credentials)
+        clock.mark("providers and routes")
         world = wait_for_moto(moto_pid, moto_port, layout.runtime_dir / "log" / "moto.log")
         accesses = load_world(world, deployment, mta.boot_region(deployment))
+        clock.mark("aws stand-in (moto up and loaded)")
         skipped = _start_hosts(lab, state, deployment, world, accesses, rsa_only=rsa_only)
+        clock.mark("hosts (apply-config, Postfix, OpenDKIM)")
         # Hosts read S3 and SSM at boot only: the stand-in goes once they are provisioned, so everything
         # the running lab keeps is inside its namespace (tests: test_lab_processes_are_all_inside_the_namespace).
         stop_process(state, "aws-moto")
         # After the hosts: every security group as nftables rules, and the EIP NAT with it (DNAT only to the
         # private addresses the hosts put on the interface). Nothing is sent before: hosts only start.
         install_firewall(lab, deployment)
+        clock.mark("firewall")
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}
         state.save(layout.state_file)
@@ -155,6 +163,7 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
             "addresses": list(layout.addresses()), "skipped_hosts": skipped,
             "providers": [asdict(p) for p in layout.providers], "routes": [asdict(r) for r in layout.routes],
             "targets": state.info["targets"]}, indent=2, default=str))
+        clock.report()
     except BaseException:
         state.save(layout.state_file)
         # MAILINFRA_LAB_KEEP=1 leaves a failed lab standing for inspection (`lab down` removes it).
@@ -162,6 +171,24 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
             down(lab)
         raise
     return state
+
+
+class _Phases:
+    """Seconds per phase of `up`, printed to stderr as one `lab-timing {json}` line when
+    MAILINFRA_LAB_TIMINGS=1 (bench/lab_startup.py reads it)."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self.last, 2)
+        self.last = now
+
+    def report(self) -> None:
+        if os.environ.get("MAILINFRA_LAB_TIMINGS") == "1":
+            print("lab-timing " + json.dumps(self.seconds), file=sys.stderr)
 
 
 def down(lab: Lab) -> None:
