@@ -41,6 +41,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_return_paths,
         _check_ips_unique,
         _check_previous_names,
+        _check_legacy_ip_names,
         _check_host_capacity,
         _check_warmup,
         _check_routes,
@@ -205,6 +206,28 @@ def _check_previous_names(config: StackConfig) -> Iterator[Problem]:
             elif old in claimed:
                 yield Problem(path, old, f"a former name of one IP only: IP {claimed[old]} lists it too")
             claimed.setdefault(old, name)
+
+
+def _check_legacy_ip_names(config: StackConfig) -> Iterator[Problem]:
+    """Every IP's resources alias their legacy names `pool-<pool>-<ip>` under every pool name of the stack,
+    current or previous (components/ip_pool.former_prefixes). Names with hyphens can spell one legacy name
+    twice (pool `a` + IP `b-c`, pool `a-b` + IP `c`): two resources aliased to one URN, which the engine
+    refuses, or one IP's EIP state handed to another. Judged only once the previous names are sound."""
+    if any(True for _ in _check_previous_names(config)):
+        return
+    pool_names = sorted({n for name, pool in config.pools.items() for n in (name, *pool.previous_names)})
+    spelled: dict[str, tuple[str, str]] = {}
+    for pool_name, pool in config.pools.items():
+        for ip_name, ip in pool.ips.items():
+            for old_pool in pool_names:
+                for old_ip in (ip_name, *ip.previous_names):
+                    legacy = f"pool-{old_pool}-{old_ip}"
+                    other = spelled.setdefault(legacy, (ip_name, f"pool {old_pool} and IP {old_ip}"))
+                    if other[0] != ip_name:
+                        yield Problem(("pools", pool_name, "ips", ip_name), ip_name,
+                                      f"an IP name whose legacy resource name {legacy} no other IP spells: "
+                                      f"IP {other[0]} does ({other[1]})")
+                        return
 
 
 def ips_by_host(config: StackConfig) -> dict[str, list[tuple[str, str]]]:

@@ -211,6 +211,12 @@ def _cases() -> Iterator[Case]:
                ("mailinfra:pools:", "  bulk:", "previous_names:"),
                "mailinfra:pools.bulk.previous_names: received 'old', "
                "expected a former name of one pool only: pool tx lists it too")
+    yield case("ip-legacy-name-spelled-twice",
+               both(put("pools", "bulk", "previous_names", value=["mkt"]),
+                    put("pools", "bulk", "ips", "cold-mc1", value={})),
+               ("mailinfra:pools:", "  bulk:", "cold-mc1:"),
+               "mailinfra:pools.bulk.ips.cold-mc1: received 'cold-mc1', expected an IP name whose legacy resource "
+               "name pool-mkt-cold-mc1 no other IP spells: IP mc1 does (pool mkt-cold and IP mc1)")
     yield case("ip-previous-name-in-use", put("pools", "bulk", "ips", "bk1", value={"previous_names": ["tx1"]}),
                ("mailinfra:pools:", "  bulk:", "bk1:", "previous_names:"),
                "mailinfra:pools.bulk.ips.bk1.previous_names: received 'tx1', "
