@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from pathlib import Path
 from typing import Any
 
 from mailinfra.plan.model import Plan
@@ -39,7 +38,7 @@ def add_resources(plan: Plan, preview: Preview) -> None:
     """Run __main__.py under Pulumi's mock runtime; list its resources in plan.json and review.md."""
     from mailinfra.deployment.mock_runtime import collect_resources
 
-    resources = collect_resources(plan.stack, Path(plan.source).parent, plan)
+    resources = collect_resources(plan.source, None, plan)  # the very file planned, wherever it is
     stand_ins = placeholder_values(plan)
     for resource in resources:
         resource["placeholder"] = is_placeholder(resource, stand_ins)
