@@ -12,12 +12,12 @@ from mailinfra.review.base import base_stack_file, git_root, worktree_at
 from mailinfra.review.diff import PlanDiff, diff_plans
 from mailinfra.review.files import diff_host_files
 from mailinfra.review.program import ProgramRun, running_programs
-from mailinfra.review.render import render_review_diff
+from mailinfra.review.render import GITHUB_COMMENT_LIMIT, render_review_diff
 from mailinfra.review.resources import diff_resources
 
 
 def review_stack(stack: str, base_ref: str, *, repo: Path | None = None, as_of: dt.date | None = None,
-                 resources: bool = True) -> tuple[str, PlanDiff]:
+                 resources: bool = True, max_chars: int = GITHUB_COMMENT_LIMIT) -> tuple[str, PlanDiff]:
     """Markdown for the PR comment and the diff behind it. Both plans use one date, so only config differs.
 
     `resources`: also run the Pulumi program for both sides (mock runtime, one subprocess each,
@@ -46,7 +46,9 @@ def review_stack(stack: str, base_ref: str, *, repo: Path | None = None, as_of: 
             diff.resources = diff_resources(base_resources, head_resources)
             diff.resources_compared = True
     name = head_stack.name
-    return render_review_diff(name, base_ref, head, diff, base_missing=base is None), diff
+    markdown = render_review_diff(name, base_ref, head, diff, base_missing=base is None, base=base,
+                                  max_chars=max_chars)
+    return markdown, diff
 
 
 __all__ = ["PlanDiff", "diff_plans", "review_stack"]
