@@ -137,3 +137,14 @@ def test_yaml_mistakes_are_told_in_the_authors_terms(tmp_path: Path, text: str, 
     code, _, err = run_cli("validate", str(path))
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"{path}:{line}: ") and meaning in err, err
+
+
+def test_terminal_and_review_md_count_resources_alike(tmp_path: Path) -> None:
+    """Before: the CLI said 113 resources where review.md said 102 (components counted in one only)."""
+    code, out, err = run_cli("preview", "dev", "--out", str(tmp_path))
+    assert code == 0, err
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    components = sum(1 for r in plan["resources"] if r.get("component"))
+    wording = f"{len(plan['resources']) - components} Pulumi resources and {components} components"
+    assert wording in out
+    assert f"## Pulumi resources: {wording}" in (tmp_path / "review.md").read_text()
