@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from mailinfra.audit import Finding
 from mailinfra.dns.records import DnsRecord
+from mailinfra.plan.isolation import plan_capacity_moves
 from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
 from mailinfra.review.files import HostFileDiff
 from mailinfra.review.resources import ResourceChange
@@ -72,6 +74,17 @@ class KeyChange:
     risky: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class IsolationChange:
+    """An isolation added (mail moves off the isolated IPs) or lifted (it comes back), with today's volume."""
+
+    target: str
+    change: str  # added | lifted | changed
+    detail: str
+    messages_per_day: int
+    destination: str
+
+
 class ChangeClass(StrEnum):
     """How a reviewer must treat a change; `review --fail-on CLASS` fails on that class or a worse one."""
 
@@ -83,6 +96,7 @@ class ChangeClass(StrEnum):
 @dataclass
 class PlanDiff:
     names: list[NameChange] = field(default_factory=list)
+    isolations: list[IsolationChange] = field(default_factory=list)
     records: list[RecordChange] = field(default_factory=list)
     ips: list[IpChange] = field(default_factory=list)
     warmup: list[WarmupChange] = field(default_factory=list)
@@ -119,8 +133,9 @@ class PlanDiff:
     def classes(self) -> dict[ChangeClass, int]:
         """How many changes of each class: every change that is not destructive or risky is safe."""
         destructive, risky = len(self.destructive), len(self.risky)
-        total = (len(self.names) + len(self.records) + len(self.ips) + len(self.warmup) + len(self.keys)
-                 + len(self.host_files) + len(self.resources))
+        sections: tuple[list[Any], ...] = (self.names, self.isolations, self.records, self.ips, self.warmup,
+                                            self.keys, self.host_files, self.resources)
+        total = sum(len(section) for section in sections)
         return {ChangeClass.DESTRUCTIVE: destructive, ChangeClass.RISKY: risky,
                 ChangeClass.SAFE: max(total - destructive - risky, 0)}
 
@@ -136,8 +151,9 @@ class PlanDiff:
 
     @property
     def empty(self) -> bool:
-        return not (self.names or self.records or self.ips or self.warmup or self.warmup_findings or self.keys
-                    or self.findings_introduced or self.findings_fixed or self.host_files or self.resources)
+        return not (self.names or self.isolations or self.records or self.ips or self.warmup or self.warmup_findings
+                    or self.keys or self.findings_introduced or self.findings_fixed or self.host_files
+                    or self.resources)
 
 
 def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,
@@ -146,6 +162,7 @@ def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | Non
     """`base` None: the stack is new at head (everything is added, nothing is destructive)."""
     result = PlanDiff()
     result.names = _diff_names(base, head) if base else []
+    result.isolations = _diff_isolations(base, head)
     result.records = _diff_records(base.records if base else (), head.records)
     result.ips = _diff_ips(base, head)
     result.warmup = _diff_warmup(base, head)
@@ -296,4 +313,29 @@ def _diff_keys(base: Plan | None, head: Plan) -> list[KeyChange]:
                                          "fail until caches expire; rotate to a new selector instead", True))
             if before.state != after.state:
                 changes.append(KeyChange(domain, selector, "state", f"{before.state} -> {after.state}", False))
+    return changes
+
+
+def _diff_isolations(base: Plan | None, head: Plan) -> list[IsolationChange]:
+    """What each added or lifted isolation moves today (head's limits: both sides are planned on one date)."""
+    old = {i.target: i for i in base.isolations} if base else {}
+    new = {i.target: i for i in head.isolations}
+    moves = {m.isolation.target: m for m in plan_capacity_moves(tuple(old.values()) + tuple(new.values()),
+                                                                head.warmup)}
+    changes = []
+    for target in sorted(old.keys() | new.keys()):
+        before, after = old.get(target), new.get(target)
+        move = moves[target]
+        if after is not None and before is None:
+            headroom = ("" if move.destination_headroom is None else
+                        f"; they have {move.destination_headroom:,}/day of their own caps for it, so up to "
+                        f"{max(move.messages_per_day - move.destination_headroom, 0):,}/day wait in the queue")
+            changes.append(IsolationChange(target, "added", after.describe() + headroom, move.messages_per_day,
+                                           move.destination))
+        elif before is not None and after is None:
+            changes.append(IsolationChange(target, "lifted", f"{before.describe()}: back in rotation",
+                                           move.messages_per_day, f"pool {before.pool}"))
+        elif before is not None and after is not None and before != after:
+            changes.append(IsolationChange(target, "changed", f"{before.describe()} -> {after.describe()}",
+                                           move.messages_per_day, move.destination))
     return changes

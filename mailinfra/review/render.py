@@ -57,10 +57,20 @@ def _render_summary(stack: str, base_ref: str, diff: PlanDiff, base_missing: boo
 
 
 def _render_body(diff: PlanDiff, *, folded: Sequence[str], artifact: str) -> list[str]:
-    return [*_names_section(diff), *_records_section(diff, "records" in folded, artifact), *_ips_section(diff),
+    return [*_isolations_section(diff), *_names_section(diff),
+            *_records_section(diff, "records" in folded, artifact), *_ips_section(diff),
             *_warmup_section(diff), *_keys_section(diff),
             *_render_resources(diff, folded="resources" in folded, artifact=artifact), *_audit_section(diff),
             *_host_files_section(diff, "host_files" in folded, artifact)]
+
+
+def _isolations_section(diff: PlanDiff) -> list[str]:
+    if not diff.isolations:
+        return []
+    out = ["### Isolations", "", "| isolation | change | moves today | to | detail |", "|---|---|---|---|---|"]
+    out += [f"| `{c.target}` | {c.change} | {c.messages_per_day:,} messages/day | {c.destination} | "
+            f"{escape_markdown(c.detail)} |" for c in diff.isolations]
+    return [*out, ""]
 
 
 def _names_section(diff: PlanDiff) -> list[str]:
