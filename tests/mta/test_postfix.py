@@ -171,8 +171,8 @@ def test_only_the_rsa_signer_is_required(rendered_stack: tuple[Plan, dict[str, P
         for instance in plan_instances(plan, plan.host(host)):
             milters = _postconf("-c", str((dirs[host] / instance.config_dir.lstrip("/")).resolve()), "-h",
                                 "smtpd_milters").stdout.strip()
-            assert dict((m, a) for m, a in MILTER_ENTRY.findall(milters)) == {s.milter: actions[s.algorithm]
-                                                                             for s in signers}
+            assert dict(MILTER_ENTRY.findall(milters)) == {s.milter: actions[s.algorithm]
+                                                           for s in signers}
         for signer in signers:
             conf = (dirs[host] / signer.conf.lstrip("/")).read_text()
             on_default = re.findall(r"^On-Default\s+(\S+)$", conf, re.MULTILINE)
