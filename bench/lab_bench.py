@@ -825,8 +825,9 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         lab_module.down(lab)
     section = render_section(command, note, args.pool, rounds=rounds, failover=failover,
                              verify_seconds=verify_seconds, dual_signed=not args.rsa_only)
-    (layout.build_dir / "bench.json").write_text(json.dumps({"rounds": rounds, "failover": failover,
-                                                                  "verify_seconds": verify_seconds}, indent=2))
+    (layout.build_dir / "bench.json").write_text(json.dumps({
+        "rounds": rounds, "failover": failover, "verify_seconds": verify_seconds, "command": command.strip(),
+        "note": note, "pool": args.pool, "dual_signed": not args.rsa_only}, indent=2))
     print(section)
     if args.write:
         write_section(ROOT / "docs/BENCHMARKS.md", section)
@@ -837,6 +838,23 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["verify"]:
         print(json.dumps(verify_worker(argv[1:])))
+        return 0
+    if argv[:1] == ["render"]:
+        # Render (and with --write, write) the section again from a run's bench.json, after a change to the
+        # section's text only; the numbers are that run's. `--command`/`--note` for a run that did not save them.
+        render = argparse.ArgumentParser(prog="lab_bench.py render")
+        render.add_argument("bench_json", type=Path)
+        render.add_argument("--command", default=None)
+        render.add_argument("--note", default=None)
+        render.add_argument("--write", action="store_true")
+        options = render.parse_args(argv[1:])
+        data = json.loads(options.bench_json.read_text())
+        section = render_section(options.command or data["command"], options.note or data["note"],
+                                 data.get("pool", "tx"), rounds=data["rounds"], failover=data["failover"],
+                                 verify_seconds=data["verify_seconds"], dual_signed=data.get("dual_signed", True))
+        print(section)
+        if options.write:
+            write_section(ROOT / "docs/BENCHMARKS.md", section)
         return 0
     if argv[:1] == ["inject"]:
         print(json.dumps(inject_worker(json.loads(Path(argv[1]).read_text()))))
