@@ -338,12 +338,16 @@ def start_rspamd(lab: lab_module.Lab, host: Any, directory: Path) -> tuple[str, 
     return f"{{ unix:{socket_path}, default_action=tempfail }}", proc.pid
 
 
-def signer_variants(lab: lab_module.Lab, host: Any, stock: Mta) -> tuple[list[Mta], int]:
-    """The conventional and the rspamd variant of the stock Postfix; rspamd's PID (started here)."""
+def signer_variants(lab: lab_module.Lab, host: Any, stock: Mta, ours: Mta) -> tuple[list[Mta], int]:
+    """The conventional and the rspamd variant of the stock Postfix, and ours with rspamd in place of its
+    OpenDKIM pair (the choice as the hosts would make it); rspamd's PID (started here)."""
+    stock.milters = ""
+    ours.milters = mta.read_main_cf(ours.config_dir / "main.cf")["smtpd_milters"]
     rspamd_milter, rspamd_pid = start_rspamd(lab, host, lab.layout.runtime_dir / "rspamd")
-    return [Mta(name, stock.address, stock.port, stock.config_dir, stock.master_pid, milters)
-            for name, milters in (("conventional", opendkim_milters(lab, host)), ("rspamd", rspamd_milter))], \
-        rspamd_pid
+    variants = [Mta(name, stock.address, stock.port, stock.config_dir, stock.master_pid, milters)
+                for name, milters in (("conventional", opendkim_milters(lab, host)), ("rspamd", rspamd_milter))]
+    variants.append(Mta("ours-rspamd", ours.address, ours.port, ours.config_dir, ours.master_pid, rspamd_milter))
+    return variants, rspamd_pid
 
 
 def opendkim_milters(lab: lab_module.Lab, host: Any) -> str:
@@ -635,7 +639,8 @@ SIGNER_ROWS = (
     ("stock", "stock Postfix, unsigned (no milter)"),
     ("conventional", "stock Postfix + OpenDKIM 2.11 dual-signing (two milters: rsa-sha256, ed25519-sha256)"),
     ("rspamd", "stock Postfix + rspamd 3.4 (one milter, dkim_signing: both signatures in one pass)"),
-    ("ours", "ours (the rendered pool instance, its own signers)"),
+    ("ours", "ours (the rendered pool instance, its OpenDKIM pair)"),
+    ("ours-rspamd", "ours with rspamd in place of the OpenDKIM pair (same instance, reloaded)"),
 )
 
 
@@ -804,15 +809,14 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         ours = Mta("ours", target["address"], target["port"], config_dir, master_pid(config_dir))
         stock, stock_pid = start_stock_postfix(layout.namespace, state.interface, layout.runtime_dir / "stock",
                                                layout.injector_address)
-        stock.milters = ""
-        variants, rspamd_pid = signer_variants(lab, lab.plan.host(target["host"]), stock)
+        variants, rspamd_pid = signer_variants(lab, lab.plan.host(target["host"]), stock, ours)
         candidates = (ours, stock, *variants)
-        current: list[str | None] = [""]
+        current: dict[Path, str | None] = {stock.config_dir: "", ours.config_dir: ours.milters}
 
         def measure(mta_: Mta, count: int, connections: int) -> dict[str, Any]:
-            if mta_.milters is not None and mta_.milters != current[0]:
+            if mta_.milters is not None and mta_.milters != current[mta_.config_dir]:
                 set_milters(layout.namespace, mta_)
-                current[0] = mta_.milters
+                current[mta_.config_dir] = mta_.milters
             return measure_throughput(lab, sink, target, mta_, count=count, connections=connections, procs=procs)
 
         sink = Sink(layout.mail_dir / PROVIDER)
@@ -830,7 +834,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                   file=sys.stderr)
             rounds.append(result)
         stop_pid(rspamd_pid, timeout=10)
-        set_milters(layout.namespace, stock)  # the failover runs below measure stock unsigned
+        for restored in (stock, ours):  # the failover runs below measure stock unsigned, ours as rendered
+            set_milters(layout.namespace, restored)
         verify_seconds = sink_cost(lab, sink, rounds[0]["ours"]["sample_id"], rounds[0]["stock"]["sample_id"])
         failover = {}
         for mta_ in (ours, stock):
