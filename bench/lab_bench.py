@@ -688,6 +688,8 @@ def signer_section(rounds: list[dict[str, dict[str, Any]]]) -> list[str]:
         "|---|---:|---:|---:|---:|",
     ]
     for name, what in SIGNER_ROWS:
+        if name not in rounds[0]:  # a run saved before that row was measured (`render`)
+            continue
         rate = median(name)
         lines.append(f"| {what} | {rate:.1f} | {rate / stock:.2f} | {rate / conventional:.2f} | "
                      f"{signer_ms(name):.2f} |")
