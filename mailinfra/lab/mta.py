@@ -147,7 +147,7 @@ def provision_host(deployment: Deployment, world: MotoServer, access: HostAccess
                           "data_directory": str(root / "var/lib/postfix"),
                           "inet_interfaces": f"{listen}, 127.0.0.1"}
         elif rsa_only:
-            overrides["smtpd_milters"] = relocate(", ".join(s.milter for s in signers), root)
+            overrides["smtpd_milters"] = relocate(", ".join(s.milter_entry for s in signers), root)
         postconf_set(instance.config_dir, overrides)
         settings = read_main_cf(instance.config_dir / "main.cf")
         queue, data = settings["queue_directory"], settings["data_directory"]

@@ -38,6 +38,15 @@ class DkimResult:
     algorithm: str
     result: str  # pass | fail | temperror (with reason)
     reason: str = ""
+    # The h= tag, lower-cased, in order (RFC 6376 §3.5): what the signature covers. A name listed once more
+    # than the message has it is oversigned (§8.15). RFC 8058 §4: one-click counts only when a valid
+    # signature lists both List-Unsubscribe and List-Unsubscribe-Post.
+    signed_headers: tuple[str, ...] = ()
+    canonicalization: str = ""  # header/body, c= with RFC 6376 §3.5's defaults filled in
+
+
+    def covers(self, header: str) -> bool:
+        return header.lower() in self.signed_headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +69,18 @@ class Verdict:
     def dkim_pass(self) -> bool:
         return any(d.result == "pass" for d in self.dkim)
 
+    @property
+    def one_click_signed(self) -> bool:
+        """RFC 8058 §3.1/§4: the message has List-Unsubscribe and List-Unsubscribe-Post, and a valid DKIM
+        signature covers both (a receiver offers one-click unsubscribe only then)."""
+        present = all(self.headers.get(h) for h in ("List-Unsubscribe", "List-Unsubscribe-Post"))
+        return present and any(d.result == "pass" and d.covers("list-unsubscribe")
+                               and d.covers("list-unsubscribe-post") for d in self.dkim)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["dkim_pass"] = self.dkim_pass
+        data["one_click_signed"] = self.one_click_signed
         return data
 
 
@@ -109,8 +127,21 @@ def _check_dkim(raw: bytes, message: Message) -> tuple[DkimResult, ...]:
         except Exception as exc:  # dkimpy raises NaClNotFoundError etc. outside its hierarchy
             result, reason = "temperror", f"{exc.__class__.__name__}: {exc}"
         results.append(DkimResult(domain=tags.get("d", "").lower(), selector=tags.get("s", ""),
-                                  algorithm=tags.get("a", ""), result=result, reason=reason))
+                                  algorithm=tags.get("a", ""), result=result, reason=reason,
+                                  signed_headers=signed_headers(tags.get("h", "")),
+                                  canonicalization=_canonicalization(tags.get("c", ""))))
     return tuple(results)
+
+
+def signed_headers(h_tag: str) -> tuple[str, ...]:
+    """The header names of a DKIM-Signature h= tag (colon-separated, case-insensitive: RFC 6376 §3.5)."""
+    return tuple(name.strip().lower() for name in h_tag.split(":") if name.strip())
+
+
+def _canonicalization(c_tag: str) -> str:
+    """RFC 6376 §3.5: c= absent means simple/simple; a header algorithm alone means a simple body."""
+    header, _, body = (c_tag or "simple").lower().partition("/")
+    return f"{header}/{body or 'simple'}"
 
 
 def _check_dmarc(from_domain: str, spf_result: str, spf_domain: str,

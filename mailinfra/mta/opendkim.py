@@ -13,6 +13,14 @@ stalled ~40 ms twice per message (Nagle on Postfix's small writes meeting Linux'
 delayed ACK; strace showed OpenDKIM idle in poll() waiting for the next command), which held
 injection to 55 msg/s in the lab against stock Postfix's 200. A Unix socket has no Nagle. Postfix
 reaches the sockets through the `opendkim` group (SOCKET_GROUP), as Debian's packaging intends.
+
+Why the RSA signer is required and the Ed25519 one best-effort: every receiver verifies RSA (RFC 8301),
+few verify Ed25519 yet (RFC 8463 is an addition, not a replacement), so mail with the RSA signature alone
+authenticates everywhere. A dead Ed25519 signer must therefore not defer all mail: Postfix's per-milter
+`default_action` (postconf(5) "milter_default_action", MILTER_README "Different settings for different
+Milter applications") is `accept` for it (skip that milter, keep the others), `tempfail` for the RSA
+one (never unsigned); and the Ed25519 OpenDKIM answers `accept` to its own failures (On-Default,
+opendkim.conf(5)) where the RSA one keeps OpenDKIM's tempfail.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailinfra.mta.files import RenderedFile, render_template, rendered
+from mailinfra.mta.signing import CANONICALIZATION, OVERSIGNED_HEADERS, SIGNED_HEADERS
 from mailinfra.plan.model import HostPlan, Plan
 
 CONF_DIR = "/etc/opendkim"
@@ -61,11 +70,23 @@ class Signer:
     socket_path: str  # its Unix-domain socket, absolute (no Postfix service is chrooted: master.cf)
     pid_file: str
     entries: tuple[SigningEntry, ...]
+    # Required: mail waits (4xx) while this signer is down. Not required: mail goes on without its signature.
+    required: bool = True
 
     @property
     def milter(self) -> str:
-        """What Postfix names in smtpd_milters."""
+        """The signer's socket as Postfix names a milter."""
         return f"unix:{self.socket_path}"
+
+    @property
+    def default_action(self) -> str:
+        """Postfix's per-milter default_action: what it does when this signer is unreachable or fails."""
+        return "tempfail" if self.required else "accept"
+
+    @property
+    def milter_entry(self) -> str:
+        """The smtpd_milters element: the socket with its own default_action (Postfix >= 3.0 syntax)."""
+        return f"{{ {self.milter}, default_action={self.default_action} }}"
 
     @property
     def socket(self) -> str:
@@ -101,13 +122,13 @@ def plan_signers(plan: Plan, host: HostPlan) -> tuple[Signer, ...]:
         signers.append(Signer("opendkim-ed25519", ED25519, "/etc/opendkim-ed25519.conf",
                               f"{CONF_DIR}/SigningTable.ed25519",
                               f"{RUN_DIR}/opendkim-ed25519.sock", f"{RUN_DIR}/opendkim-ed25519.pid",
-                              ed25519))
+                              ed25519, required=False))
     return tuple(signers)
 
 
 def plan_milters(plan: Plan, host: HostPlan) -> tuple[str, ...]:
-    """smtpd_milters of every Postfix instance of the host: each signer, RSA first."""
-    return tuple(signer.milter for signer in plan_signers(plan, host))
+    """smtpd_milters of every Postfix instance of the host: each signer with its default_action, RSA first."""
+    return tuple(signer.milter_entry for signer in plan_signers(plan, host))
 
 
 def render_opendkim(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
@@ -126,7 +147,8 @@ def render_opendkim(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         multiple = len({e.domain for e in signer.entries}) < len(signer.entries)
         files.append(rendered(signer.conf.lstrip("/"), render_template(
             "opendkim/opendkim.conf.j2", plan=plan, host=host, conf_dir=CONF_DIR, signer=signer,
-            multiple=multiple)))
+            multiple=multiple, canonicalization=CANONICALIZATION, signed_headers=SIGNED_HEADERS,
+            oversigned_headers=OVERSIGNED_HEADERS)))
         files.append(rendered(signer.signing_table.lstrip("/"), render_template(
             "opendkim/SigningTable.j2", plan=plan, entries=signer.entries, signer=signer)))
     for signer in signers[1:]:

@@ -17,6 +17,7 @@ from tests.tooling import require_tool
 
 MAP_TRANSPORT = re.compile(r"randmap:\{([^}]*)\}")
 MASTER_SERVICE = re.compile(r"^(\S+)\s+unix\s+.*\bsmtp$", re.MULTILINE)
+MILTER_ENTRY = re.compile(r"\{\s*(unix:\S+),\s*default_action=(\w+)\s*\}")
 BIND = re.compile(r"^(\S+) unix .*\n\s+-o smtp_bind_address=(\S+)", re.MULTILINE)
 
 
@@ -151,7 +152,31 @@ def test_every_stream_has_a_signing_entry(rendered_stack: tuple[Plan, dict[str, 
         for instance in plan_instances(plan, plan.host(host)):
             milters = _postconf("-c", str((dirs[host] / instance.config_dir.lstrip("/")).resolve()), "-h",
                                 "smtpd_milters").stdout.strip()
-            assert milters.split(", ") == [s.milter for s in signers.values()]
+            # Per-milter settings (Postfix >= 3.0, MILTER_README "Different settings for different Milter
+            # applications"): `{ socket, default_action=... }` per signer, in the signers' order.
+            assert MILTER_ENTRY.findall(milters) == [(s.milter, s.default_action) for s in signers.values()]
+
+
+def test_only_the_rsa_signer_is_required(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
+    """A dead Ed25519 signer lets mail go on RSA-signed (default_action=accept for its milter, On-Default
+    accept in its opendkim.conf); a dead RSA signer defers it (tempfail): every receiver verifies RSA
+    (RFC 8301), few Ed25519 (RFC 8463 adds it beside RSA). Postfix's own parser reads the per-milter
+    action: postconf -h returns the value it will use."""
+    plan, dirs = rendered_stack
+    for host in _postfix_hosts(plan):
+        signers = plan_signers(plan, plan.host(host))
+        actions = {s.algorithm: s.default_action for s in signers}
+        assert actions["rsa-sha256"] == "tempfail"
+        assert actions.get("ed25519-sha256", "accept") == "accept"
+        for instance in plan_instances(plan, plan.host(host)):
+            milters = _postconf("-c", str((dirs[host] / instance.config_dir.lstrip("/")).resolve()), "-h",
+                                "smtpd_milters").stdout.strip()
+            assert dict(MILTER_ENTRY.findall(milters)) == {s.milter: actions[s.algorithm]
+                                                           for s in signers}
+        for signer in signers:
+            conf = (dirs[host] / signer.conf.lstrip("/")).read_text()
+            on_default = re.findall(r"^On-Default\s+(\S+)$", conf, re.MULTILINE)
+            assert on_default == ([] if signer.required else ["accept"]), signer.service
 
 
 def test_instances_fail_closed(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
