@@ -77,8 +77,8 @@ def render_reply_filter(*, throttle_reroutes: bool) -> str:
     if not throttle_reroutes:
         lines.append("# fallback_on has no `throttle`: every other 4xx backs off too; only an unreachable"
                      " receiver reroutes.")
-        lines.append(f"/^4[0-9][0-9]([ -])4\\.([0-9]+\\.[0-9]+) (.*)$/ 550${1}5.$2 {BACKOFF_MARK} $3")
-        lines.append(f"/^4[0-9][0-9]([ -])(.*)$/ 550${1}5.0.0 {BACKOFF_MARK} $2")
+        lines.append(f"/^4[0-9][0-9]([ -])4\\.([0-9]+\\.[0-9]+) (.*)$/ 550${{1}}5.$2 {BACKOFF_MARK} $3")
+        lines.append(f"/^4[0-9][0-9]([ -])(.*)$/ 550${{1}}5.0.0 {BACKOFF_MARK} $2")
     return "\n".join(lines) + "\n"
 
 
@@ -91,10 +91,10 @@ def _filter_line(pattern: str) -> str:
     if pattern.startswith("^4"):
         detail = pattern[len("^4"):].rstrip(" ")
         text = 3 + detail.count("(")  # the group after $2 (the detail) and the detail's own groups
-        return f"/^4[0-9][0-9]([ -])4({detail}) (.*)$/ 550${1}5$2 {BACKOFF_MARK} ${text}"
+        return f"/^4[0-9][0-9]([ -])4({detail}) (.*)$/ 550${{1}}5$2 {BACKOFF_MARK} ${text}"
     return (f"if /{pattern}/\n"
-            f"/^4[0-9][0-9]([ -])4\\.([0-9]+\\.[0-9]+) (.*)$/ 550${1}5.$2 {BACKOFF_MARK} $3\n"
-            f"/^4[0-9][0-9]([ -])(.*)$/ 550${1}5.7.1 {BACKOFF_MARK} $2\n"
+            f"/^4[0-9][0-9]([ -])4\\.([0-9]+\\.[0-9]+) (.*)$/ 550${{1}}5.$2 {BACKOFF_MARK} $3\n"
+            f"/^4[0-9][0-9]([ -])(.*)$/ 550${{1}}5.7.1 {BACKOFF_MARK} $2\n"
             "endif")
 
 
