@@ -201,15 +201,13 @@ class Stream(Strict):
     # cannot be reached (refused, timed out, silent), `throttle` = it answers a busy/throttling 4xx.
     # Reputation and policy deferrals never reroute. None: [outage, throttle] for transactional mail
     # (a password reset must arrive now); marketing and bulk use a route only when the operator
-    # declares it here, because the route's reputation then carries that mail too.
+    # declares it here, because the route's reputation then carries that mail too. Without route: unused.
     fallback_on: list[FallbackCondition] | None = None
     one_click_unsubscribe: bool = False
     previous_names: list[Key] = []
 
     @model_validator(mode="after")
     def _fallback_declared(self) -> Stream:
-        if self.route is None and self.fallback_on:
-            raise ValueError("fallback_on: only with route: (the secondary route this stream may use)")
         if self.route is not None and self.fallback_on is None and self.kind is not StreamKind.TRANSACTIONAL:
             raise ValueError(f"fallback_on: [outage], [outage, throttle] or [] (never): a {self.kind} "
                              "stream uses its route only when declared")
