@@ -117,7 +117,8 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     peers = plan_route_peer_pools(plan, host)
     bounce_domains = tuple(dict.fromkeys(s.return_path for s in plan.streams)) if host.accepts_bounces else ()
     content = render_template(
-        "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(dict.fromkeys(fallbacks.values())),
+        "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools,
+        fallbacks=list(dict.fromkeys(fallbacks.values())),
         keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
         limits_file=f"/{LIMITS_FILE}", listener_port=SMTP_LISTENER_PORT,

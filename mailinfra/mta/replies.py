@@ -85,8 +85,9 @@ def render_reply_filter(*, throttle_reroutes: bool) -> str:
 def _filter_line(pattern: str) -> str:
     """One regexp_table(5) rule: a 4xx reply line whose text matches `pattern` becomes a marked 550.
 
-    $1 keeps "-" or " " (each line of a multi-line reply is filtered alike). Two forms, with and without an RFC 3463 enhanced code: the code's class is changed to 5 with the
-    reply's (smtp(8) drops an enhanced code whose class disagrees with the reply code).
+    $1 keeps "-" or " " (each line of a multi-line reply is filtered alike). Two forms, with and without
+    an RFC 3463 enhanced code: the code's class is changed to 5 with the reply's (smtp(8) drops an
+    enhanced code whose class disagrees with the reply code).
     """
     if pattern.startswith("^4"):
         detail = pattern[len("^4"):].rstrip(" ")
