@@ -125,6 +125,7 @@ def test_overflow_never_loops_back(prod: Plan) -> None:
     """A host that a stream's route names never reroutes that stream's queues (no A -> B -> A), and a
     host that reroutes sends only to the route's hosts."""
     configs = _configs(prod)
+    hops = 0
     for stream in prod.streams:
         route = prod.route(stream.route) if stream.route else None
         if route is None or route.kind != "hosts":
@@ -132,10 +133,15 @@ def test_overflow_never_loops_back(prod: Plan) -> None:
         for host in route.hosts:
             assert not re.search(rf"backoff-reroute-to-virtual-mta fallback-({'|'.join(stream.pool_names())})\n",
                                  configs[host]), host
+        targets = {f"[{prod.host(h).fqdn}]:25" for h in route.hosts}
         for name, text in configs.items():
-            for hop in re.findall(r"smtp-hosts (.+)\n", text):
-                if any(p in text for p in stream.pool_names()) and "fallback-" in text:
-                    assert all(h.strip("[]").split("]")[0] != prod.host(name).fqdn for h in hop.split()), name
+            for pool in stream.pool_names():
+                hop = re.search(rf"<virtual-mta fallback-{pool}>\n(?:    .*\n)*?        smtp-hosts (.+)\n", text)
+                if hop:
+                    hops += 1
+                    assert set(hop.group(1).split()) == targets, name
+                    assert f"[{prod.host(name).fqdn}]:25" not in targets, name
+    assert hops
 
 
 def _variant(tmp_path: Path, edits: list[tuple[str, str]]) -> Plan:
