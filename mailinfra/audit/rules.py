@@ -378,7 +378,7 @@ def check_warmup(subject: Subject) -> Iterator[Issue]:
 
 @rule(
     "secondary-route",
-    "every stream has a secondary route on other infrastructure",
+    "every stream has a secondary route that keeps its overflow in its own stream and tier",
     "availability: a throttled or blocked pool must not stop a stream (Postfix smtp_fallback_relay)",
 )
 def check_secondary_routes(subject: Subject) -> Iterator[Issue]:
@@ -404,15 +404,17 @@ def check_secondary_routes(subject: Subject) -> Iterator[Issue]:
                 "declare the route under routes:",
             )
             continue
-        primary = {h for ip in plan.ips if ip.stream == stream.name for h in (ip.host,)}
-        shared = sorted(primary & set(route.hosts))
-        if shared:
+        # Overflow stays in the stream's own pools on the route hosts (same stream and tier), and a
+        # route host never reroutes (no A -> B -> A): each route host carries every pool of the stream.
+        carried = {(ip.host, ip.pool) for ip in plan.ips}
+        lacking = sorted(h for h in route.hosts for pool in stream.pool_names() if (h, pool) not in carried)
+        if lacking:
             yield Issue(
                 ERROR,
                 where,
-                f"route {route.name} falls back to {', '.join(shared)}, the stream's own "
-                "host(s): a fallback on the primary's address is dropped by Postfix's connection cache",
-                "route through hosts that do not carry the stream's pools",
+                f"route {route.name} sends overflow to {', '.join(dict.fromkeys(lacking))}, which lacks IPs of "
+                f"the stream's pools: the overflow would leave from another stream's or tier's reputation",
+                "route through hosts that carry an IP of each of the stream's pools",
             )
 
 

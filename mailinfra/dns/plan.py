@@ -88,15 +88,17 @@ def _plan_streams(
         own = [ip for ip in ips if ip.stream == stream.name]
         route = routes_by_name.get(stream.route) if stream.route else None
         includes = [route.spf_include] if route and route.spf_include else []
-        extra = [ip.address for h in hosts if route and h.name in route.hosts for ip in ips if ip.host == h.name]
-        spf = build_spf([ip.address for ip in own] + extra, includes)
+        # Only what sends for this domain: a `hosts` route's overflow leaves from the stream's own pools
+        # on the route host (mailinfra.mta.powermta.plan_route_peer_pools), so it adds no address; the
+        # route hosts' other IPs send for other streams and must not be authorized here.
+        spf = build_spf([ip.address for ip in own], includes)
         if count_lookup_terms(spf) > MAX_LOOKUPS:
             raise PlanError(f"stream {stream.name}: SPF for {stream.return_path} needs "
                             f"{count_lookup_terms(spf)} DNS lookups, RFC 7208 §4.6.4 allows {MAX_LOOKUPS}")
         placeholder = any(ip.placeholder for ip in own)
         yield (stream.return_path, RecordType.TXT, (spf,),
                f"SPF for the {stream.name} return-path: exactly the stream's pool IPs"
-               + (f" and its secondary route {route.name}" if route and (includes or extra) else ""),
+               + (f" and its secondary route {route.name}" if route and includes else ""),
                "RFC 7208 §2.4 (MAIL FROM identity)", _REQ, stream.name, placeholder)
         yield (stream.return_path, RecordType.MX,
                tuple(f"{config.bounces.mx_preference} {h.fqdn}" for h in bounce_hosts),

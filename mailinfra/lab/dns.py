@@ -31,7 +31,7 @@ from mailinfra.dns.zonefile import (
     ptr_name,
     reverse_zone_name,
 )
-from mailinfra.lab.layout import DNS_ADDRESS, LAB_ZONE, OUTSIDER_ADDRESS, LabLayout
+from mailinfra.lab.layout import DNS_ADDRESS, LAB_ZONE, NULL_MX_DOMAIN, OUTSIDER_ADDRESS, LabLayout
 from mailinfra.lab.namespace import LabError, in_namespace
 from mailinfra.lab.procs import LabState, start_process
 from mailinfra.plan.model import Plan
@@ -120,6 +120,8 @@ def _lab_records(plan: Plan, layout: LabLayout, forward: Sequence[str]) -> list[
         record(ptr_name(DNS_ADDRESS), RecordType.PTR, NAMESERVER, "reverse of the lab's Knot"),
         record(outside, RecordType.A, OUTSIDER_ADDRESS, "a client outside every injection CIDR"),
         record(ptr_name(OUTSIDER_ADDRESS), RecordType.PTR, outside, "reverse of the outsider"),
+        # RFC 7505 §3: "0 ." says the domain accepts no mail.
+        record(NULL_MX_DOMAIN, RecordType.MX, "0 .", "a domain that accepts no mail (null MX)"),
     ]
     for provider in layout.providers:
         result += [

@@ -20,6 +20,10 @@ DNS_ADDRESS = "192.0.2.53"
 OUTSIDER_ADDRESS = "192.0.2.250"
 # The zone that names the lab's own servers (NS, provider MX hosts, routes).
 LAB_ZONE = "mailinfra.lab"
+# Recipient domains that do not take mail: one publishes a null MX (RFC 7505), one does not exist at all
+# (NXDOMAIN from the lab zone's authoritative server). Mail to them must bounce, never use a route.
+NULL_MX_DOMAIN = f"nullmx.{LAB_ZONE}"
+NXDOMAIN_DOMAIN = f"no-such-domain.{LAB_ZONE}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,7 @@ class LabLayout:
 # them. The lab's Knot is authoritative for them inside the namespace only; nothing leaves it.
 SIMULATED_PROVIDERS = (("gmail", "gmail.com"), ("yahoo", "yahoo.com"), ("outlook", "outlook.com"))
 # What `mailinfra lab fault` can make a provider do (mailinfra.lab.providers implements each).
-FAULT_MODES = ("ok", "throttle", "throttle-rcpt", "refuse", "silent")
+FAULT_MODES = ("ok", "throttle", "throttle-rcpt", "refuse", "silent", "reputation", "complaints", "postscreen")
 
 
 def plan_layout(plan: Plan, build_root: Path = Path("build/lab"), runtime_root: Path = RUNTIME_ROOT,

@@ -4,9 +4,13 @@ Run one per provider, inside the lab namespace:
     python -m mailinfra.lab.providers --name gmail --domain gmail.lab --listen 192.0.2.10:25 ...
 
 Behaviour is switched at run time through a control file the server re-reads on every connection
-and every RCPT (one word): `ok`, `throttle` (421 at the greeting, how Gmail and Yahoo defer a
-sender), `throttle-rcpt` (451 on RCPT), `refuse` (the connection is reset before the greeting) or
-`silent` (the connection is accepted and never greeted). Faults apply to the stack's own IPs only:
+and every RCPT (one word): `ok`, `throttle` (421 4.7.0 at the greeting, Gmail's "try again later"
+when it sheds load), `throttle-rcpt` (451 4.7.500 "server busy" on RCPT, Microsoft's), `refuse` (the
+connection is reset before the greeting), `silent` (the connection is accepted and never greeted),
+`reputation` (Gmail's multi-line 421 4.7.28 "unusual rate of unsolicited mail" on RCPT: a judgement on
+the sender, which must back off, not reroute), `complaints` (Yahoo's 421 4.7.0 [TSS04] "user complaints"
+at the greeting, the same at connection level) or `postscreen` (a `220-` banner, then the real greeting
+after postscreen_greet_wait's default 6 s: slow, not down). Faults apply to the stack's own IPs only:
 clients listed with --route are the secondary routes' shared fleets, which keep their reputation
 when ours is throttled — that is what makes the secondary route a way out.
 """
@@ -31,6 +35,14 @@ from mailinfra.lab.layout import FAULT_MODES
 from mailinfra.lab.verify import verify_message
 
 MODES = FAULT_MODES
+# postscreen(8)'s default postscreen_greet_wait (postconf(5)): the real server greets after this.
+POSTSCREEN_GREET_WAIT_SECONDS = 6.0
+# Gmail's reply, line by line (https://support.google.com/a/answer/3726730, 4.7.28).
+REPUTATION_REPLY = ("421-4.7.28 [{peer}] Our system has detected an unusual rate of\r\n"
+                    "421-4.7.28 unsolicited mail originating from your IP address. To protect our\r\n"
+                    "421 4.7.28 users from spam, mail sent from your IP address has been temporarily rate limited.")
+# Connection-level modes: they act before (or instead of) the greeting.
+CONNECTION_FAULTS = frozenset({"throttle", "refuse", "silent", "complaints", "postscreen"})
 # How long a silent provider holds a connection before dropping it (longer than any sane HELO timeout).
 SILENT_HOLD_SECONDS = 600
 # A recipient whose local part starts with this does not exist: 550 5.1.1 at RCPT, as a provider answers
@@ -69,7 +81,7 @@ class FaultySMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         mode = read_mode(self._control)
-        connection_fault = mode not in {"ok", "throttle-rcpt"}
+        connection_fault = mode in CONNECTION_FAULTS
         if self._original_transport is None and peer and peer[0] not in self._exempt and connection_fault:
             self._faulted = True
             self._apply_fault(transport, mode)
@@ -79,9 +91,17 @@ class FaultySMTP(SMTP):
     def _apply_fault(self, transport: asyncio.BaseTransport, mode: str) -> None:
         assert isinstance(transport, asyncio.WriteTransport)
         if mode == "throttle":
-            transport.write(b"421 4.7.28 Our system has detected an unusual rate of mail from your IP; "
-                            b"try again later\r\n")
+            transport.write(b"421 4.7.0 Try again later, closing connection.\r\n")
             transport.close()
+        elif mode == "complaints":
+            transport.write(b"421 4.7.0 [TSS04] Messages from your IP temporarily deferred due to unexpected "
+                            b"volume or user complaints\r\n")
+            transport.close()
+        elif mode == "postscreen":
+            # The first banner line now, the rest when the real server takes over; the session then
+            # runs normally (a client that talks before it would fail postscreen's pregreet test).
+            transport.write(b"220-" + self.hostname.encode() + b" ESMTP postscreen\r\n")
+            asyncio.get_running_loop().call_later(POSTSCREEN_GREET_WAIT_SECONDS, self._greet_late, transport)
         elif mode == "refuse":
             sock = transport.get_extra_info("socket")
             if sock is not None:
@@ -91,6 +111,12 @@ class FaultySMTP(SMTP):
             transport.abort()
         else:  # silent: keep the connection open and never greet
             asyncio.get_running_loop().call_later(SILENT_HOLD_SECONDS, transport.close)
+
+    def _greet_late(self, transport: asyncio.BaseTransport) -> None:
+        if transport.is_closing():
+            return
+        self._faulted = False
+        super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._faulted:
@@ -126,8 +152,11 @@ class ProviderHandler:
                           envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:  # noqa: ARG002
         peer = session.peer[0] if isinstance(session.peer, tuple) else ""
-        if read_mode(self.control) == "throttle-rcpt" and peer not in self.routes:
-            return "451 4.7.28 Rate limited, try again later"
+        mode = read_mode(self.control)
+        if mode == "throttle-rcpt" and peer not in self.routes:
+            return "451 4.7.500 Server busy. Please try again later."
+        if mode == "reputation" and peer not in self.routes:
+            return REPUTATION_REPLY.format(peer=peer)
         if address.rpartition("@")[2].lower() != self.domain:
             return "550 5.1.1 No such domain here"
         if address.lower().startswith(UNKNOWN_LOCALPART):

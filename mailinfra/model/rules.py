@@ -290,13 +290,22 @@ def _check_routes(config: StackConfig) -> Iterator[Problem]:
         fallback = config.routes.get(stream.route) if stream.route else None
         if not isinstance(fallback, HostsRoute):
             continue
-        primary = {host for pool in stream_pools(stream).values() if pool in config.pools
-                   for host in config.pools[pool].hosts}
-        shared = sorted(primary & set(fallback.hosts))
-        if shared:
-            # A fallback on the primary's own address gets dropped by Postfix's connection cache scrubber.
+        pools = [pool for pool in stream_pools(stream).values() if pool in config.pools]
+        primary = {host for pool in pools for host in config.pools[pool].hosts}
+        carried_pools = {h: {pool for pool, _ in carried.get(h, [])} for h in fallback.hosts}
+        missing = sorted(f"{h} ({', '.join(p for p in pools if p not in carried_pools[h])})"
+                         for h in fallback.hosts if any(p not in carried_pools[h] for p in pools))
+        if missing:
+            # Overflow leaves from the same stream and tier (mailinfra.mta.powermta.plan_route_peer_pools):
+            # a route host without the pool would put a cold tier or another brand on foreign reputation.
             yield Problem(("streams", name, "route"), stream.route,
-                          f"a route on other hosts than the stream's own (shares {', '.join(shared)})")
+                          f"route hosts that carry an IP of each of the stream's pools "
+                          f"({', '.join(missing)} lack one): overflow stays in its stream and tier")
+        elif primary and primary <= set(fallback.hosts):
+            # Route hosts take overflow and never reroute it (no A -> B -> A): one of the stream's hosts
+            # must be outside the route, or nothing ever overflows.
+            yield Problem(("streams", name, "route"), stream.route,
+                          "a route that leaves out at least one of the stream's hosts (route hosts never reroute)")
         transactional = stream.kind is StreamKind.TRANSACTIONAL
         mixed = sorted({h for h in fallback.hosts for pool, _ in carried.get(h, [])
                         if pool in owners and (config.streams[owners[pool]].kind is StreamKind.TRANSACTIONAL)

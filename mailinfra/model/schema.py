@@ -168,6 +168,13 @@ class StreamKind(StrEnum):
     BULK = "bulk"
 
 
+class FallbackCondition(StrEnum):
+    """When a stream's mail may move to its secondary route (docs/architecture.md, "Fallback")."""
+
+    OUTAGE = "outage"
+    THROTTLE = "throttle"
+
+
 class Tier(StrEnum):
     """Engagement tiers of a marketing stream, most engaged first (warmup sends to them first)."""
 
@@ -190,8 +197,31 @@ class Stream(Strict):
     pool: Key | None = None
     tiers: Tiers | None = None
     route: Key | None = None
+    # When the stream's mail may leave by its route (mailinfra.mta.replies): `outage` = the receiver
+    # cannot be reached (refused, timed out, silent), `throttle` = it answers a busy/throttling 4xx.
+    # Reputation and policy deferrals never reroute. None: [outage, throttle] for transactional mail
+    # (a password reset must arrive now); marketing and bulk use a route only when the operator
+    # declares it here, because the route's reputation then carries that mail too. Without route: unused.
+    fallback_on: list[FallbackCondition] | None = None
     one_click_unsubscribe: bool = False
     previous_names: list[Key] = []
+
+    @model_validator(mode="after")
+    def _fallback_declared(self) -> Stream:
+        if self.route is not None and self.fallback_on is None and self.kind is not StreamKind.TRANSACTIONAL:
+            raise ValueError(f"fallback_on: [outage], [outage, throttle] or [] (never): a {self.kind} "
+                             "stream uses its route only when declared")
+        if self.fallback_on is not None and len(set(self.fallback_on)) != len(self.fallback_on):
+            raise ValueError(f"fallback_on: each condition once, got {[str(c) for c in self.fallback_on]}")
+        return self
+
+    def fallback_conditions(self) -> tuple[str, ...]:
+        """The declared conditions in a fixed order, with the transactional default applied."""
+        if self.route is None:
+            return ()
+        declared = (self.fallback_on if self.fallback_on is not None
+                    else [FallbackCondition.OUTAGE, FallbackCondition.THROTTLE])
+        return tuple(str(c) for c in FallbackCondition if c in declared)
 
     @model_validator(mode="after")
     def _pool_or_tiers(self) -> Stream:

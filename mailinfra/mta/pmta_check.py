@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Block -> the blocks it may appear in (None = top level).
 BLOCKS: dict[str, tuple[str | None, ...]] = {
@@ -76,6 +76,9 @@ class _Parsed:
     defined: dict[str, dict[str, int]]  # block kind -> name -> line
     references: list[tuple[int, str, str]]  # (line, kinds "a|b", name)
     sources: list[tuple[int, str, str]]  # (line, address, virtual-mta)
+    # virtual-mtas that relay everything to named smtp-hosts (a hop to our own route host): they send to no
+    # receiver's MX, so sharing an IP with that IP's own virtual-mta splits none of its receiver limits.
+    relay_hops: set[str] = field(default_factory=set)
 
 
 def check_powermta(text: str, host_addresses: Iterable[str]) -> list[Finding]:
@@ -90,7 +93,7 @@ def check_powermta(text: str, host_addresses: Iterable[str]) -> list[Finding]:
     for line, address, vmta in parsed.sources:
         if address not in allowed:
             findings.append(Finding(line, f"smtp-source-host {address} is not an address of this host"))
-        if address in seen and seen[address] != vmta:
+        if address in seen and seen[address] != vmta and vmta not in parsed.relay_hops:
             findings.append(Finding(line, f"smtp-source-host {address} is already used by virtual-mta {seen[address]}"))
         seen.setdefault(address, vmta)
     return sorted(findings, key=lambda f: f.line)
@@ -123,6 +126,8 @@ def _parse(text: str) -> _Parsed:
             result.findings.append(Finding(number, f"malformed block tag {line!r}"))
             continue
         _directive(result, line, parent, stack[-1][1] if stack else "", number)
+        if line.startswith("smtp-hosts ") and stack and stack[0][0] == "virtual-mta":
+            result.relay_hops.add(stack[0][1])
     result.findings.extend(Finding(line, f"<{block}> is never closed") for block, _, line in stack)
     return result
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mailinfra.errors import PlanError
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
 from mailinfra.mta.opendkim import plan_milters
+from mailinfra.mta.replies import render_reply_filter, render_status_filter
 from mailinfra.mta.resolver import render_resolver
 from mailinfra.plan.model import HostPlan, IpLimits, Plan, PoolPlan, ProviderLimit, RoutePlan, StreamPlan
 from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS
@@ -23,10 +24,18 @@ from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS
 # every host of a stack uses the same port for the same pool.
 INJECTION_PORT_BASE = 10025
 
-# A silent primary must cost seconds, not minutes (RFC 5321 §4.5.3.2 allows 5 min for the greeting, but
-# large receivers answer in well under a second): smtp_fallback_relay is tried after these expire.
-SMTP_CONNECT_TIMEOUT = "5s"
-SMTP_HELO_TIMEOUT = "5s"
+# Timeouts follow what receivers do, not the benchmark (docs/BENCHMARKS.md, "Failover time"):
+# - connect: a SYN that gets no answer is retransmitted after 1 s, then 2 s, then 4 s (RFC 6298 §2.1, §5.5:
+#   initial RTO 1 s, doubled each time); 10 s lets a connection survive two lost SYNs before the host counts
+#   as down (Postfix's default is 30 s).
+# - greeting: postscreen(8) holds every new client for postscreen_greet_wait = 6 s before the real
+#   server greets (postconf(5)), and other receivers delay the banner on purpose; RFC 5321 §4.5.3.2.1 allows
+#   5 minutes. 15 s is 2.5x postscreen's wait: a receiver running postscreen is slow, not down, while a
+#   silent host still moves mail to the route in seconds.
+SMTP_CONNECT_TIMEOUT = "10s"
+SMTP_HELO_TIMEOUT = "15s"
+REPLY_FILTER_FILE = "reply_filter"
+STATUS_FILTER_FILE = "delivery_status_filter"
 
 # With a rate delay, postconf(5) advises a failed-cohort limit of 10 so one handshake error does not
 # defer the whole destination.
@@ -113,6 +122,13 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
             transports=instance.transports)))
+        if instance.fallback:
+            # Which replies may reach smtp_fallback_relay (mailinfra.mta.replies): reputation and policy
+            # deferrals back off on this IP; only throttling and outages move to the route.
+            files.append(rendered(f"{instance.config_dir.lstrip('/')}/{REPLY_FILTER_FILE}", render_reply_filter(
+                throttle_reroutes="throttle" in instance.stream.fallback_on)))
+            files.append(rendered(f"{instance.config_dir.lstrip('/')}/{STATUS_FILTER_FILE}",
+                                  render_status_filter()))
         if instance.sasl:
             # 0600: smtp(8) reads it as root before dropping privileges; nobody else may.
             files.append(rendered(f"{instance.config_dir.lstrip('/')}/sasl_passwd", render_template(
@@ -192,7 +208,7 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             for provider in PROVIDERS
         }
         route = plan.route(stream.route) if stream.route else None
-        fallback, sasl = _fallback(plan, route, host)
+        fallback, sasl = _fallback(plan, route, host, stream)
         result.append(Instance(
             name=instance_name(pool.name), pool=pool.name, hostname=instance_hostname(pool.name, host),
             stream=stream,
@@ -236,9 +252,17 @@ def _check_unique_names(pool: PoolPlan, transports: tuple[Transport, ...]) -> No
                         "in Postfix transport names; rename one IP")
 
 
-def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan) -> tuple[tuple[str, ...], tuple[SaslEntry, ...]]:
-    """smtp_fallback_relay destinations of a route, and SASL credentials for those that authenticate."""
-    if route is None:
+def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan,
+              stream: StreamPlan) -> tuple[tuple[str, ...], tuple[SaslEntry, ...]]:
+    """smtp_fallback_relay destinations of a route, and SASL credentials for those that authenticate.
+
+    None when the stream declared no condition to use it (`fallback_on: []`, or a marketing/bulk stream
+    that did not declare one), and none on a host that is itself one of the route's hosts: it takes
+    other hosts' overflow and must never send it back (A -> B -> A).
+    """
+    if route is None or not stream.fallback_on:
+        return (), ()
+    if route.kind == "hosts" and host.name in route.hosts:
         return (), ()
     if route.kind == "hosts":
         # Brackets: connect to the host itself, not its domain's MX. Never this host (rules reject a route

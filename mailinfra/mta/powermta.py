@@ -36,12 +36,18 @@ RETRY_AFTER = "10m"
 BACKOFF_RETRY_AFTER = "20m"
 BACKOFF_TO_NORMAL_AFTER = "1h"
 
-# Replies that mean "slow down" (RFC 3463 4.7.x, and the providers' published throttling texts).
+# Replies that mean "busy, slow down" and nothing about us: they put the queue into backoff, and backoff
+# reroutes to the stream's route (backoff-reroute-to-virtual-mta). Only capacity replies belong here:
+# a reputation or policy deferral (Gmail 4.7.28 "temporarily rate limited", Yahoo [TSS04] "user
+# complaints", Microsoft 4.7.650 / RP-00x "related to IP reputation", any 4.7.x policy code;
+# mailinfra.mta.replies) matches none of them, so it is retried from the same IP after retry-after and
+# never rerouted. tests/mta/test_powermta.py checks both directions.
 THROTTLE_REPLIES = (
-    r"/^421 .*try again later/",
-    r"/^4\d\d .*(rate limit|too many|throttl|deferred due to user complaints)/i",
-    r"/^421 .*(TS0[0-9]|RP-00[0-9])/",  # Yahoo TSS, Microsoft RP throttling codes
-    r"/^4\d\d 4\.7\.[0-9]+ /",
+    r"/^421 4\.7\.0 Try again later, closing connection/",  # Gmail: load shedding at the greeting
+    r"/^4\d\d 4\.7\.500 Server busy/",  # Microsoft: server busy
+    r"/^421 4\.3\.2 /",  # RFC 3463 §3.4 X.3.2: system not accepting network messages
+    r"/^4\d\d 4\.4\.5 /",  # RFC 3463 §3.5 X.4.5: mail system congestion
+    r"/^421 .*too many (connections|concurrent)/i",  # connection-count limits
 )
 
 
@@ -88,6 +94,9 @@ class Fallback:
     smtp_hosts: tuple[str, ...]
     username: str | None
     password: str | None
+    # A `hosts` route leaves from an IP of the same pool (stream and tier): the route host admits that
+    # address into that pool only (plan_route_peer_pools), so overflow never lands in another pool.
+    source: IpPlan | None = None
 
 
 def vmta_name(ip: str) -> str:
@@ -101,18 +110,18 @@ def pool_name(pool: str) -> str:
 def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     """The PowerMTA `config` of one host."""
     streams = [plan.stream(name) for name in host.streams]
-    fallbacks = {s.name: f for s in streams if (f := _fallback(plan, s, host)) is not None}
+    fallbacks = plan_fallbacks(plan, host)
     vmtas = plan_vmtas(plan, host, fallbacks)
     pools = [(name, members) for name, members in plan_pool_members(plan, vmtas).items()]
     keys = [(s, s.dkim_selector, dkim_key_file(s.org_domain, s.dkim_selector)) for s in streams]
-    peers = plan_route_peers(plan, host)
-    overflow_pool = pools[0][0] if pools else "unassigned"
+    peers = plan_route_peer_pools(plan, host)
     bounce_domains = tuple(dict.fromkeys(s.return_path for s in plan.streams)) if host.accepts_bounces else ()
     content = render_template(
-        "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools, fallbacks=list(fallbacks.values()),
+        "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools,
+        fallbacks=list(dict.fromkeys(fallbacks.values())),
         keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
-        overflow_pool=overflow_pool, limits_file=f"/{LIMITS_FILE}", listener_port=SMTP_LISTENER_PORT,
+        limits_file=f"/{LIMITS_FILE}", listener_port=SMTP_LISTENER_PORT,
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
     file = rendered(CONFIG_PATH, content)
@@ -129,7 +138,17 @@ def plan_vmtas(plan: Plan, host: HostPlan, fallbacks: dict[str, Fallback] | None
     """
     limits = {limit.ip: limit for limit in plan.warmup}
     fallbacks = fallbacks or {}
-    return [_vmta(plan.ip(name), limits[name], fallbacks.get(plan.ip(name).stream)) for name in host.ips]
+    return [_vmta(plan.ip(name), limits[name], fallbacks.get(plan.ip(name).pool)) for name in host.ips]
+
+
+def plan_fallbacks(plan: Plan, host: HostPlan) -> dict[str, Fallback]:
+    """pool -> the virtual-mta its throttled (backoff) queues reroute to, for the pools on this host."""
+    result: dict[str, Fallback] = {}
+    for pool in plan.pools:
+        on_host = [plan.ip(n) for n in pool.ips if plan.ip(n).host == host.name]
+        if on_host and (fallback := _fallback(plan, plan.stream(pool.stream), host, on_host[0])) is not None:
+            result[pool.name] = fallback
+    return result
 
 
 def plan_pool_members(plan: Plan, vmtas: list[VirtualMta]) -> dict[str, tuple[str, ...]]:
@@ -155,13 +174,21 @@ def plan_warmup_state(plan: Plan, host: HostPlan) -> WarmupState:
 
 
 def plan_route_peers(plan: Plan, host: HostPlan) -> tuple[str, ...]:
-    """Addresses of hosts whose streams name this host in a `hosts` route: they may relay their overflow here.
+    """Addresses of hosts whose streams name this host in a `hosts` route: they may relay their overflow here."""
+    return tuple(address for address, _pool in plan_route_peer_pools(plan, host))
 
-    Their fallback leaves from any of their IPs (Postfix binds the transport's address; PowerMTA's fallback
-    virtual-mta uses the host's default address), so every IP of those hosts is accepted.
+
+def plan_route_peer_pools(plan: Plan, host: HostPlan) -> tuple[tuple[str, str], ...]:
+    """(peer address, pool-<name>) for every IP of another host that may send its overflow here.
+
+    Each address is admitted into its own IP's pool and nothing else: overflow stays in the same stream
+    and tier (a cold tier never borrows an active pool's reputation, a brand never another brand's).
+    A peer IP whose pool this host does not carry is not admitted (rules require a route host to carry
+    the pools of the streams that use it).
     """
-    peers = (plan.ip(name).address for ips in plan_route_peer_ips(plan, host).values() for name in ips)
-    return tuple(dict.fromkeys(peers))
+    carried = {plan.ip(n).pool for n in host.ips}
+    peers = (plan.ip(name) for ips in plan_route_peer_ips(plan, host).values() for name in ips)
+    return tuple(dict.fromkeys((ip.address, pool_name(ip.pool)) for ip in peers if ip.pool in carried))
 
 
 def plan_route_peer_ips(plan: Plan, host: HostPlan) -> dict[str, tuple[str, ...]]:
@@ -192,14 +219,22 @@ def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None) -> VirtualMta
     return VirtualMta(vmta_name(ip.name), ip, limits, tuple(domains), fallback.name if fallback else None)
 
 
-def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan) -> Fallback | None:
-    if stream.route is None:
+def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan, source: IpPlan) -> Fallback | None:
+    """Where a pool's backoff queues reroute, or None.
+
+    None unless the stream declared `throttle` in fallback_on (PowerMTA reroutes from backoff mode, which
+    only THROTTLE_REPLIES start), and None on a host that is itself one of the route's hosts: it takes
+    other hosts' overflow and never sends it back (no A -> B -> A).
+    """
+    if stream.route is None or "throttle" not in stream.fallback_on:
         return None
     route: RoutePlan = plan.route(stream.route)
-    name = f"fallback-{stream.name}"
     if route.kind == "hosts":
-        hosts = tuple(f"[{plan.host(h).fqdn}]:{route.port or 25}" for h in route.hosts if h != host.name)
-        return Fallback(name, stream.name, hosts, None, None)
+        if host.name in route.hosts:
+            return None
+        hosts = tuple(f"[{plan.host(h).fqdn}]:{route.port or 25}" for h in route.hosts)
+        return Fallback(f"fallback-{source.pool}", stream.name, hosts, None, None, source)
+    name = f"fallback-{stream.name}"
     destination = f"[{route.smtp_host}]:{route.port}"
     if route.kind == "ses":
         return Fallback(name, stream.name, (destination,),

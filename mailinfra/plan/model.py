@@ -97,6 +97,7 @@ class StreamPlan:
     ed25519_selector: str | None
     one_click_unsubscribe: bool
     previous_names: tuple[str, ...] = ()
+    fallback_on: tuple[str, ...] = ()  # "outage", "throttle": when mail may take the route
 
     def pool_names(self) -> tuple[str, ...]:
         return tuple(pool for _, pool in self.pools)
