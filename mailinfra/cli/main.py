@@ -28,6 +28,7 @@ COMMANDS = {
     "review": "mailinfra.cli.review_cmd",
     "drift": "mailinfra.cli.drift_cmd",
     "lab": "mailinfra.cli.lab_cmd",
+    "cost": "mailinfra.cli.cost_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
