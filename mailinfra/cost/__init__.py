@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from mailinfra.cost.compare import OWN_VS_RENT_MIN_MESSAGES, OwnVsRent, compare_own_vs_rent, solve_break_even
 from mailinfra.cost.estimate import CostEstimate, CostLine, Usage, estimate_cost
-from mailinfra.cost.prices import AWS_PRICES, ESP_PRICES, AwsPrices, EspPrices, load_aws_prices, load_esp_prices
+from mailinfra.cost.prices import (
+    AWS_PRICES,
+    ESP_PRICES,
+    AwsPrices,
+    EspPrices,
+    display_path,
+    load_aws_prices,
+    load_esp_prices,
+)
 from mailinfra.errors import ConfigError, ConfigErrors
 from mailinfra.model.load import Stack
 from mailinfra.plan.model import Plan
@@ -45,14 +52,7 @@ def cost_plan(stack: Stack, plan: Plan, usage: Usage, *, aws: AwsPrices | None =
     region = region_of(stack)
     estimate = estimate_cost(plan, region, aws, usage, where=stack.source)
     rent = compare_own_vs_rent(plan, region, aws, esp, usage, where=stack.source)
-    return StackCost(estimate, rent, _display(ESP_PRICES))
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return StackCost(estimate, rent, display_path(ESP_PRICES))
 
 
 __all__ = ["AWS_PRICES", "ESP_PRICES", "OWN_VS_RENT_MIN_MESSAGES", "CostEstimate", "CostLine", "OwnVsRent",

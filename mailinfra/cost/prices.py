@@ -100,7 +100,7 @@ class EspPrices(_Strict):
 
 
 def load_aws_prices(path: Path = AWS_PRICES) -> AwsPrices:
-    return _validate(path, AwsPrices, {"path": _display(path)})
+    return _validate(path, AwsPrices, {"path": display_path(path)})
 
 
 def load_esp_prices(path: Path = ESP_PRICES) -> EspPrices:
@@ -116,7 +116,7 @@ def _validate(path: Path, model: type[_Model], extra: dict[str, Any]) -> _Model:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    where = _display(path)
+    where = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -138,13 +138,16 @@ def _line(path: Path, err: Any) -> ConfigError:
     key = ".".join(str(part) for part in err["loc"])
     given = err.get("input")
     if err["type"] == "missing":
-        return ConfigError(_display(path), key, "nothing", "a value (see mailinfra/cost/prices/aws-*.yaml)")
+        return ConfigError(display_path(path), key, "nothing", "a value (see mailinfra/cost/prices/aws-*.yaml)")
     if err["type"] == "extra_forbidden":
-        return ConfigError(_display(path), key, given, "no such key (a typo?)")
-    return ConfigError(_display(path), key, given, err["msg"].removeprefix("Input should be ").lower())
+        return ConfigError(display_path(path), key, given, "no such key (a typo?)")
+    return ConfigError(display_path(path), key, given, err["msg"].removeprefix("Input should be ").lower())
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """A pinned table by its place in the repository (the same in every checkout); any other file as given."""
+    if path.resolve().parent == PRICES_DIR.resolve():
+        return f"mailinfra/cost/prices/{path.name}"
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:

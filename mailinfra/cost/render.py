@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from mailinfra.cost.compare import OwnVsRent
 from mailinfra.cost.estimate import CostEstimate, CostLine
@@ -20,7 +21,7 @@ def render_cost(fmt: str, estimate: CostEstimate, rent: OwnVsRent, esp_path: str
 
 def source_url(source: str) -> str:
     """A source's address (its first word); the verification note follows it in the table's footer."""
-    return source.split()[0] if source.split() else source
+    return source.split(maxsplit=1)[0] if source.strip() else source
 
 
 def render_json(estimate: CostEstimate, rent: OwnVsRent, esp_path: str) -> str:
@@ -83,7 +84,7 @@ def render_table(estimate: CostEstimate, rent: OwnVsRent, esp_path: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {2, 3, 4} if len(rows[0]) == 6 else {1}
     return ["  ".join(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
