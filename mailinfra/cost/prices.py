@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mailinfra.errors import ConfigError, ConfigErrors
+from mailinfra.errors import ConfigError, ConfigErrors, Described
 
 PRICES_DIR = Path(__file__).parent / "prices"
 AWS_PRICES = PRICES_DIR / "aws-2026-12-02.yaml"
@@ -138,7 +138,7 @@ def _line(path: Path, err: Any) -> ConfigError:
     key = ".".join(str(part) for part in err["loc"])
     given = err.get("input")
     if err["type"] == "missing":
-        return ConfigError(display_path(path), key, "nothing", "a value (see mailinfra/cost/prices/aws-*.yaml)")
+        return ConfigError(display_path(path), key, Described("nothing"), "a value (see mailinfra/cost/prices/aws-*.yaml)")
     if err["type"] == "extra_forbidden":
         return ConfigError(display_path(path), key, given, "no such key (a typo?)")
     return ConfigError(display_path(path), key, given, err["msg"].removeprefix("Input should be ").lower())
