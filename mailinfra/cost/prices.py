@@ -138,7 +138,8 @@ def _line(path: Path, err: Any) -> ConfigError:
     key = ".".join(str(part) for part in err["loc"])
     given = err.get("input")
     if err["type"] == "missing":
-        return ConfigError(display_path(path), key, Described("nothing"), "a value (see mailinfra/cost/prices/aws-*.yaml)")
+        return ConfigError(display_path(path), key, Described("nothing"),
+                           "a value (see mailinfra/cost/prices/aws-*.yaml)")
     if err["type"] == "extra_forbidden":
         return ConfigError(display_path(path), key, given, "no such key (a typo?)")
     return ConfigError(display_path(path), key, given, err["msg"].removeprefix("Input should be ").lower())
