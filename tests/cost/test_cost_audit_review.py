@@ -68,3 +68,13 @@ def test_review_without_a_cost_change_says_so(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, DEV, sub("        policy: quarantine\n", "        policy: reject\n")(DEV))
     markdown, _ = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
     assert "No cost change: $" in markdown
+
+
+def test_review_keeps_billing_a_removed_ips_retained_eip(tmp_path: Path) -> None:
+    """GIVEN a removed IP WHEN reviewed THEN its EIP (protect + retain_on_delete) still costs 730 h x $0.005:
+    no saving is shown, and the section says the address stays allocated until released by hand."""
+    repo = make_repo(tmp_path, DEV, sub("        bk2: {}\n", "")(DEV))
+    markdown, _ = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
+    section = markdown[markdown.index("### Cost"):markdown.index("### Topology")]
+    assert "-$3.65" not in section
+    assert "No cost change" in section and "bk2" in section and "retained" in section
