@@ -147,7 +147,7 @@ def _usage_lines(plan: Plan, regional: RegionPrices, prices: AwsPrices, usage: U
         ses = prices.region(route.region or "", where, f"routes.{route.name}.region")
         sent = messages * ses_share
         yield _line("SES", f"fallback: {ses_share:.1%} of messages via route {route.name} ({route.region})",
-                    sent / 1000, "1,000 messages", ses.ses_per_1000, usage_based=True)
+                    sent / 1000, "thousand messages", ses.ses_per_1000, usage_based=True)
         yield _line("SES", f"data: {sent:,.0f} x {usage.average_message_kb:g} KB (upper bound: SES bills attachments)",
                     usage.gb(sent), "GB", ses.ses_attachment_gb, usage_based=True)
         events = sent * SES_EVENTS_PER_MESSAGE
