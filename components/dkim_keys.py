@@ -21,16 +21,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from mailinfra.dns.dkim import dkim_secret_key
 from mailinfra.errors import MailinfraError
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 
 # Hosts need the keys they sign with now (active) and next (pending, so the switch is a config change).
 DELIVERED_STATES = ("pending", "active")
-
-
-def dkim_secret_key(domain: str, selector: str) -> str:
-    """The Pulumi config key (in the `mailinfra` namespace) holding one private key, PEM PKCS#8."""
-    return f"dkim_{domain.replace('.', '_').replace('-', '_')}_{selector.replace('-', '_')}"
 
 
 def dkim_parameter_name(stack: str, host: str, key: DkimKeyPlan) -> str:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from mailinfra.audit.findings import Finding, Severity
+from mailinfra.markdown import code_span, escape_markdown
 
 FORMATS = ("table", "json", "markdown")
 
@@ -43,7 +44,7 @@ def render_markdown(stack: str, findings: Sequence[Finding]) -> str:
         return "\n".join([*lines, "No findings."]) + "\n"
     lines += ["| severity | code | where | why | fix |", "|---|---|---|---|---|"]
     lines += [
-        f"| {f.severity} | `{f.code}` | `{f.where}` | {_cell(f.why)} | {_cell(f.fix)} |" for f in findings
+        f"| {f.severity} | `{f.code}` | {code_span(f.where)} | {_cell(f.why)} | {_cell(f.fix)} |" for f in findings
     ]
     return "\n".join(lines) + "\n"
 
@@ -54,5 +55,5 @@ def render(fmt: str, stack: str, findings: Sequence[Finding]) -> str:
 
 
 def _cell(text: str) -> str:
-    # A pipe would end the Markdown table cell early.
-    return text.replace("|", "\\|").replace("\n", " ")
+    # A pipe would end the cell early; `fbl@<your domain>` would be an HTML tag GitHub drops.
+    return escape_markdown(text)

@@ -744,3 +744,30 @@ def check_route_alignment(subject: Subject) -> Iterator[Issue]:
             "keep signing on our hosts before relaying, and make sure the relay does not re-sign or "
             "alter signed headers",
         )
+
+
+# An isolation is a diagnosis window, not a way of running: past this, the pool's reputation is not being
+# repaired (nothing it sends is measured) and the route's fleet carries the stream's mail for good.
+ISOLATION_MAX_AGE_DAYS = 14
+
+
+@rule(
+    "isolation-age",
+    "isolated pools and IPs come back or go",
+    "an isolation is for diagnosing an incident (issue 14); a pool left out keeps costing and never recovers",
+)
+def check_isolation_age(subject: Subject) -> Iterator[Issue]:
+    plan = subject.plan
+    for iso in plan.isolations:
+        age = iso.age_days(plan.as_of)
+        if age > ISOLATION_MAX_AGE_DAYS:
+            yield Issue(
+                WARNING,
+                f"isolations.{iso.target}",
+                f"{iso.describe()}: isolated for {age} days (more than {ISOLATION_MAX_AGE_DAYS})",
+                f"lift it (`mailinfra isolate {plan.stack} {iso.target} --lift`) with a re-warm of the pool, "
+                "or retire its IPs",
+            )
+        elif age >= 0:
+            yield Issue(INFO, f"isolations.{iso.target}", f"{iso.describe()}: isolated for {age} days",
+                        "lift it once the cause is fixed and the provider accepts the pool again")

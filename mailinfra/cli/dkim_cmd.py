@@ -60,13 +60,23 @@ def run_keygen(args: argparse.Namespace) -> int:
             handle.write(pem)
     except OSError as exc:
         raise UsageError(f"--out-dir: cannot write {path} ({exc.strerror or exc})") from None
-    secret_key = f"dkim_{domain.replace('.', '_').replace('-', '_')}_{selector.replace('-', '_')}"
+    from mailinfra.dns.dkim import dkim_secret_key
+
+    secret_key = dkim_secret_key(domain, selector)
     print(f"private key: {path} (0600; never commit it)")
     print("store it as a Pulumi secret:")
     print(f"  pulumi config set --secret mailinfra:{secret_key} < {path}")
-    print("add the selector to the stack file (publish first as pending; switch to active once it resolves):")
-    print(f"  mailinfra:domains.{domain}.dkim.selectors.{selector}:")
-    print("    state: pending")
-    print(f"    algorithm: {args.algorithm}")
-    print(f"    public_key: {public}")
+    print("add the selector to the stack file under config: (merge with the domain's existing selectors); publish "
+          "it as pending, switch to active once it resolves:")
+    print(selector_yaml(domain, selector, args.algorithm, public), end="")
     return 0
+
+
+def selector_yaml(domain: str, selector: str, algorithm: str, public_key: str) -> str:
+    """The stack-file fragment for a new selector, indented as under `config:` so it pastes as is."""
+    import yaml
+
+    fragment = {"mailinfra:domains": {domain: {"dkim": {"selectors": {selector: {
+        "state": "pending", "algorithm": algorithm, "public_key": public_key}}}}}}
+    text: str = yaml.safe_dump(fragment, sort_keys=False, width=10_000, indent=2)
+    return "".join(f"  {line}\n" for line in text.splitlines())

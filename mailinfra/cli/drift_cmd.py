@@ -46,6 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0 or args.attempts < 1:
         raise UsageError(f"--timeout/--attempts: received {args.timeout}/{args.attempts}, expected > 0 and >= 1")
+    if args.no_dns and not (args.aws or args.pulumi):
+        raise UsageError("--no-dns: received it without --aws or --pulumi, expected at least one check to run")
     stack = load_stack(args.stack)
     plan = build_plan(stack)
     report = DriftReport(stack.name)

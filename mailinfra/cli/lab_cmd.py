@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mailinfra.cli.options import add_stack_argument, as_of_date
-from mailinfra.errors import UsageError
+from mailinfra.cli.options import add_as_of_argument, add_stack_argument, resolve_as_of
 from mailinfra.lab.layout import FAULT_MODES, SIMULATED_PROVIDERS
 
 BUILD_ROOT = Path("build/lab")
@@ -22,9 +21,7 @@ def add_parser(subparsers: Any) -> None:
 
     up = actions.add_parser("up", help="build the lab (tears down a previous run of the stack first)")
     add_stack_argument(up)
-    up.add_argument("--as-of", default="today", metavar="DATE",
-                    help="plan date (warmup limits): YYYY-MM-DD, `today`, `all-sending` (first day every "
-                         "pool may send) or `warmed` (first day every IP is warmed up); default today")
+    add_as_of_argument(up, default="today")
     up.add_argument("--rsa-only", action="store_true",
                     help="run the RSA signer only (no Ed25519 signatures), to compare with a dual-signed run")
     up.set_defaults(handler=run_up)
@@ -64,8 +61,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run_up(args: argparse.Namespace) -> int:
     from mailinfra.lab import lab
+    from mailinfra.model.load import load_stack
 
-    as_of = _as_of(args.stack, args.as_of)
+    as_of = resolve_as_of(load_stack(args.stack), args.as_of) or dt.date.today()
     current = lab.load_lab(args.stack, as_of, BUILD_ROOT)
     state = lab.up(current, rsa_only=args.rsa_only)
     targets = state.info["targets"]
@@ -135,17 +133,6 @@ def run_down(args: argparse.Namespace) -> int:
     lab.down(current)
     print(f"lab {current.plan.stack} down; kept {current.layout.build_dir}")
     return 0
-
-
-def _as_of(stack: str, text: str) -> dt.date:
-    if text in ("all-sending", "warmed"):
-        from mailinfra.lab.lab import first_day
-
-        return first_day(stack, "warmed" if text == "warmed" else "sending")
-    try:
-        return as_of_date(text)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"--as-of: {exc}; or `all-sending` or `warmed`") from None
 
 
 def _positive(text: str) -> int:

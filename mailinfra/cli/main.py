@@ -28,9 +28,31 @@ COMMANDS = {
     "review": "mailinfra.cli.review_cmd",
     "drift": "mailinfra.cli.drift_cmd",
     "lab": "mailinfra.cli.lab_cmd",
+    "isolate": "mailinfra.cli.isolate_cmd",
     "cost": "mailinfra.cli.cost_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
+
+DESCRIPTION = """\
+mailinfra: a high-volume email sending platform as code (Pulumi). Per stream: a sending subdomain and
+its own IP pool, SPF/DKIM/DMARC, warmup compiled into MTA limits, a secondary route."""
+EPILOG = """\
+Start here:
+  mailinfra validate dev         check stacks/Pulumi.dev.yaml
+  mailinfra preview dev          plan it offline: build/dev/{plan.json,review.md,dns/,hosts/}
+  mailinfra review dev --base origin/main   what a pull request changes
+  mailinfra COMMAND --help       one command's options
+
+Exit status: 0 ok, 1 the input or the world is not as it should be, 2 the command was used wrong."""
+
+
+def installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailinfra")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -42,7 +64,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with `command`, only that command's module is imported (all of them otherwise)."""
-    parser = OneLineParser(prog="mailinfra", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = OneLineParser(prog="mailinfra", description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mailinfra {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     subparsers.required = True
     wanted = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
@@ -60,27 +84,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     try:
         code: int = args.handler(args)
-    except ConfigErrors as exc:
-        for error in exc.errors:
-            print(error.line(), file=sys.stderr)
-        return 1
-    except UsageError as exc:
-        print(f"mailinfra {args.command}: {exc}", file=sys.stderr)
-        return 2
-    except MailinfraError as exc:
-        print(f"mailinfra {args.command}: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:  # every failure becomes one line and an exit status
+        if os.environ.get("MAILINFRA_DEBUG") == "1" and not isinstance(exc, MailinfraError | BrokenPipeError):
+            raise
+        return report_failure(exc, args.command)
     except KeyboardInterrupt:
         print("mailinfra: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if os.environ.get("MAILINFRA_DEBUG") == "1":
-            raise
-        # A bug, not bad input: still one line, with the way to get the full trace.
-        print(f"mailinfra {args.command}: internal error {exc.__class__.__name__}: {exc} "
-              "(rerun with MAILINFRA_DEBUG=1 for the traceback and report it)", file=sys.stderr)
-        return 70
     return code
+
+
+def report_failure(exc: Exception, command: str) -> int:
+    """One line per problem on stderr; the exit status says whose fault it is (see the module docstring)."""
+    if isinstance(exc, ConfigErrors):
+        for error in exc.errors:
+            print(error.line(), file=sys.stderr)
+        return 1
+    if isinstance(exc, UsageError):
+        print(f"mailinfra {command}: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, MailinfraError):
+        print(f"mailinfra {command}: {exc}", file=sys.stderr)
+        return 1
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`mailinfra preview dev | head -1`): stop quietly, as any Unix filter does on
+        # SIGPIPE (exit 128 + 13). stdout goes to /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    # A bug, not bad input: still one line, with the way to get the full trace.
+    print(f"mailinfra {command}: internal error {exc.__class__.__name__}: {exc} "
+          "(rerun with MAILINFRA_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+    return 70
 
 
 def entry() -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailinfra.cli.options import add_as_of_argument, add_stack_argument
+from mailinfra.cli.options import add_as_of_argument, add_stack_argument, resolve_as_of
 
 
 def add_parser(subparsers: Any) -> None:
@@ -44,7 +44,7 @@ def run_preview(args: argparse.Namespace) -> int:
     from mailinfra.preview.stages import preview_contributors
 
     stack = load_stack(args.stack)
-    plan = build_plan(stack, args.as_of)
+    plan = build_plan(stack, resolve_as_of(stack, args.as_of))
     preview = build_preview(plan, preview_contributors(include_resources=not args.no_resources))
     out = args.out or Path("build") / stack.name
     write_preview(preview, out)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mailinfra.cli.options import add_as_of_argument, add_stack_argument
+from mailinfra.cli.options import add_as_of_argument, add_stack_argument, resolve_as_of
 from mailinfra.errors import UsageError
 
 
@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from mailinfra.mta.render import render_host
     from mailinfra.plan import build_plan
 
-    plan = build_plan(load_stack(args.stack), args.as_of)
+    stack = load_stack(args.stack)
+    plan = build_plan(stack, resolve_as_of(stack, args.as_of))
     files = render_host(plan, args.host)
     out: Path = args.out
     if out.exists() and not out.is_dir():

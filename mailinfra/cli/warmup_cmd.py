@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailinfra.cli.options import add_as_of_argument, add_stack_argument
+from mailinfra.cli.options import add_as_of_argument, add_stack_argument, resolve_as_of
 from mailinfra.errors import UsageError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _check_plot_path(args.plot)
     stack = load_stack(args.stack)
-    plan = build_plan(stack, args.as_of)
+    plan = build_plan(stack, resolve_as_of(stack, args.as_of))
     print(format_table(plan))
     if args.plot is not None:
         plot_ramp(stack, plan, args.plot)
@@ -100,13 +100,17 @@ def plot_ramp(stack: Stack, plan: Plan, path: Path) -> None:
             totals[pool.name].append(sum(limit.daily_cap for limit in limits if limit.pool == pool.name))
     x = [_date_number(day) for day in days]
     today = _date_number(plan.as_of)
-    figure, axes = plt.subplots(figsize=(11, 6), dpi=110)
-    # Pools on the same schedule and start overlap exactly: line styles keep each one visible.
+    figure, axes = plt.subplots(figsize=(14, 6), dpi=110)
+    # Pools on the same schedule and start have the same line: draw it once, naming every pool on it, so no
+    # pool hides under another.
+    lines: dict[tuple[int, ...], list[str]] = {}
+    for pool in plan.pools:
+        lines.setdefault(tuple(totals[pool.name]), []).append(f"{pool.name} ({pool.stream}, {len(pool.ips)} IPs)")
     styles = ("-", "--", ":", "-.")
-    for i, pool in enumerate(plan.pools):
-        axes.step(x, [max(total, 0.9) for total in totals[pool.name]], where="post",
-                  linestyle=styles[i % len(styles)], linewidth=1.6, zorder=len(plan.pools) - i,
-                  label=f"{pool.name} ({pool.stream}, {len(pool.ips)} IPs)")
+    for i, (series, labels) in enumerate(lines.items()):
+        label = labels[0] if len(labels) == 1 else " = ".join(labels) + " (same ramp)"
+        axes.step(x, [max(total, 0.9) for total in series], where="post", linestyle=styles[i % len(styles)],
+                  linewidth=1.6, label=label)
     axes.axvline(today, color="grey", linestyle="--", linewidth=1)
     axes.text(today, 0.02, f" as of {plan.as_of}", transform=axes.get_xaxis_transform(),
               va="bottom", fontsize=8, color="grey")
@@ -115,7 +119,8 @@ def plot_ramp(stack: Stack, plan: Plan, path: Path) -> None:
     axes.set_ylabel("messages per day (pool total, log scale)")
     axes.set_title(f"Warmup ramp per pool, stack {plan.stack}")
     axes.grid(True, which="major", alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    # Outside the axes: inside, it covers the first days of some ramp whatever corner it takes.
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     axes.xaxis_date()
     figure.autofmt_xdate()
     figure.tight_layout()

@@ -30,7 +30,14 @@ from typing import Any
 import yaml
 
 from mailinfra.errors import MailinfraError
-from mailinfra.model.load import NAMESPACE, decode_pulumi_config, load_stack, resolve_stack_file, validate_config
+from mailinfra.model.load import (
+    NAMESPACE,
+    decode_pulumi_config,
+    load_stack,
+    resolve_stack_file,
+    stack_name_of,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "__main__.py"
@@ -65,9 +72,10 @@ def collect_resources(stack_name: str, stacks_dir: Path | None = None, plan: Any
     Secrets the preview cannot read (encrypted `secure:` values, keys not set yet) are given
     placeholder values, which the program accepts because this is a preview (dry run).
     """
+    path = resolve_stack_file(stack_name, stacks_dir)  # a name, or a stack file anywhere
     with fewer_collections():
-        config, secret_keys = preview_config(stack_name, stacks_dir, plan)
-        return run_program(stack_name, config, secret_keys, preview=True).resources
+        config, secret_keys = preview_config(str(path), None, plan)
+        return run_program(stack_name_of(path), config, secret_keys, preview=True).resources
 
 
 @contextlib.contextmanager
@@ -119,7 +127,8 @@ def preview_config(stack_name: str, stacks_dir: Path | None = None,
 
 def required_secrets(plan: Any) -> list[str]:
     """Config keys (without namespace) the program reads as secrets for this plan."""
-    from components.dkim_keys import DELIVERED_STATES, dkim_secret_key
+    from components.dkim_keys import DELIVERED_STATES
+    from mailinfra.dns.dkim import dkim_secret_key
 
     names = [dkim_secret_key(k.domain, k.selector) for k in plan.dkim_keys if k.state in DELIVERED_STATES]
     names += [r.password_secret for r in plan.routes if r.kind == "relay" and r.password_secret]

@@ -128,8 +128,8 @@ def deployment_config(
     `mailinfra dkim keygen` and `pulumi config set --secret` would put them.
     `secrets`: config key (without namespace) -> value, each set as a secret (route passwords).
     """
-    from components.dkim_keys import dkim_secret_key
     from mailinfra.deployment.mock_runtime import preview_config
+    from mailinfra.dns.dkim import dkim_secret_key
     from mailinfra.model.load import NAMESPACE
 
     config, secret_keys = preview_config(stack, stacks_dir)

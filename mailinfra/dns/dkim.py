@@ -145,3 +145,8 @@ def _decode(key_b64: str) -> bytes | None:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def dkim_secret_key(domain: str, selector: str) -> str:
+    """The Pulumi config key (in the `mailinfra` namespace) holding one private key, PEM PKCS#8."""
+    return f"dkim_{domain.replace('.', '_').replace('-', '_')}_{selector.replace('-', '_')}"

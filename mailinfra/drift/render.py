@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from xml.etree import ElementTree as ET
 
 from mailinfra.drift.model import DriftReport, Status
@@ -15,10 +16,19 @@ def summarize(report: DriftReport) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in Status)
 
 
+# More UNKNOWN rows than this with one cause (a dead server) are one line: the cause, not the list.
+MAX_UNKNOWN_ROWS_PER_CAUSE = 3
+
+
 def render_table(report: DriftReport, *, show_ok: bool = False) -> str:
     lines = [f"drift {report.stack}: {summarize(report)}"]
     lines += [f"COULD NOT CHECK  {line}" for line in report.failures]
     rows = [r for r in report.results if show_ok or r.status is not Status.OK]
+    by_cause = Counter(r.detail for r in rows if r.status is Status.UNKNOWN)
+    folded = {cause for cause, count in by_cause.items() if count > MAX_UNKNOWN_ROWS_PER_CAUSE}
+    for cause in sorted(folded):
+        lines.append(f"{Status.UNKNOWN.upper():8} {by_cause[cause]} records: {cause}")
+    rows = [r for r in rows if not (r.status is Status.UNKNOWN and r.detail in folded)]
     if rows:
         width = max(len(r.key) for r in rows)
         for r in rows:
@@ -50,7 +60,7 @@ def render_junit(report: DriftReport) -> str:
     suite = ET.Element(
         "testsuite",
         name=f"mailinfra-drift-{report.stack}",
-        tests=str(len(report.results)),
+        tests=str(len(report.results) + len(report.failures)),  # each failure line is a testcase too
         failures=str(len(report.drifted)),
         errors=str(len(report.unknown) + len(report.failures)),
     )

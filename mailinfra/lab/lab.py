@@ -73,21 +73,11 @@ def open_lab(stack: str, build_root: Path = Path("build/lab")) -> Lab:
     return lab
 
 
-def first_day(stack: str, require: str, start: dt.date | None = None, horizon_days: int = 730) -> dt.date:
-    """The first day from `start` (default today) on which every Postfix pool instance may send
-    (`require="sending"`) or every IP has finished its warmup (`"warmed"`: pacing of a warm IP,
-    a few seconds between messages per provider instead of hours on a cold pool's first day)."""
-    loaded = load_stack(stack)
-    day = start or dt.date.today()
-    for offset in range(horizon_days):
-        plan = build_plan(loaded, day + dt.timedelta(days=offset))
-        if require == "warmed":
-            ok = all(limit.status == "warmed" for limit in plan.warmup)
-        else:
-            ok = all(i.sending for h in plan.hosts if h.mta == "postfix" for i in plan_instances(plan, h))
-        if ok:
-            return day + dt.timedelta(days=offset)
-    raise UsageError(f"--as-of: no day within {horizon_days} days on which every pool of {stack} is {require}")
+def first_day(stack: str, require: str, start: dt.date | None = None) -> dt.date:
+    """`mailinfra.plan.dates.first_day` of a stack name (`require`: "warmed" or "sending")."""
+    from mailinfra.plan.dates import first_day as first_named_day
+
+    return first_named_day(load_stack(stack), "warmed" if require == "warmed" else "all-sending", start)
 
 
 def check_environment() -> None:

@@ -20,6 +20,7 @@ from mailinfra.model.schema import StackConfig
 from mailinfra.model.yamlsource import Path, YamlDocument, parse_yaml
 
 NAMESPACE = "mailinfra"
+# The example stacks shipped with mailinfra (tests and benchmarks read them; the CLI reads the project's).
 STACKS_DIR = FsPath(__file__).resolve().parents[2] / "stacks"
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.:@+-]+$")
 
@@ -39,20 +40,47 @@ class Stack:
         return self.config.environment or self.name
 
 
+def find_stacks_dir(start: FsPath | None = None) -> FsPath:
+    """The stack files' directory of the Pulumi project the working directory is in.
+
+    As the Pulumi CLI does: the nearest Pulumi.yaml at or above the directory, and its `stackConfigDir`
+    (default: the project directory). Never the checkout mailinfra was installed from: in a second
+    checkout or a git worktree, `dev` is that tree's stack.
+    """
+    here = (start or FsPath.cwd()).resolve()
+    for directory in (here, *here.parents):
+        project = directory / "Pulumi.yaml"
+        if project.is_file():
+            return directory / _stack_config_dir(project)
+    raise UsageError(f"STACK: no Pulumi.yaml in {here} or any directory above it; run mailinfra inside the "
+                     "Pulumi project, or give the path to a stack file")
+
+
+def _stack_config_dir(project: FsPath) -> str:
+    try:
+        data = parse_yaml(project.read_text(encoding="utf-8"), str(project)).data
+    except (OSError, UnicodeDecodeError, ConfigError) as exc:
+        raise UsageError(f"{project}: cannot read the Pulumi project file ({exc})") from None
+    value = data.get("stackConfigDir", ".") if isinstance(data, dict) else "."
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{project}: stackConfigDir: received {value!r}, expected a directory path")
+    return value
+
+
 def resolve_stack_file(stack_or_file: str, stacks_dir: FsPath | None = None) -> FsPath:
-    """`dev` -> stacks/Pulumi.dev.yaml; a path is taken as is."""
+    """`dev` -> <project>/stacks/Pulumi.dev.yaml (see find_stacks_dir); a path is taken as is."""
     candidate = FsPath(stack_or_file)
     if candidate.suffix in {".yaml", ".yml"} or "/" in stack_or_file:
         if not candidate.is_file():
             raise UsageError(f"{stack_or_file}: no such stack file")
         return candidate
-    directory = stacks_dir or STACKS_DIR
+    directory = stacks_dir or find_stacks_dir()
     path = directory / f"Pulumi.{stack_or_file}.yaml"
     if not path.is_file():
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
                        for p in directory.glob("Pulumi.*.yaml"))
         raise UsageError(
-            f"STACK: received {stack_or_file!r}, expected a stack file at {path} "
+            f"STACK: received {stack_or_file!r}, expected a stack file at {_display(path)} "
             f"or one of the stacks {', '.join(known) or '(none)'}"
         )
     return path

@@ -48,6 +48,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_bounces,
         _check_dkim,
         _check_zones,
+        _check_isolations,
     )
     problems = [p for check in checks for p in check(config)]
     problems.extend(check_places(config, region))
@@ -380,3 +381,36 @@ def _check_secrets(config: StackConfig, plain_keys: frozenset[str]) -> Iterator[
             yield Problem((route.password_secret,), Described("a plain-text password"),
                           f"a Pulumi secret that route {route_name} reads its password from: "
                           f"pulumi config set --secret mailinfra:{route.password_secret} ...")
+
+
+def _check_isolations(config: StackConfig) -> Iterator[Problem]:
+    """Every isolation names a pool or IP that exists, a known provider, and an alternative that can carry the
+    mail: a pool's goes to its stream's secondary route; an IP's to its pool's other IPs (or the route)."""
+    from mailinfra.plan.isolation import parse_target
+    from mailinfra.warmup import PROVIDERS
+
+    ip_pool = {ip: pool for pool, spec in config.pools.items() for ip in spec.ips}
+    owners = {pool: name for name, st in config.streams.items() for pool in stream_pools(st).values()}
+    isolated_ips = {parse_target(t)[1] for t in config.isolations if t.startswith("ip:")}
+    for target, spec in config.isolations.items():
+        path: tuple[str, ...] = ("isolations", target)
+        kind, name, provider = parse_target(target)
+        known = config.pools if kind == "pool" else ip_pool
+        if name not in known:
+            yield Problem(path, target, f"a {kind} of this stack after `{kind}:` ({_one_of(known)})")
+            continue
+        if provider is not None and provider not in PROVIDERS:
+            yield Problem(path, target, f"a provider after `@`: {', '.join(PROVIDERS)}")
+        pool = name if kind == "pool" else ip_pool[name]
+        stream_name = owners.get(pool)
+        if stream_name is None:
+            continue  # a pool no stream uses: reported by _check_pool_ownership
+        to = spec.to.value if spec.to else ("route" if kind == "pool" else "siblings")
+        if kind == "pool" and to == "siblings":
+            yield Problem((*path, "to"), to, "route for a pool (siblings are the other IPs of a pool: use ip:<ip>)")
+        elif to == "route" and not config.streams[stream_name].route:
+            yield Problem((*path, "to"), to, f"a stream with a secondary route: stream {stream_name} has none "
+                          "(declare streams.<s>.route, or isolate single IPs to their siblings)")
+        elif to == "siblings" and not (set(config.pools[pool].ips) - isolated_ips):
+            yield Problem((*path, "to"), to, f"a pool with an IP left in rotation: every IP of pool {pool} is "
+                          "isolated (isolate the pool to its route instead)")

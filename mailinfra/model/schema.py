@@ -389,6 +389,34 @@ class WarmupSchedule(Strict):
     daily_caps: list[Annotated[int, Field(gt=0, strict=True)]] = Field(min_length=1)
 
 
+# ---------------------------------------------------------------- incident isolation
+
+# `pool:<pool>` or `ip:<ip>`, optionally `@<provider>`: what is taken out of rotation (see mailinfra.plan.isolation).
+_ISOLATION_TARGET = re.compile(r"^(pool|ip):([a-z0-9][a-z0-9-]*)(?:@([a-z0-9-]+))?$")
+
+
+def _check_isolation_target(value: str) -> str:
+    if not _ISOLATION_TARGET.match(value):
+        raise ValueError("pool:<pool> or ip:<ip>, optionally @<provider> (e.g. pool:com-mkt-cold@gmail)")
+    return value
+
+
+IsolationTarget = Annotated[str, AfterValidator(_check_isolation_target)]
+
+
+class IsolationAlternative(StrEnum):
+    ROUTE = "route"  # the stream's secondary route (a pool's mail)
+    SIBLINGS = "siblings"  # the other IPs of the same pool, within their caps (one IP's mail)
+
+
+class Isolation(Strict):
+    """A pool, IP or pool x provider out of rotation while an incident is diagnosed: one reviewable line."""
+
+    reason: Annotated[str, Field(min_length=3, max_length=300)]
+    since: dt.date
+    to: IsolationAlternative | None = None  # default: route for a pool, siblings for an IP
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -404,4 +432,5 @@ class StackConfig(Strict):
     dns: Dns = Dns()
     bounces: Bounces
     warmup_schedules: dict[Key, WarmupSchedule] = {}
+    isolations: dict[IsolationTarget, Isolation] = {}
     volume: Volume = Volume()

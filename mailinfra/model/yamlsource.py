@@ -37,6 +37,45 @@ class YamlDocument:
 MAX_VALUES = 200_000
 
 
+# PyYAML's messages name parser states (`<block mapping start>`); a stack file's author needs the mistake.
+# (pattern of `problem`, pattern of `context` or None, what it means; {opened} = the line the context opened on)
+_YAML_MISTAKES: tuple[tuple[str, str | None, str], ...] = (
+    (r"found character '\\t'", None, "a tab character; YAML indents with spaces only"),
+    (r"mapping values are not allowed here", None,
+     "a `key: value` where a plain value was expected: this line is indented deeper than the key above it, "
+     "or a value contains ': ' and needs quotes"),
+    (r"expected <block end>, but found '<block mapping start>'", None,
+     "this line is indented deeper than the keys before it (line {opened}); keys of one mapping line up"),
+    (r"expected <block end>, but found '\?'", None,
+     "a `key: value` inside a list that started on line {opened}: a list item needs `- `, or the key belongs "
+     "one level up"),
+    (r"expected <block end>, but found '<scalar>'", None,
+     "text after a quoted value, or a line indented less than its mapping (line {opened}); quote the whole "
+     "value or fix the indentation"),
+    (r"expected <block end>, but found '-'", None,
+     "a list item (`- `) where the mapping that started on line {opened} expects a key"),
+    (r"could not find expected ':'", None, "a key without `:` after it (or a value that spans lines)"),
+    (r"found unexpected end of stream", r"quoted scalar", "a quote opened on line {opened} is never closed"),
+    (r"expected ',' or '\]'", None, "a `[` list opened on line {opened} is not closed with `]` (or lacks a comma)"),
+    (r"expected ',' or '\}'", None, "a `{` mapping opened on line {opened} is not closed with `}` (or lacks a comma)"),
+    (r"found undefined alias '([^']*)'", None, "`*\\1` refers to an anchor `&\\1` that is not defined above it"),
+)
+
+
+def explain_yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """The mistake in the author's terms, with PyYAML's own wording kept at the end for searches."""
+    problem = " ".join((exc.problem or exc.context or "syntax error").split())
+    context = " ".join((exc.context or "").split())
+    opened = exc.context_mark.line + 1 if exc.context_mark else "?"
+    for pattern, context_pattern, meaning in _YAML_MISTAKES:
+        match = re.search(pattern, problem)
+        if match and (context_pattern is None or re.search(context_pattern, context)):
+            return f"{match.expand(meaning).replace('{opened}', str(opened))} (YAML: {problem})"
+    if exc.problem and exc.context and exc.context_mark and exc.context_mark is not exc.problem_mark:
+        problem += f" {context} from line {opened}"  # where the unclosed thing was opened
+    return problem
+
+
 def parse_yaml(text: str, where: str) -> YamlDocument:
     """Parse one YAML document; syntax errors and duplicate keys raise ConfigError with the line."""
     loader = yaml.SafeLoader(text)
@@ -45,11 +84,7 @@ def parse_yaml(text: str, where: str) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        problem = " ".join((exc.problem or exc.context or "syntax error").split())
-        if exc.problem and exc.context and exc.context_mark and exc.context_mark is not mark:
-            # "while parsing a flow sequence" + its line: where the unclosed thing was opened
-            problem += f" {' '.join(exc.context.split())} from line {exc.context_mark.line + 1}"
-        raise ConfigError(f"{where}{line}", "", Described(f"YAML that does not parse ({problem})"),
+        raise ConfigError(f"{where}{line}", "", Described(f"YAML that does not parse: {explain_yaml_error(exc)}"),
                           "well-formed YAML") from None
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).split())

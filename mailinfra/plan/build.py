@@ -15,6 +15,7 @@ from mailinfra.model.load import Stack
 from mailinfra.model.rules import ips_by_host, return_path_domain, stream_pools
 from mailinfra.model.schema import Algorithm, HostsRoute, RelayRoute, SelectorState, SesRoute, StackConfig
 from mailinfra.plan.addresses import assign_placeholders
+from mailinfra.plan.isolation import plan_isolations
 from mailinfra.plan.model import (
     DkimKeyPlan,
     HostPlan,
@@ -64,6 +65,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         records=records,
         placeholders=placeholders,
         warmup=plan_warmup(ips, streams, config.warmup_schedules, day),
+        isolations=plan_isolations(config.isolations, streams, ips),
     )
 
 

@@ -170,6 +170,37 @@ class ZonePlan:
     import_ids: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class IsolationPlan:
+    """One line of `mailinfra:isolations` (what it does: mailinfra.plan.isolation)."""
+
+    target: str  # the stack key: pool:<pool>[@provider] or ip:<ip>[@provider]
+    kind: str  # pool | ip
+    pool: str
+    ip: str | None
+    provider: str | None  # None: every provider
+    stream: str
+    to: str  # route | siblings
+    route: str | None  # the route's name when to == route
+    reason: str
+    since: dt.date
+
+    def age_days(self, as_of: dt.date) -> int:
+        return (as_of - self.since).days
+
+    def covers(self, ip: str, pool: str, provider: str) -> bool:
+        """Whether mail of `ip` (in `pool`) to `provider` is taken out of rotation by this isolation."""
+        if self.provider is not None and self.provider != provider:
+            return False
+        return self.pool == pool if self.kind == "pool" else self.ip == ip
+
+    def describe(self) -> str:
+        what = f"pool {self.pool}" if self.kind == "pool" else f"IP {self.ip} of pool {self.pool}"
+        scope = f" to {self.provider}" if self.provider else ""
+        where = f"route {self.route}" if self.to == "route" else f"the other IPs of pool {self.pool}"
+        return f"{what}{scope} → {where} (since {self.since}: {self.reason})"
+
+
 @dataclass(frozen=True)
 class Plan:
     stack: str
@@ -188,6 +219,7 @@ class Plan:
     records: tuple[DnsRecord, ...]
     placeholders: tuple[str, ...] = field(default=())
     warmup: tuple[IpLimits, ...] = field(default=())  # today's limits per IP (mailinfra.warmup)
+    isolations: tuple[IsolationPlan, ...] = field(default=())  # out of rotation (mailinfra.plan.isolation)
 
     # Lookups by name go through indexes built once per plan (a calendar asks for thousands of IPs per date;
     # a linear scan made a 16x prod topology quadratic). Names are unique per kind (mailinfra.model.rules).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailinfra.dns.txt import split_txt
+from mailinfra.markdown import abbreviate_keys, code_span, escape_markdown
 from mailinfra.plan.model import Plan
 from mailinfra.preview.model import Preview
 
@@ -10,7 +11,7 @@ PLACEHOLDER_MARK = "⚠ placeholder"
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("\n", " ")  # cells arrive escaped (mailinfra.markdown)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -118,14 +119,17 @@ def render_review(plan: Plan, preview: Preview) -> str:
     out += ["## DNS records", ""]
     groups: dict[str, list[list[str]]] = {}
     for r in plan.records:
-        value = " / ".join(r.values)
+        # Every value whole (a reviewer checks each SPF mechanism), except key material: its start and end
+        # tell two keys apart, and the zone file under dns/ has it in full.
+        value = " / ".join(abbreviate_keys(v) for v in r.values)
+        notes = []
         if r.type == "TXT" and any(len(split_txt(v)) > 1 for v in r.values):
-            value += f" _(split into {max(len(split_txt(v)) for v in r.values)} strings)_"
-        if len(value) > 120:
-            value = value[:100] + "…" + value[-12:]
-        mark = f" {PLACEHOLDER_MARK}" if r.placeholder else ""
+            notes.append(f"_(published as {max(len(split_txt(v)) for v in r.values)} strings of ≤ 255 bytes)_")
+        if r.placeholder:
+            notes.append(PLACEHOLDER_MARK)
         groups.setdefault(r.stream or "shared", []).append(
-            [f"`{r.name}`", str(r.type), f"`{value}`{mark}", f"{r.purpose} — {r.requirement}, {r.rule}"]
+            [f"`{r.name}`", str(r.type), " ".join([code_span(value), *notes]),
+             escape_markdown(f"{r.purpose} — {r.requirement}, {r.rule}")]
         )
     for group, rows in groups.items():
         out += [f"### {group}", "", *_table(["name", "type", "value", "why"], rows), ""]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-from pathlib import Path
 from typing import Any
 
 from mailinfra.plan.model import Plan
@@ -39,7 +38,7 @@ def add_resources(plan: Plan, preview: Preview) -> None:
     """Run __main__.py under Pulumi's mock runtime; list its resources in plan.json and review.md."""
     from mailinfra.deployment.mock_runtime import collect_resources
 
-    resources = collect_resources(plan.stack, Path(plan.source).parent, plan)
+    resources = collect_resources(plan.source, None, plan)  # the very file planned, wherever it is
     stand_ins = placeholder_values(plan)
     for resource in resources:
         resource["placeholder"] = is_placeholder(resource, stand_ins)
@@ -80,7 +79,9 @@ def is_placeholder(resource: dict[str, Any], stand_ins: frozenset[str]) -> bool:
 
 
 def render_resources(resources: list[dict[str, Any]]) -> str:
-    """review.md section: resources grouped by stream and pool, stand-in values marked."""
+    """review.md section: resources grouped by stream and pool, stand-in values marked (components not listed)."""
+    from mailinfra.preview.summary import resource_count
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for resource in resources:
         if resource.get("component"):
@@ -91,7 +92,7 @@ def render_resources(resources: list[dict[str, Any]]) -> str:
         key = (f"stream {stream} / pool {pool}" if stream and pool else f"stream {stream}" if stream
                else f"host {host}" if host else "shared")
         groups.setdefault(key, []).append(resource)
-    lines = [f"## Pulumi resources ({sum(len(g) for g in groups.values())}, from the mock runtime)", "",
+    lines = [f"## Pulumi resources: {resource_count(resources)}, from the mock runtime", "",
              "`pulumi preview` with the CLI remains the authority; ⚠ marks values that are stand-ins until "
              "`pulumi up`.", ""]
     for key in sorted(groups):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mailinfra.plan.model import Plan
 from mailinfra.preview.model import Preview
@@ -40,8 +41,14 @@ def print_summary(plan: Plan, preview: Preview, out: Path) -> None:
           f"{len(plan.dkim_keys)} DKIM keys")
     resources = preview.extras.get("resources")
     if isinstance(resources, list):
-        print(f"{len(resources)} Pulumi resources (mock runtime)")
+        print(f"{resource_count(resources)} (mock runtime; review.md lists the resources)")
     for note in plan.placeholders:
         print(f"placeholder: {note}")
     print(f"wrote {len(preview.files)} files to {out}/ (plan.json, review.md, dns/*.zone"
           + (", hosts/" if any(f.kind == "host" for f in preview.files) else "") + ")")
+
+
+def resource_count(resources: list[dict[str, Any]]) -> str:
+    """One wording of the count for the terminal and review.md: cloud resources and components apart."""
+    components = sum(1 for r in resources if r.get("component"))
+    return f"{len(resources) - components} Pulumi resources and {components} components"

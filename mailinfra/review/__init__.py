@@ -13,12 +13,12 @@ from mailinfra.review.cost import insert_cost_section, render_cost_delta
 from mailinfra.review.diff import PlanDiff, diff_plans
 from mailinfra.review.files import diff_host_files
 from mailinfra.review.program import ProgramRun, running_programs
-from mailinfra.review.render import render_review_diff
+from mailinfra.review.render import GITHUB_COMMENT_LIMIT, render_review_diff
 from mailinfra.review.resources import diff_resources
 
 
 def review_stack(stack: str, base_ref: str, *, repo: Path | None = None, as_of: dt.date | None = None,
-                 resources: bool = True) -> tuple[str, PlanDiff]:
+                 resources: bool = True, max_chars: int = GITHUB_COMMENT_LIMIT) -> tuple[str, PlanDiff]:
     """Markdown for the PR comment and the diff behind it. Both plans use one date, so only config differs.
 
     `resources`: also run the Pulumi program for both sides (mock runtime, one subprocess each,
@@ -47,8 +47,11 @@ def review_stack(stack: str, base_ref: str, *, repo: Path | None = None, as_of: 
             diff.resources = diff_resources(base_resources, head_resources)
             diff.resources_compared = True
     name = head_stack.name
-    markdown = render_review_diff(name, base_ref, head, diff, base_missing=base is None)
-    return insert_cost_section(markdown, render_cost_delta(base_stack, base, head_stack, head)), diff
+    cost = render_cost_delta(base_stack, base, head_stack, head)
+    # The cost section goes in after the comment is folded: leave it room under the comment limit.
+    markdown = render_review_diff(name, base_ref, head, diff, base_missing=base is None, base=base,
+                                  max_chars=max_chars - len("\n".join(cost)) - 1)
+    return insert_cost_section(markdown, cost), diff
 
 
 __all__ = ["PlanDiff", "diff_plans", "review_stack"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 from mailinfra.audit import Finding
 from mailinfra.dns.records import DnsRecord
+from mailinfra.plan.isolation import plan_capacity_moves
 from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
 from mailinfra.review.files import HostFileDiff
 from mailinfra.review.resources import ResourceChange
@@ -19,6 +22,18 @@ class RecordChange:
     old: tuple[str, ...]
     new: tuple[str, ...]
     purpose: str
+    old_ttl: int | None = None
+    new_ttl: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NameChange:
+    """A stream or pool added, removed, or renamed (the new name lists the old in `previous_names`)."""
+
+    kind: str  # stream | pool
+    name: str
+    change: str  # added | removed | renamed
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +43,7 @@ class IpChange:
     change: str  # added | removed | reallocated | moved
     detail: str
     destructive: bool
+    risky: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +71,32 @@ class KeyChange:
     change: str  # added | removed | state | rekeyed
     detail: str
     destructive: bool
+    risky: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IsolationChange:
+    """An isolation added (mail moves off the isolated IPs) or lifted (it comes back), with today's volume."""
+
+    target: str
+    change: str  # added | lifted | changed
+    detail: str
+    messages_per_day: int
+    destination: str
+
+
+class ChangeClass(StrEnum):
+    """How a reviewer must treat a change; `review --fail-on CLASS` fails on that class or a worse one."""
+
+    DESTRUCTIVE = "destructive"  # throws away reputation or breaks signatures in flight
+    RISKY = "risky"  # can hurt delivery while it is applied, or needs a step the change skips
+    SAFE = "safe"
 
 
 @dataclass
 class PlanDiff:
+    names: list[NameChange] = field(default_factory=list)
+    isolations: list[IsolationChange] = field(default_factory=list)
     records: list[RecordChange] = field(default_factory=list)
     ips: list[IpChange] = field(default_factory=list)
     warmup: list[WarmupChange] = field(default_factory=list)
@@ -80,9 +118,42 @@ class PlanDiff:
         return lines
 
     @property
+    def risky(self) -> list[str]:
+        """One line per change that is not destructive but can hurt delivery as applied."""
+        lines = [f"IP {c.pool}/{c.ip} moved between hosts ({c.detail}): its private address leaves one ENI and "
+                 "joins another in the same `up`; mail from it stops until both hosts are updated"
+                 for c in self.ips if c.risky]
+        lines += [f"DKIM {c.selector} ({c.domain}) {c.detail}" for c in self.keys if c.risky]
+        lines += [f"Pulumi resource `{c.type}` {c.name}: the instance stops and starts (an outage of its host)"
+                  for c in self.resources if c.stop_start and not c.destructive]
+        lines += [f"Pulumi resource `{c.type}` {c.name}: {c.adopts}" for c in self.resources
+                  if c.adopts and not c.destructive]
+        return lines
+
+    def classes(self) -> dict[ChangeClass, int]:
+        """How many changes of each class: every change that is not destructive or risky is safe."""
+        destructive, risky = len(self.destructive), len(self.risky)
+        sections: tuple[list[Any], ...] = (self.names, self.isolations, self.records, self.ips, self.warmup,
+                                            self.keys, self.host_files, self.resources)
+        total = sum(len(section) for section in sections)
+        return {ChangeClass.DESTRUCTIVE: destructive, ChangeClass.RISKY: risky,
+                ChangeClass.SAFE: max(total - destructive - risky, 0)}
+
+    def fails(self, threshold: str) -> bool:
+        """`--fail-on`: destructive fails on destructive changes; risky on risky or destructive; any on any."""
+        if threshold == "never":
+            return False
+        if threshold == "any":
+            return not self.empty
+        if threshold == ChangeClass.RISKY:
+            return bool(self.destructive or self.risky)
+        return bool(self.destructive)
+
+    @property
     def empty(self) -> bool:
-        return not (self.records or self.ips or self.warmup or self.warmup_findings or self.keys
-                    or self.findings_introduced or self.findings_fixed or self.host_files or self.resources)
+        return not (self.names or self.isolations or self.records or self.ips or self.warmup or self.warmup_findings
+                    or self.keys or self.findings_introduced or self.findings_fixed or self.host_files
+                    or self.resources)
 
 
 def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,
@@ -90,6 +161,8 @@ def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | Non
                host_files: list[HostFileDiff] | None = None) -> PlanDiff:
     """`base` None: the stack is new at head (everything is added, nothing is destructive)."""
     result = PlanDiff()
+    result.names = _diff_names(base, head) if base else []
+    result.isolations = _diff_isolations(base, head)
     result.records = _diff_records(base.records if base else (), head.records)
     result.ips = _diff_ips(base, head)
     result.warmup = _diff_warmup(base, head)
@@ -109,11 +182,33 @@ def _diff_records(base: tuple[DnsRecord, ...], head: tuple[DnsRecord, ...]) -> l
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key), new.get(key)
         if before is None and after is not None:
-            changes.append(RecordChange(key, "added", (), after.values, after.purpose))
+            changes.append(RecordChange(key, "added", (), after.values, after.purpose, None, after.ttl))
         elif after is None and before is not None:
-            changes.append(RecordChange(key, "removed", before.values, (), before.purpose))
-        elif before is not None and after is not None and before.values != after.values:
-            changes.append(RecordChange(key, "changed", before.values, after.values, after.purpose))
+            changes.append(RecordChange(key, "removed", before.values, (), before.purpose, before.ttl, None))
+        elif before is not None and after is not None and (before.values, before.ttl) != (after.values, after.ttl):
+            # A TTL change alone is a change too: it decides how long resolvers keep the old answer.
+            changes.append(RecordChange(key, "changed", before.values, after.values, after.purpose,
+                                        before.ttl, after.ttl))
+    return changes
+
+
+def _diff_names(base: Plan, head: Plan) -> list[NameChange]:
+    changes: list[NameChange] = []
+    kinds: tuple[tuple[str, dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]], ...] = (
+        ("stream", {s.name: s.previous_names for s in base.streams}, {s.name: s.previous_names for s in head.streams}),
+        ("pool", {p.name: p.previous_names for p in base.pools}, {p.name: p.previous_names for p in head.pools}),
+    )
+    for kind, old, new in kinds:
+        renamed = {prev: name for name, previous in new.items() for prev in previous if prev in old and prev not in new}
+        for name in sorted(new.keys() - old.keys()):
+            sources = [prev for prev, target in renamed.items() if target == name]
+            if sources:
+                changes.append(NameChange(kind, name, "renamed", f"from {', '.join(sources)} (previous_names: its "
+                                          "resources keep their identity through aliases)"))
+            else:
+                changes.append(NameChange(kind, name, "added", ""))
+        changes += [NameChange(kind, name, "removed", "") for name in sorted(old.keys() - new.keys())
+                    if name not in renamed]
     return changes
 
 
@@ -138,8 +233,14 @@ def _diff_ips(base: Plan | None, head: Plan) -> list[IpChange]:
             if name in renamed:
                 continue
             warm = _has_reputation(before, base.as_of if base else head.as_of)
-            detail = ("releases a warmed address: its reputation cannot be rebuilt" if before.warmup.warmed else
-                      f"releases an address warming since {before.warmup.start}" if warm else "releases an address")
+            # What `up` really does (components/ip_pool.py: protect + retain_on_delete): it stops at the
+            # protected EIP; once unprotected, the EIP leaves the stack but stays allocated (and billed).
+            history = ("a warmed address" if before.warmup.warmed else
+                       f"an address warming since {before.warmup.start}" if warm else "an address")
+            detail = (f"{history} leaves the stack: `pulumi up` fails on the protected EIP until it is unprotected "
+                      "(`pulumi state unprotect`); then the EIP stays allocated in the account (retained, still "
+                      "billed) but sends nothing and loses its A/PTR records"
+                      + ("; its reputation fades without traffic" if warm else ""))
             changes.append(IpChange(before.pool, name, "removed", f"{before.address}: {detail}", warm))
         elif before is not None and after is not None:
             if (before.adopted and (before.address, before.allocation_id) != (after.address, after.allocation_id)) or (
@@ -149,7 +250,8 @@ def _diff_ips(base: Plan | None, head: Plan) -> list[IpChange]:
                                         _has_reputation(before, base.as_of if base else head.as_of)))
             if before.pool != after.pool or before.host != after.host:
                 changes.append(IpChange(after.pool, name, "moved",
-                                        f"{before.pool}@{before.host} -> {after.pool}@{after.host}", False))
+                                        f"{before.pool}@{before.host} -> {after.pool}@{after.host}", False,
+                                        risky=before.host != after.host))
     return changes
 
 
@@ -193,7 +295,14 @@ def _diff_keys(base: Plan | None, head: Plan) -> list[KeyChange]:
         before, after = old.get(ident), new.get(ident)
         domain, selector = ident
         if before is None and after is not None:
-            changes.append(KeyChange(domain, selector, "added", f"{after.algorithm}, {after.state}", False))
+            # Staged rotation (M3AAWG DKIM key rotation): publish as pending, sign once the record resolves.
+            # A new selector that signs at once signs before its record has propagated: receivers fail it.
+            skips = base is not None and after.signing
+            changes.append(KeyChange(domain, selector, "added",
+                                     f"{after.algorithm}, {after.state}" + (
+                                         ": added straight as a signing key, without the `pending` step (mail is "
+                                         "signed before the record propagates; add it as `pending` first)"
+                                         if skips else ""), False, risky=skips))
         elif after is None and before is not None:
             # Dropping a signing key at once breaks every message still in flight (M3AAWG: retire first).
             changes.append(KeyChange(domain, selector, "removed", f"was {before.state}", before.signing))
@@ -204,4 +313,29 @@ def _diff_keys(base: Plan | None, head: Plan) -> list[KeyChange]:
                                          "fail until caches expire; rotate to a new selector instead", True))
             if before.state != after.state:
                 changes.append(KeyChange(domain, selector, "state", f"{before.state} -> {after.state}", False))
+    return changes
+
+
+def _diff_isolations(base: Plan | None, head: Plan) -> list[IsolationChange]:
+    """What each added or lifted isolation moves today (head's limits: both sides are planned on one date)."""
+    old = {i.target: i for i in base.isolations} if base else {}
+    new = {i.target: i for i in head.isolations}
+    moves = {m.isolation.target: m for m in plan_capacity_moves(tuple(old.values()) + tuple(new.values()),
+                                                                head.warmup)}
+    changes = []
+    for target in sorted(old.keys() | new.keys()):
+        before, after = old.get(target), new.get(target)
+        move = moves[target]
+        if after is not None and before is None:
+            headroom = ("" if move.destination_headroom is None else
+                        f"; they have {move.destination_headroom:,}/day of their own caps for it, so up to "
+                        f"{max(move.messages_per_day - move.destination_headroom, 0):,}/day wait in the queue")
+            changes.append(IsolationChange(target, "added", after.describe() + headroom, move.messages_per_day,
+                                           move.destination))
+        elif before is not None and after is None:
+            changes.append(IsolationChange(target, "lifted", f"{before.describe()}: back in rotation",
+                                           move.messages_per_day, f"pool {before.pool}"))
+        elif before is not None and after is not None and before != after:
+            changes.append(IsolationChange(target, "changed", f"{before.describe()} -> {after.describe()}",
+                                           move.messages_per_day, move.destination))
     return changes

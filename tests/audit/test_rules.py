@@ -169,6 +169,11 @@ def helo_under_marketing(raw: dict[str, Any]) -> None:
     raw["pools"]["tx"]["ips"]["tx1"] = {"helo": "tx1.news.example.com"}
 
 
+def old_isolation(raw: dict[str, Any]) -> None:
+    raw["isolations"] = {"pool:bulk": {"reason": "listed on a blocklist",
+                                       "since": (AS_OF - dt.timedelta(days=30)).isoformat()}}
+
+
 def spf_with(*terms: str) -> PlanEdit:
     return set_record("TXT:bounce.news.example.com", " ".join(["v=spf1", *terms]))
 
@@ -338,6 +343,7 @@ CASES: list[tuple[str, ConfigEdit | None, PlanEdit | None, str, str]] = [
         "route-dmarc-dkim-only",
         "streams.marketing.route",
     ),
+    ("an isolation left in place for a month", old_isolation, None, "isolation-age", "isolations.pool:bulk"),
 ]
 
 

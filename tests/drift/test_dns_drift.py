@@ -20,6 +20,7 @@ from mailinfra.dns.zonefile import ptr_name
 from mailinfra.drift.dns_check import DnsOptions, check_dns
 from mailinfra.drift.model import DriftReport, DriftResult, Status
 from mailinfra.drift.resolve import Server
+from mailinfra.errors import UsageError
 from mailinfra.model.load import load_stack
 from mailinfra.plan.build import build_plan
 from mailinfra.plan.model import Plan
@@ -203,3 +204,28 @@ def test_exit_code_rules() -> None:
         ).exit_code()
         == 1
     )
+
+
+def test_no_dns_alone_checks_nothing_and_says_so() -> None:
+    """`drift --no-dns` without --aws/--pulumi exited 0 having checked nothing: a usage error (exit 2)."""
+    args = drift_args(free_port(), "table", timeout=0.2)
+    args.no_dns = True
+    with pytest.raises(UsageError, match="--no-dns: received it without --aws or --pulumi"):
+        drift_cmd.run(args)
+
+
+def test_dead_server_junit_counts_add_up_and_table_names_the_cause_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: JUnit `tests="52" errors="53"` (the server line was a testcase not counted) and the table listed 52
+    UNKNOWN lines under the one real cause."""
+    port = free_port()
+    assert drift_cmd.run(drift_args(port, "junit", timeout=0.2)) == 2
+    suite = ET.fromstring(capsys.readouterr().out)
+    cases = list(suite.iter("testcase"))
+    errored = [c for c in cases if c.find("error") is not None]
+    assert int(suite.get("tests") or -1) == len(cases)
+    assert int(suite.get("errors") or -1) == len(errored) <= len(cases)
+    assert drift_cmd.run(drift_args(port, "table", timeout=0.2)) == 2
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) <= 4, table  # summary, COULD NOT CHECK, one folded UNKNOWN line per cause
+    assert any(line.startswith("COULD NOT CHECK") and f"127.0.0.1:{port}" in line for line in table)
+    assert any(line.startswith("UNKNOWN") and f"{len(PLAN.records)} records" in line for line in table), table

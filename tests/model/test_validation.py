@@ -129,9 +129,8 @@ def _cases() -> Iterator[Case]:
     unclosed = source.replace("      hosts: [mta1]\n", "      hosts: [mta1\n", 1)
     opened = line_of(unclosed, "mailinfra:pools:", "hosts: [mta1")
     yield Case("yaml-syntax", unclosed, ("mailinfra:pools:", "hosts: [mta1", "warmup:"),
-               "received YAML that does not parse "
-               f"(expected ',' or ']', but got ':' while parsing a flow sequence from line {opened}), "
-               "expected well-formed YAML")
+               f"received YAML that does not parse: a `[` list opened on line {opened} is not closed with `]` "
+               "(or lacks a comma) (YAML: expected ',' or ']', but got ':'), expected well-formed YAML")
     yield Case("duplicate-key", source.replace("  mailinfra:environment: dev\n",
                                                "  mailinfra:environment: dev\n  mailinfra:environment: dev2\n"),
                ("dev2",), "mailinfra:environment: received a second definition of this key, "
@@ -143,7 +142,7 @@ def _cases() -> Iterator[Case]:
                "subnet_id, injection_cidrs, fqdn, tls, address_salt, bootstrap")
     yield case("unknown-top-level-key", rename("streams", to="stream"), "mailinfra:stream:",
                "mailinfra:stream: received unknown key 'stream', expected a known key (did you mean 'streams'?): "
-               "environment, domains, streams, pools, hosts, routes, dns, bounces, warmup_schedules")
+               "environment, domains, streams, pools, hosts, routes, dns, bounces, warmup_schedules, isolations, volume")
     yield case("unknown-key-no-hint", put("dns", "nameservers", value=["ns1"]), "nameservers",
                "mailinfra:dns.nameservers: received unknown key 'nameservers', "
                "expected a known key: provider, zones, ttl_seconds, infra_domain")

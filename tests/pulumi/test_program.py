@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from components.dkim_keys import delivered_keys, dkim_secret_key, public_half
+from components.dkim_keys import delivered_keys, public_half
 from components.dns_records import forward_records
 from components.secondary_route import route_hosts
 from mailinfra.deployment import cloudflare, route53
 from mailinfra.deployment.mock_runtime import SECRET_MARKER
 from mailinfra.deployment.program import resources_from_json
 from mailinfra.deployment.published import txt_strings
-from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name
+from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name, dkim_secret_key
 from mailinfra.dns.records import RecordType
 from mailinfra.dns.txt import join_txt, split_txt
 from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock

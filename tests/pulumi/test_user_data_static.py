@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from components.dkim_keys import dkim_secret_key
 from mailinfra.deployment.mock_runtime import SECRET_MARKER
+from mailinfra.dns.dkim import dkim_secret_key
 from tests.pulumi.conftest import STACKS, manifest_of, preview_config, resources_of, run_mock, user_data_of
 
 NEW_SELECTOR = "z2099a"
