@@ -60,6 +60,7 @@ from mailinfra.mta.network import HostNetwork, NetworkRule
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
 from mailinfra.mta.resolver import resolver_packages
+from mailinfra.plan.disks import ROOT_SIZE_GIB, SPOOL_SIZE_GIB, VOLUME_TYPE
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
 
@@ -72,7 +73,6 @@ USER_DATA_LIMIT = 16 * 1024
 # The mail spool volume: its own EBS volume, attached as this device name (the block device shows up as
 # /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id> on Nitro, as /dev/xvdf on Xen instances).
 SPOOL_DEVICE_NAME = "/dev/sdf"
-SPOOL_SIZE_GIB = 50
 SPOOL_MOUNT = "/var/lib/mailinfra/spool"
 # The bootstrap (user data) a host was launched with; see MtaHost, ignore_changes.
 BOOTSTRAP_TAG = "mailinfra:bootstrap"
@@ -255,7 +255,7 @@ class MtaHost(pulumi.ComponentResource):
             f"{name}-spool",
             availability_zone=subnet.availability_zone,
             size=SPOOL_SIZE_GIB,
-            type="gp3",
+            type=VOLUME_TYPE,
             encrypted=True,
             tags={**tags, "Name": f"{host.fqdn} mail spool"},
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
@@ -293,7 +293,7 @@ class MtaHost(pulumi.ComponentResource):
                 http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1),
             # The root disk holds nothing that is not rebuilt at boot: mail is on the spool volume.
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                encrypted=True, volume_type="gp3", volume_size=20, delete_on_termination=True),
+                encrypted=True, volume_type=VOLUME_TYPE, volume_size=ROOT_SIZE_GIB, delete_on_termination=True),
             disable_api_termination=True,
             # Only where a host follows the current bootstrap (its user data is not ignored): a new one is a
             # replacement (a fresh first boot that runs it), never a stop/start that cloud-init ignores.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mailinfra.audit import cost_rules  # noqa: F401 -- importing registers the own-vs-rent rule
 from mailinfra.audit.findings import Finding, Issue, Rule, Severity, sort_findings
 from mailinfra.audit.rules import RULES
 from mailinfra.model.schema import StackConfig

@@ -29,6 +29,7 @@ COMMANDS = {
     "drift": "mailinfra.cli.drift_cmd",
     "lab": "mailinfra.cli.lab_cmd",
     "isolate": "mailinfra.cli.isolate_cmd",
+    "cost": "mailinfra.cli.cost_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

@@ -404,6 +404,17 @@ class Bounces(Strict):
     mta_sts: MtaSts | None = None
 
 
+class Volume(Strict):
+    """`volume`: what the stack is expected to send, for `mailinfra cost` and the audit's own-vs-rent note."""
+
+    # Messages a month across every stream. None: not stated (cost prices usage at --volume, else 0).
+    messages_per_month: int | None = Field(default=None, ge=0, strict=True)
+    # Average message size on the wire (headers, body, inline parts): data transfer out and SES data.
+    average_message_kb: float = Field(default=50, gt=0, le=40960)
+    # Share of the messages that leave through an SES route (overflow and outages), 0-1.
+    fallback_share: float = Field(default=0.0, ge=0, le=1)
+
+
 class WarmupSchedule(Strict):
     daily_caps: list[Annotated[int, Field(gt=0, strict=True)]] = Field(min_length=1)
 
@@ -452,3 +463,4 @@ class StackConfig(Strict):
     bounces: Bounces
     warmup_schedules: dict[Key, WarmupSchedule] = {}
     isolations: dict[IsolationTarget, Isolation] = {}
+    volume: Volume = Volume()

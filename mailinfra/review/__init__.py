@@ -9,6 +9,7 @@ from mailinfra.audit import audit_plan
 from mailinfra.model.load import load_stack, resolve_stack_file
 from mailinfra.plan.build import build_plan
 from mailinfra.review.base import base_stack_file, git_root, worktree_at
+from mailinfra.review.cost import insert_cost_section, render_cost_delta
 from mailinfra.review.diff import PlanDiff, diff_plans
 from mailinfra.review.files import diff_host_files
 from mailinfra.review.program import ProgramRun, running_programs
@@ -46,9 +47,11 @@ def review_stack(stack: str, base_ref: str, *, repo: Path | None = None, as_of: 
             diff.resources = diff_resources(base_resources, head_resources)
             diff.resources_compared = True
     name = head_stack.name
+    cost = render_cost_delta(base_stack, base, head_stack, head)
+    # The cost section goes in after the comment is folded: leave it room under the comment limit.
     markdown = render_review_diff(name, base_ref, head, diff, base_missing=base is None, base=base,
-                                  max_chars=max_chars)
-    return markdown, diff
+                                  max_chars=max_chars - len("\n".join(cost)) - 1)
+    return insert_cost_section(markdown, cost), diff
 
 
 __all__ = ["PlanDiff", "diff_plans", "review_stack"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "mailinfra"
-CORE = ("mailinfra.model", "mailinfra.plan", "mailinfra.dns", "mailinfra.mta", "mailinfra.warmup")
+CORE = ("mailinfra.model", "mailinfra.plan", "mailinfra.dns", "mailinfra.mta", "mailinfra.warmup", "mailinfra.cost")
 IMPURE = ("pulumi", "pulumi_aws", "pulumi_cloudflare", "boto3", "botocore", "socket", "smtplib", "requests",
           "dns.resolver", "urllib.request")
 
