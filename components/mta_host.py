@@ -56,7 +56,7 @@ from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
-from mailinfra.mta.network import HostNetwork, NetworkRule
+from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
 from mailinfra.mta.resolver import resolver_packages
@@ -349,12 +349,35 @@ class MtaHost(pulumi.ComponentResource):
         # The provider removes AWS's default allow-all egress rule: egress is exactly the rules below.
         group = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"MTA {host.fqdn}",
                                       tags=tags, opts=child)
+        if args.network and (over := check_rule_quota(args.network)):
+            raise pulumi.RunError(f"host {host.name}: security group rules over AWS's default quota per group "
+                                  f"({'; '.join(over)}; a prefix list counts as its max entries), expected at "
+                                  f"most {RULES_PER_DIRECTION} per direction: split the host's routes or streams")
         for rule in args.network.rules if args.network else ():
             kind = aws.vpc.SecurityGroupIngressRule if rule.direction == "ingress" else aws.vpc.SecurityGroupEgressRule
+            listed = self._peer_list(name, args, rule, tags).id if rule.peers else None
             kind(f"{name}-{rule.key}", security_group_id=group.id, ip_protocol=rule.protocol,
-                 from_port=rule.port, to_port=rule.port, cidr_ipv4=self._rule_cidr(args, rule),
-                 description=rule.description, opts=child)
+                 from_port=rule.port, to_port=rule.port, description=rule.description, opts=child,
+                 prefix_list_id=listed, cidr_ipv4=None if rule.peers else self._rule_cidr(args, rule))
         return group
+
+    def _peer_list(self, name: str, args: MtaHostArgs, rule: NetworkRule,
+                   tags: dict[str, str]) -> aws.ec2.ManagedPrefixList:
+        """The peers' EIPs (/32 each) as one customer-managed prefix list, referenced by one rule.
+
+        `max_entries` is exactly the plan's peer count: a referenced list counts as its max entries against
+        the group's rule quota (VPC User Guide, prefix list quotas), so headroom would be quota spent on
+        nothing; the provider resizes a list in place when a peer is added (ModifyManagedPrefixList
+        MaxEntries; terraform-provider-aws managed_prefix_list update)."""
+        for ip, address in rule.peers:
+            if address not in args.peer_addresses:
+                raise PlanError(f"host {args.host.name}: rule {rule.key} names IP {ip}, expected an IP of "
+                                "another host (its Elastic IP)")
+        entries = [pulumi.Output.from_input(args.peer_addresses[address]).apply(_prefix_list_entry(ip))
+                   for ip, address in rule.peers]
+        return aws.ec2.ManagedPrefixList(
+            f"{name}-{rule.key}", name=f"{args.environment}-{args.host.name}-{rule.key}", address_family="IPv4",
+            max_entries=len(rule.peers), entries=entries, tags=tags, opts=pulumi.ResourceOptions(parent=self))
 
     @staticmethod
     def _rule_cidr(args: MtaHostArgs, rule: NetworkRule) -> pulumi.Input[str]:
@@ -390,6 +413,11 @@ class MtaHost(pulumi.ComponentResource):
                 {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
         return profile, [*policies, bundle_read]
+
+
+def _prefix_list_entry(ip: str) -> Callable[[str], aws.ec2.ManagedPrefixListEntryArgs]:
+    """An EIP's public address -> its prefix list entry (a /32, described by the IP's name)."""
+    return lambda address: aws.ec2.ManagedPrefixListEntryArgs(cidr=f"{address}/32", description=ip)
 
 
 def address_salt(args: MtaHostArgs) -> str:

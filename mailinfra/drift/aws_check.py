@@ -17,7 +17,10 @@ ENV_TAG = "environment"
 HOST_TAG = "host"
 IP_TAG = "ip"
 
-Rule = tuple[str, int, int, str]  # protocol, from port, to port, CIDR
+Rule = tuple[str, int, int, str]  # protocol, from port, to port, CIDR (or PREFIX_LIST)
+# A rule whose peer is a managed prefix list (a route's peers' EIPs, components/mta_host.py): compared as
+# "some prefix list on this port" — its entries are the EIPs' addresses, checked by the EIP checks.
+PREFIX_LIST = "prefix-list"
 
 
 def expected_eip_tags(plan: Plan, ip: IpPlan) -> dict[str, str]:
@@ -30,9 +33,9 @@ def expected_ingress(plan: Plan, host: HostPlan) -> set[Rule]:
 
     A rule admitting another host's EIP is expected only when the plan knows that address (an adopted IP):
     a new EIP's address is a placeholder until `pulumi up`; see `unknown_peer_ports`."""
-    return {(rule.protocol, rule.port, rule.port, rule.cidr or f"{rule.address}/32")
+    return {(rule.protocol, rule.port, rule.port, PREFIX_LIST if rule.peers else rule.cidr or f"{rule.address}/32")
             for rule in plan_host_network(plan, host).ingress
-            if rule.cidr is not None or (rule.ip is not None and not plan.ip(rule.ip).placeholder)}
+            if rule.cidr is not None or rule.peers or (rule.ip is not None and not plan.ip(rule.ip).placeholder)}
 
 
 def unknown_peer_ports(plan: Plan, host: HostPlan) -> set[int]:
@@ -200,6 +203,8 @@ def _ingress(group: Mapping[str, Any]) -> set[Rule]:
             rules.add((protocol, low, high, ranges["CidrIp"]))
         for ranges in permission.get("Ipv6Ranges", []):
             rules.add((protocol, low, high, ranges["CidrIpv6"]))
+        if permission.get("PrefixListIds"):
+            rules.add((protocol, low, high, PREFIX_LIST))
     return rules
 
 
