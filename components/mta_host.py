@@ -51,6 +51,7 @@ import pulumi_aws as aws
 
 from components.config_bundle import ConfigBundle, bundle_key
 from components.secondary_route import route_parameter_name
+from components.tags import stack_tags
 from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import opendkim, postfix, powermta
@@ -208,7 +209,7 @@ class MtaHost(pulumi.ComponentResource):
             raise pulumi.RunError(f"host {host.name}: rendered files need SSM parameters {', '.join(unreadable)}, "
                                   "expected each among the host's own secrets")
         child = pulumi.ResourceOptions(parent=self)
-        tags = {"Name": host.fqdn, "host": host.name, "environment": args.environment, "mta": host.mta}
+        tags = stack_tags(args.environment, Name=host.fqdn, host=host.name, mta=host.mta)
         subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
                   aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
         group = self._security_group(name, args, subnet.vpc_id, tags)

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_provider import regional_provider
+from components.tags import stack_tags
 from mailinfra.dns.plan import ses_mail_from
 from mailinfra.plan.model import HostPlan, Plan, RoutePlan
 
@@ -104,7 +105,7 @@ class SecondaryRoute(pulumi.ComponentResource):
                     type="SecureString",
                     value=value,
                     description=f"{route.kind} route {route.name}: {item} for host {host.name}",
-                    tags={"environment": environment, "host": host.name, "purpose": f"route-{route.name}"},
+                    tags=stack_tags(environment, host=host.name, purpose=f"route-{route.name}"),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 for item, value in sorted(credentials.items())
@@ -156,7 +157,7 @@ class SecondaryRoute(pulumi.ComponentResource):
             )
             identities.append(identity)
         user = aws.iam.User(f"{name}-smtp", name=smtp_user_name(plan.stack, route.name),
-                            tags={"environment": plan.environment, "route": route.name}, opts=child)
+                            tags=stack_tags(plan.environment, route=route.name), opts=child)
         aws.iam.UserPolicy(
             f"{name}-smtp-send",
             user=user.name,
@@ -187,7 +188,7 @@ class SecondaryRoute(pulumi.ComponentResource):
         destination publishes only to a topic of its own region (SES Developer Guide, event destinations)."""
         child = pulumi.ResourceOptions(parent=self)
         region = route.region
-        tags = {"environment": environment, "route": route.name, "purpose": "ses-events"}
+        tags = stack_tags(environment, route=route.name, purpose="ses-events")
         physical = ses_configuration_set_name(stack, route.name)
         configuration_set = aws.sesv2.ConfigurationSet(
             f"{name}-configuration-set",

@@ -1,7 +1,9 @@
 """AWS drift: Elastic IPs, their associations, instances and security groups against the plan.
 
-Resources are found by the tags components/ put on them (`environment`, `host`, `ip`), never by
-position, so a renamed or re-created resource shows up as missing/extra rather than silently matching.
+Resources are found by the tags components/ put on them (`stack`, `host`, `ip`), never by position, so a
+renamed or re-created resource shows up as missing/extra rather than silently matching. The stack is the
+Pulumi stack (components/tags.py), not `environment`: a stack copied with `--copy-config-from` keeps its
+original's environment, and would otherwise take the original's EIPs and hosts for its own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from mailinfra.mta.network import plan_host_network
 from mailinfra.plan.model import HostPlan, IpPlan, Plan
 
 ENV_TAG = "environment"
+STACK_TAG = "stack"  # components/tags.py
 HOST_TAG = "host"
 IP_TAG = "ip"
 
@@ -25,7 +28,8 @@ PREFIX_LIST = "prefix-list"
 
 def expected_eip_tags(plan: Plan, ip: IpPlan) -> dict[str, str]:
     """The tags components/ip_pool.py writes on every EIP."""
-    return {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, IP_TAG: ip.name, ENV_TAG: plan.environment}
+    return {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, IP_TAG: ip.name, ENV_TAG: plan.environment,
+            STACK_TAG: plan.stack}
 
 
 def expected_ingress(plan: Plan, host: HostPlan) -> set[Rule]:
@@ -54,7 +58,7 @@ def check_aws(
 
     where = f"AWS EC2 API ({endpoint or region})"
     ec2 = client or boto3.client("ec2", region_name=region, endpoint_url=endpoint)
-    env_filter = [{"Name": f"tag:{ENV_TAG}", "Values": [plan.environment]}]
+    env_filter = [{"Name": f"tag:{STACK_TAG}", "Values": [plan.stack]}]
     try:
         addresses = ec2.describe_addresses(Filters=env_filter)["Addresses"]
         reservations = ec2.describe_instances(Filters=env_filter)["Reservations"]
@@ -94,7 +98,7 @@ def _check_eips(plan: Plan, addresses: list[Any], instances: list[Any], interfac
                     Status.MISSING,
                     ip.address,
                     "",
-                    f"no Elastic IP tagged {IP_TAG}={ip.name}, {ENV_TAG}={plan.environment}",
+                    f"no Elastic IP tagged {IP_TAG}={ip.name}, {STACK_TAG}={plan.stack}",
                 )
             )
             continue
