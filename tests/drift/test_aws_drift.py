@@ -177,7 +177,8 @@ def test_a_copied_stack_does_not_take_its_originals_resources(moto_endpoint: str
     assert failures == []
     assert {r.key: r.status for r in results} == {
         **{f"eip:{ip.name}": Status.MISSING for ip in PLAN.ips},
-        **{f"instance:{h.name}": Status.MISSING for h in PLAN.hosts}, **{f"sg:{h.name}": Status.MISSING for h in PLAN.hosts}}
+        **{f"instance:{h.name}": Status.MISSING for h in PLAN.hosts},
+        **{f"sg:{h.name}": Status.MISSING for h in PLAN.hosts}}
 
 
 @pytest.mark.parametrize(("change", "key", "status", "detail"), [pytest.param(*c[1:], id=c[0]) for c in CASES])
