@@ -91,6 +91,28 @@ SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
 # The units that run the MTA itself (Debian's postfix.service only groups the postfix@<instance> units):
 # each requires the spool volume mounted first.
 MTA_UNITS = {"postfix": "postfix@.service", "powermta": "pmta.service"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A system user (and its group, same name and id) created before the packages install, at a fixed id."""
+
+    name: str
+    uid: int
+    home: str
+    groups: tuple[tuple[str, int], ...] = ()  # more groups at fixed ids (postdrop)
+
+
+# The spool volume outlives the instance and keeps numeric owners: a replacement must map them to the same
+# users. Debian's postinsts create these accounts with `adduser --system` only when absent, and adduser
+# refuses an existing account outside the system range (adduser.conf FIRST_SYSTEM_UID=100..LAST_SYSTEM_UID
+# =999: "already exists, but is not a system user"), so the ids are system ids, away from both ends the
+# dynamic allocators take first (adduser from 100 up, useradd -r and systemd-sysusers from 999 down).
+SERVICE_ACCOUNTS = {
+    "postfix": (ServiceAccount("postfix", 510, "/var/spool/postfix", groups=(("postdrop", 511),)),
+                ServiceAccount("opendkim", 512, "/run/opendkim")),
+    "powermta": (),
+}
 # Where the rendered files name an address the MTA binds (the IP's own sending address). On EC2 an
 # EIP is NAT-mapped to one private address of the ENI; the host can bind only that private address.
 BIND_POSITIONS = (
@@ -531,7 +553,7 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
         bucket=bucket, bundle_key=key,
         apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
         install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP,
-        mta_units=MTA_UNITS[host.mta]))
+        mta_units=MTA_UNITS[host.mta], accounts=SERVICE_ACCOUNTS[host.mta]))
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:
