@@ -367,6 +367,9 @@ def _ses_event_outputs(typ: str, name: str, inputs: dict[str, Any], region: str)
         # An SNS topic's id is its ARN (terraform-provider-aws `resourceTopicCreate`: d.SetId(topicARN)).
         arn = f"arn:aws:sns:{region}:{MOCK_ACCOUNT}:{inputs.get('name', name)}"
         return arn, {**inputs, "arn": arn}
+    if typ == "aws:kms/key:Key":
+        key_id = _short(name, "", 32)
+        return key_id, {**inputs, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{MOCK_ACCOUNT}:key/{key_id}"}
     if typ == "aws:sqs/queue:Queue":
         # An SQS queue's id is its URL (terraform-provider-aws `resourceQueueCreate`: d.SetId(queueURL)).
         queue = inputs.get("name", name)
