@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.tags import stack_tags
+
 # A manifest version stays restorable for a quarter after it was replaced: a bad change can show only in
 # weekly reputation data or late in a warmup (the schedules run 4-6 weeks), and restoring it means copying an
 # old version back. The newest NONCURRENT_KEEP old versions stay whatever their age, so a stack that rarely
@@ -52,7 +54,7 @@ class ConfigBundle(pulumi.ComponentResource):
             bucket_prefix=f"mailinfra-{args.environment}-config-",
             # A non-empty bucket is never deleted with its objects: hosts still running re-fetch from it.
             force_destroy=False,
-            tags={"environment": args.environment, "purpose": "mta-config"},
+            tags=stack_tags(args.environment, purpose="mta-config"),
             opts=child,
         )
         public_access = aws.s3.BucketPublicAccessBlock(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.tags import stack_tags
 from mailinfra.dns.dkim import dkim_secret_key
 from mailinfra.errors import MailinfraError
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
@@ -122,7 +123,7 @@ class DkimKeys(pulumi.ComponentResource):
                     type="SecureString",
                     value=self.private_keys[(key.domain, key.selector)],
                     description=f"DKIM private key {key.selector} of {key.domain} for host {host.name}",
-                    tags={"environment": args.plan.environment, "host": host.name, "purpose": "dkim"},
+                    tags=stack_tags(args.plan.environment, host=host.name, purpose="dkim"),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 for key in delivered_keys(args.plan, host)

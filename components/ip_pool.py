@@ -21,6 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.dns_records import create_record, record_slug
+from components.tags import stack_tags
 from mailinfra.dns.records import DnsRecord
 from mailinfra.plan.model import IpPlan, PoolPlan, ZonePlan
 
@@ -74,8 +75,7 @@ class IpPool(pulumi.ComponentResource):
             eip = aws.ec2.Eip(
                 prefix,
                 domain="vpc",
-                tags={"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, "ip": ip.name,
-                      "environment": args.environment},
+                tags=stack_tags(args.environment, Name=ip.helo, stream=ip.stream, pool=ip.pool, ip=ip.name),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     protect=True,

@@ -51,12 +51,13 @@ import pulumi_aws as aws
 
 from components.config_bundle import ConfigBundle, bundle_key
 from components.secondary_route import route_parameter_name
+from components.tags import stack_tags
 from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
-from mailinfra.mta.network import HostNetwork, NetworkRule
+from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
 from mailinfra.mta.resolver import resolver_packages
@@ -90,6 +91,28 @@ SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
 # The units that run the MTA itself (Debian's postfix.service only groups the postfix@<instance> units):
 # each requires the spool volume mounted first.
 MTA_UNITS = {"postfix": "postfix@.service", "powermta": "pmta.service"}
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A system user (and its group, same name and id) created before the packages install, at a fixed id."""
+
+    name: str
+    uid: int
+    home: str
+    groups: tuple[tuple[str, int], ...] = ()  # more groups at fixed ids (postdrop)
+
+
+# The spool volume outlives the instance and keeps numeric owners: a replacement must map them to the same
+# users. Debian's postinsts create these accounts with `adduser --system` only when absent, and adduser
+# refuses an existing account outside the system range (adduser.conf FIRST_SYSTEM_UID=100..LAST_SYSTEM_UID
+# =999: "already exists, but is not a system user"), so the ids are system ids, away from both ends the
+# dynamic allocators take first (adduser from 100 up, useradd -r and systemd-sysusers from 999 down).
+SERVICE_ACCOUNTS = {
+    "postfix": (ServiceAccount("postfix", 510, "/var/spool/postfix", groups=(("postdrop", 511),)),
+                ServiceAccount("opendkim", 512, "/run/opendkim")),
+    "powermta": (),
+}
 # Where the rendered files name an address the MTA binds (the IP's own sending address). On EC2 an
 # EIP is NAT-mapped to one private address of the ENI; the host can bind only that private address.
 BIND_POSITIONS = (
@@ -208,7 +231,7 @@ class MtaHost(pulumi.ComponentResource):
             raise pulumi.RunError(f"host {host.name}: rendered files need SSM parameters {', '.join(unreadable)}, "
                                   "expected each among the host's own secrets")
         child = pulumi.ResourceOptions(parent=self)
-        tags = {"Name": host.fqdn, "host": host.name, "environment": args.environment, "mta": host.mta}
+        tags = stack_tags(args.environment, Name=host.fqdn, host=host.name, mta=host.mta)
         subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
                   aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
         group = self._security_group(name, args, subnet.vpc_id, tags)
@@ -349,12 +372,35 @@ class MtaHost(pulumi.ComponentResource):
         # The provider removes AWS's default allow-all egress rule: egress is exactly the rules below.
         group = aws.ec2.SecurityGroup(f"{name}-sg", vpc_id=vpc_id, description=f"MTA {host.fqdn}",
                                       tags=tags, opts=child)
+        if args.network and (over := check_rule_quota(args.network)):
+            raise pulumi.RunError(f"host {host.name}: security group rules over AWS's default quota per group "
+                                  f"({'; '.join(over)}; a prefix list counts as its max entries), expected at "
+                                  f"most {RULES_PER_DIRECTION} per direction: split the host's routes or streams")
         for rule in args.network.rules if args.network else ():
             kind = aws.vpc.SecurityGroupIngressRule if rule.direction == "ingress" else aws.vpc.SecurityGroupEgressRule
+            listed = self._peer_list(name, args, rule, tags).id if rule.peers else None
             kind(f"{name}-{rule.key}", security_group_id=group.id, ip_protocol=rule.protocol,
-                 from_port=rule.port, to_port=rule.port, cidr_ipv4=self._rule_cidr(args, rule),
-                 description=rule.description, opts=child)
+                 from_port=rule.port, to_port=rule.port, description=rule.description, opts=child,
+                 prefix_list_id=listed, cidr_ipv4=None if rule.peers else self._rule_cidr(args, rule))
         return group
+
+    def _peer_list(self, name: str, args: MtaHostArgs, rule: NetworkRule,
+                   tags: dict[str, str]) -> aws.ec2.ManagedPrefixList:
+        """The peers' EIPs (/32 each) as one customer-managed prefix list, referenced by one rule.
+
+        `max_entries` is exactly the plan's peer count: a referenced list counts as its max entries against
+        the group's rule quota (VPC User Guide, prefix list quotas), so headroom would be quota spent on
+        nothing; the provider resizes a list in place when a peer is added (ModifyManagedPrefixList
+        MaxEntries; terraform-provider-aws managed_prefix_list update)."""
+        for ip, address in rule.peers:
+            if address not in args.peer_addresses:
+                raise PlanError(f"host {args.host.name}: rule {rule.key} names IP {ip}, expected an IP of "
+                                "another host (its Elastic IP)")
+        entries = [pulumi.Output.from_input(args.peer_addresses[address]).apply(_prefix_list_entry(ip))
+                   for ip, address in rule.peers]
+        return aws.ec2.ManagedPrefixList(
+            f"{name}-{rule.key}", name=f"{args.environment}-{args.host.name}-{rule.key}", address_family="IPv4",
+            max_entries=len(rule.peers), entries=entries, tags=tags, opts=pulumi.ResourceOptions(parent=self))
 
     @staticmethod
     def _rule_cidr(args: MtaHostArgs, rule: NetworkRule) -> pulumi.Input[str]:
@@ -390,6 +436,11 @@ class MtaHost(pulumi.ComponentResource):
                 {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
         return profile, [*policies, bundle_read]
+
+
+def _prefix_list_entry(ip: str) -> Callable[[str], aws.ec2.ManagedPrefixListEntryArgs]:
+    """An EIP's public address -> its prefix list entry (a /32, described by the IP's name)."""
+    return lambda address: aws.ec2.ManagedPrefixListEntryArgs(cidr=f"{address}/32", description=ip)
 
 
 def address_salt(args: MtaHostArgs) -> str:
@@ -502,7 +553,7 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
         bucket=bucket, bundle_key=key,
         apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
         install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP,
-        mta_units=MTA_UNITS[host.mta]))
+        mta_units=MTA_UNITS[host.mta], accounts=SERVICE_ACCOUNTS[host.mta]))
 
 
 def dkim_key_path(host: HostPlan, key: DkimKeyPlan) -> tuple[str, str]:

@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_provider import regional_provider
+from components.tags import stack_tags
 from mailinfra.dns.plan import ses_mail_from
 from mailinfra.plan.model import HostPlan, Plan, RoutePlan
 
@@ -104,7 +105,7 @@ class SecondaryRoute(pulumi.ComponentResource):
                     type="SecureString",
                     value=value,
                     description=f"{route.kind} route {route.name}: {item} for host {host.name}",
-                    tags={"environment": environment, "host": host.name, "purpose": f"route-{route.name}"},
+                    tags=stack_tags(environment, host=host.name, purpose=f"route-{route.name}"),
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 for item, value in sorted(credentials.items())
@@ -156,7 +157,7 @@ class SecondaryRoute(pulumi.ComponentResource):
             )
             identities.append(identity)
         user = aws.iam.User(f"{name}-smtp", name=smtp_user_name(plan.stack, route.name),
-                            tags={"environment": plan.environment, "route": route.name}, opts=child)
+                            tags=stack_tags(plan.environment, route=route.name), opts=child)
         aws.iam.UserPolicy(
             f"{name}-smtp-send",
             user=user.name,
@@ -187,7 +188,7 @@ class SecondaryRoute(pulumi.ComponentResource):
         destination publishes only to a topic of its own region (SES Developer Guide, event destinations)."""
         child = pulumi.ResourceOptions(parent=self)
         region = route.region
-        tags = {"environment": environment, "route": route.name, "purpose": "ses-events"}
+        tags = stack_tags(environment, route=route.name, purpose="ses-events")
         physical = ses_configuration_set_name(stack, route.name)
         configuration_set = aws.sesv2.ConfigurationSet(
             f"{name}-configuration-set",
@@ -200,7 +201,16 @@ class SecondaryRoute(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        topic = aws.sns.Topic(f"{name}-events", name=f"{physical}-events",
+        # Bounce and complaint events name recipients: encrypted at rest with a key of our own. SNS's AWS managed
+        # key (alias/aws/sns) cannot be used here: its policy cannot be changed, and SES may publish to an
+        # encrypted topic only when the key policy lets ses.amazonaws.com kms:GenerateDataKey* and kms:Decrypt
+        # (SES Developer Guide, "Set up an Amazon SNS event destination for event publishing"; SNS Developer
+        # Guide, "Encryption at rest").
+        key = aws.kms.Key(
+            f"{name}-events-key", description=f"SES events of {physical}", region=region,
+            enable_key_rotation=True,  # yearly rotation of the key material (KMS Developer Guide, "Rotating keys")
+            policy=configuration_set.arn.apply(_events_key_policy), tags=tags, opts=child)
+        topic = aws.sns.Topic(f"{name}-events", name=f"{physical}-events", kms_master_key_id=key.arn,
                               region=region, tags=tags, opts=child)
         # SES publishes to the topic as the service principal: the topic's policy must grant it SNS:Publish,
         # new topic or existing (SES Developer Guide, "Set up an Amazon SNS event destination for event
@@ -247,6 +257,23 @@ class SecondaryRoute(pulumi.ComponentResource):
 
 def _redrive_policy(dead_letter_arn: str) -> str:
     return json.dumps({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": EVENT_MAX_RECEIVES})
+
+
+def _events_key_policy(configuration_set_arn: str) -> str:
+    """The events topic's key: the account administers it (KMS's default key policy statement; without it
+    the key could not be managed any more), SES uses it only for our configuration set in our account."""
+    account = configuration_set_arn.split(":")[4]
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "SesEventsEncrypt", "Effect": "Allow", "Principal": {"Service": "ses.amazonaws.com"},
+             "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": account},
+                           "ArnLike": {"aws:SourceArn": configuration_set_arn}}},
+        ],
+    })
 
 
 def _ses_publish_policy(topic_arn: str, configuration_set_arn: str) -> str:

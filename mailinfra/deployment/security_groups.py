@@ -12,6 +12,10 @@ https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-groups.html):
   `securityGroupId`, `ipProtocol` ("tcp", "udp", "icmp", a number, or "-1" = every protocol and port,
   fromPort/toPort then ignored), `fromPort`/`toPort` (a range, inclusive), and one peer: `cidrIpv4`,
   `referencedSecurityGroupId` (the members of another group), `cidrIpv6` or `prefixListId`.
+- A rule naming a prefix list (`prefixListId`) admits every CIDR of the list's entries, as if each were a
+  rule of its own (VPC User Guide, "Managed prefix lists": "a set of one or more CIDR blocks ... you can
+  reference in your security group rules"); the list is an `aws:ec2/managedPrefixList:ManagedPrefixList`
+  (`entries[].cidr`). A list the deployment does not declare (an AWS-managed one) admits nothing here.
 - Several groups on one network interface: the union of their rules.
 - Not filtered at all: the Amazon DNS server, DHCP, instance metadata, the Time Sync Service and the
   VPC router's reserved addresses ("Security groups don't filter traffic destined to and from ...").
@@ -20,7 +24,7 @@ https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-groups.html):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from mailinfra.deployment.program import Deployment, Resource
@@ -30,6 +34,7 @@ INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 # The older single-resource form (aws_security_group_rule): `type` ingress|egress, `cidrBlocks`.
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+PREFIX_LIST = "aws:ec2/managedPrefixList:ManagedPrefixList"
 ALL_PROTOCOLS = "-1"
 # ipProtocol may be given by number (IANA protocol numbers); the rules compare by name.
 PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp"}
@@ -67,6 +72,7 @@ def security_groups(deployment: Deployment) -> dict[str, SecurityGroup]:
         ingress = [_inline(resource.name, "ingress", r) for r in resource.inputs.get("ingress") or ()]
         egress = [_inline(resource.name, "egress", r) for r in resource.inputs.get("egress") or ()]
         groups[group_id] = (resource, [r for rs in ingress for r in rs], [r for rs in egress for r in rs])
+    lists = prefix_lists(deployment)
     for resource in deployment.of_type(INGRESS_RULE, EGRESS_RULE, LEGACY_RULE):
         inputs = resource.inputs
         group_id = str(inputs.get("securityGroupId", ""))
@@ -74,9 +80,18 @@ def security_groups(deployment: Deployment) -> dict[str, SecurityGroup]:
             continue  # a group this deployment does not declare (not ours to emulate)
         rule = _rule(resource, inputs)
         _, ingress_rules, egress_rules = groups[group_id]
-        (ingress_rules if rule.direction == "ingress" else egress_rules).append(rule)
+        listed = lists.get(str(inputs.get("prefixListId")), ()) if inputs.get("prefixListId") else ()
+        expanded = [replace(rule, cidr=cidr) for cidr in listed] if listed else [rule]
+        (ingress_rules if rule.direction == "ingress" else egress_rules).extend(expanded)
     return {gid: SecurityGroup(gid, res.name, tuple(ingress), tuple(egress))
             for gid, (res, ingress, egress) in groups.items()}
+
+
+def prefix_lists(deployment: Deployment) -> dict[str, tuple[str, ...]]:
+    """Prefix list id -> the CIDRs of its entries, for every managed prefix list the deployment declares."""
+    return {str(r.outputs.get("id") or r.name): tuple(str(e["cidr"]) for e in r.inputs.get("entries") or ()
+                                                       if e.get("cidr"))
+            for r in deployment.of_type(PREFIX_LIST)}
 
 
 def _rule(resource: Resource, inputs: Mapping[str, Any]) -> GroupRule:

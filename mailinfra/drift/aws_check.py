@@ -1,7 +1,9 @@
 """AWS drift: Elastic IPs, their associations, instances and security groups against the plan.
 
-Resources are found by the tags components/ put on them (`environment`, `host`, `ip`), never by
-position, so a renamed or re-created resource shows up as missing/extra rather than silently matching.
+Resources are found by the tags components/ put on them (`stack`, `host`, `ip`), never by position, so a
+renamed or re-created resource shows up as missing/extra rather than silently matching. The stack is the
+Pulumi stack (components/tags.py), not `environment`: a stack copied with `--copy-config-from` keeps its
+original's environment, and would otherwise take the original's EIPs and hosts for its own.
 """
 
 from __future__ import annotations
@@ -14,15 +16,20 @@ from mailinfra.mta.network import plan_host_network
 from mailinfra.plan.model import HostPlan, IpPlan, Plan
 
 ENV_TAG = "environment"
+STACK_TAG = "stack"  # components/tags.py
 HOST_TAG = "host"
 IP_TAG = "ip"
 
-Rule = tuple[str, int, int, str]  # protocol, from port, to port, CIDR
+Rule = tuple[str, int, int, str]  # protocol, from port, to port, CIDR (or PREFIX_LIST)
+# A rule whose peer is a managed prefix list (a route's peers' EIPs, components/mta_host.py): compared as
+# "some prefix list on this port" — its entries are the EIPs' addresses, checked by the EIP checks.
+PREFIX_LIST = "prefix-list"
 
 
 def expected_eip_tags(plan: Plan, ip: IpPlan) -> dict[str, str]:
     """The tags components/ip_pool.py writes on every EIP."""
-    return {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, IP_TAG: ip.name, ENV_TAG: plan.environment}
+    return {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, IP_TAG: ip.name, ENV_TAG: plan.environment,
+            STACK_TAG: plan.stack}
 
 
 def expected_ingress(plan: Plan, host: HostPlan) -> set[Rule]:
@@ -30,9 +37,9 @@ def expected_ingress(plan: Plan, host: HostPlan) -> set[Rule]:
 
     A rule admitting another host's EIP is expected only when the plan knows that address (an adopted IP):
     a new EIP's address is a placeholder until `pulumi up`; see `unknown_peer_ports`."""
-    return {(rule.protocol, rule.port, rule.port, rule.cidr or f"{rule.address}/32")
+    return {(rule.protocol, rule.port, rule.port, PREFIX_LIST if rule.peers else rule.cidr or f"{rule.address}/32")
             for rule in plan_host_network(plan, host).ingress
-            if rule.cidr is not None or (rule.ip is not None and not plan.ip(rule.ip).placeholder)}
+            if rule.cidr is not None or rule.peers or (rule.ip is not None and not plan.ip(rule.ip).placeholder)}
 
 
 def unknown_peer_ports(plan: Plan, host: HostPlan) -> set[int]:
@@ -51,7 +58,7 @@ def check_aws(
 
     where = f"AWS EC2 API ({endpoint or region})"
     ec2 = client or boto3.client("ec2", region_name=region, endpoint_url=endpoint)
-    env_filter = [{"Name": f"tag:{ENV_TAG}", "Values": [plan.environment]}]
+    env_filter = [{"Name": f"tag:{STACK_TAG}", "Values": [plan.stack]}]
     try:
         addresses = ec2.describe_addresses(Filters=env_filter)["Addresses"]
         reservations = ec2.describe_instances(Filters=env_filter)["Reservations"]
@@ -91,7 +98,7 @@ def _check_eips(plan: Plan, addresses: list[Any], instances: list[Any], interfac
                     Status.MISSING,
                     ip.address,
                     "",
-                    f"no Elastic IP tagged {IP_TAG}={ip.name}, {ENV_TAG}={plan.environment}",
+                    f"no Elastic IP tagged {IP_TAG}={ip.name}, {STACK_TAG}={plan.stack}",
                 )
             )
             continue
@@ -200,6 +207,8 @@ def _ingress(group: Mapping[str, Any]) -> set[Rule]:
             rules.add((protocol, low, high, ranges["CidrIp"]))
         for ranges in permission.get("Ipv6Ranges", []):
             rules.add((protocol, low, high, ranges["CidrIpv6"]))
+        if permission.get("PrefixListIds"):
+            rules.add((protocol, low, high, PREFIX_LIST))
     return rules
 
 

@@ -84,7 +84,7 @@ def _resolve(rules: Iterable[GroupRule], members: Mapping[str, list[str]]) -> li
         if rule.group is None:
             if rule.cidr is not None:
                 resolved.append(rule)
-            continue  # IPv6 or prefix-list peers: the lab is IPv4 only
+            continue  # IPv6 peers (the lab is IPv4 only); prefix lists arrive expanded (security_groups.py)
         resolved += [GroupRule(rule.direction, rule.protocol, rule.from_port, rule.to_port, cidr=f"{a}/32",
                                name=rule.name) for a in members.get(rule.group, [])]
     return resolved

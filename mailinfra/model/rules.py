@@ -40,6 +40,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_subdomains,
         _check_return_paths,
         _check_ips_unique,
+        _check_injection_ports,
         _check_previous_names,
         _check_legacy_ip_names,
         _check_host_capacity,
@@ -164,6 +165,19 @@ def _check_return_paths(config: StackConfig) -> Iterator[Problem]:
             # RFC 7489 §3.1.2: SPF aligns only when MAIL FROM shares the From's organizational domain.
             yield Problem(("streams", name, "return_path"), stream.return_path,
                           f"a name under {stream.domain} (SPF must align with the From domain for DMARC)")
+
+
+def _check_injection_ports(config: StackConfig) -> Iterator[Problem]:
+    """A declared injection port is one pool's: the apps connect by port (mailinfra/plan/injection_ports.py).
+    The schema keeps it at 1024 and above, clear of the primary instance's 25, 465 and 587."""
+    seen: dict[int, str] = {}
+    for name, pool in config.pools.items():
+        port = pool.injection_port
+        if port is not None and port in seen:
+            yield Problem(("pools", name, "injection_port"), port,
+                          f"a port no other pool uses (pool {seen[port]} has it)")
+        elif port is not None:
+            seen[port] = name
 
 
 def _check_ips_unique(config: StackConfig) -> Iterator[Problem]:

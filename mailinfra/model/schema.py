@@ -280,6 +280,11 @@ class Pool(Strict):
     warmup: Warmup | None = None
     # Former names of the pool: its IpPool component is aliased, so a rename reads as one in review.
     previous_names: list[Key] = []
+    # The port the pool's Postfix instance accepts injection on, on every host of the pool: the apps' contract
+    # (mailinfra/plan/injection_ports.py). None: derived from the pool's first name (stable when other pools
+    # are added or removed); declare it to pin it. Unique across the stack's pools; 1024 and above (clear
+    # of the primary instance's 25, 465 and 587).
+    injection_port: Annotated[int, Field(ge=1024, le=65535)] | None = None
 
 
 # ---------------------------------------------------------------- hosts and routes

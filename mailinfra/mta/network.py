@@ -2,8 +2,9 @@
 
 Pure: the plan in, typed rules out. Every port comes from where the MTA config decides it (a Postfix
 instance's `port` from plan_instances, PowerMTA's listener, a route's port), never re-derived; the
-Pulumi component (components/mta_host.py) turns each rule into one `aws:vpc` rule resource, the lab
-translates those resources into nftables (mailinfra.deployment.security_groups, mailinfra.lab.firewall).
+Pulumi component (components/mta_host.py) turns each rule into one `aws:vpc` rule resource (a rule with
+`peers`: one customer-managed prefix list of their EIPs, referenced by the rule), the lab translates
+those resources into nftables (mailinfra.deployment.security_groups, mailinfra.lab.firewall).
 
 AWS security groups (VPC User Guide, "Security group rules" and "Security groups"): stateful (replies to
 an allowed connection pass both ways), no inbound rule = nothing in, and egress is exactly the egress
@@ -29,6 +30,11 @@ SMTP_PORT = 25  # RFC 5321 §4.5.4.2: MX delivery is on port 25
 # HTTPS: the AWS APIs a host calls (S3 for its manifest, SSM for its secrets and the SSM agent) and apt
 # (Debian's EC2 images fetch from the https CDN mirror, cdn-aws.deb.debian.org).
 HTTPS_PORT = 443
+# Amazon VPC quotas, "Security groups": 60 inbound and 60 outbound rules per security group (the default,
+# adjustable). A referenced prefix list counts as its *maximum* entries, not as one rule (VPC User Guide,
+# "Reference prefix lists in your AWS resources": "the maximum number of entries for the prefix lists
+# counts against the quota for the number of entries for the resource").
+RULES_PER_DIRECTION = 60
 
 Direction = Literal["ingress", "egress"]
 
@@ -38,7 +44,9 @@ class NetworkRule:
     """One security group rule: tcp `port` from (ingress) or to (egress) a peer.
 
     The peer is a CIDR the plan knows (`cidr`), or the Elastic IP of one of the plan's IPs (`ip`, its name;
-    `address`, the plan's address for it, a placeholder until `pulumi up` allocates it), as a /32.
+    `address`, the plan's address for it, a placeholder until `pulumi up` allocates it), as a /32, or a set
+    of them (`peers`: (IP name, planned address) pairs), which the component puts in one managed prefix
+    list so a route's peers are one rule resource however many EIPs they have.
     """
 
     key: str  # stable resource name suffix, from config keys (pool, route, host, IP names), never positions
@@ -49,6 +57,13 @@ class NetworkRule:
     ip: str | None = None
     address: str | None = None
     protocol: str = "tcp"
+    peers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def quota_weight(self) -> int:
+        """What the rule counts against the group's rule quota: a prefix list counts as its max entries
+        (the component sizes it to exactly its peers), any other rule as one."""
+        return len(self.peers) or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,17 @@ class HostNetwork:
 def plan_host_network(plan: Plan, host: HostPlan) -> HostNetwork:
     """The security group rules of one host, ingress then egress, each in a stable order."""
     return HostNetwork(host.name, tuple(_ingress(plan, host)), tuple(_egress(plan, host)))
+
+
+def check_rule_quota(network: HostNetwork) -> list[str]:
+    """The directions whose rules exceed AWS's default quota per group, as "ingress: 64 > 60" (prefix lists
+    counted at their max entries); AWS refuses the rule that crosses it (RulesPerSecurityGroupLimitExceeded)."""
+    found = []
+    for direction, rules in (("ingress", network.ingress), ("egress", network.egress)):
+        weight = sum(rule.quota_weight for rule in rules)
+        if weight > RULES_PER_DIRECTION:
+            found.append(f"{direction}: {weight} > {RULES_PER_DIRECTION}")
+    return found
 
 
 def host_injection_ports(plan: Plan, host: HostPlan) -> dict[str, int]:
@@ -88,11 +114,13 @@ def _ingress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
         rules.append(NetworkRule("bounces", "ingress", SMTP_PORT, "bounces (MX)", cidr=WORLD))
     for route, ips in powermta.plan_route_peer_ips(plan, host).items():
         port = plan.route(route).port or SMTP_PORT
-        for name in ips:
-            # The peer reaches this host's EIP through the Internet gateway, which rewrites its source to
-            # the peer's own EIP: the rule names that public address, not the peer's private one.
-            rules.append(NetworkRule(f"peer-{route}-{name}", "ingress", port, f"route {route} from {name}",
-                                     ip=name, address=plan.ip(name).address))
+        # The peer reaches this host's EIP through the Internet gateway, which rewrites its source to the
+        # peer's own EIP: the rule names those public addresses, not the peers' private ones. One rule per
+        # route (a prefix list of its peers): one resource per peer EIP made prod's pmta3 14 rule resources.
+        peers = tuple((name, plan.ip(name).address) for name in ips)
+        if peers:
+            rules.append(NetworkRule(f"peer-{route}", "ingress", port, f"route {route} from its senders' EIPs",
+                                     peers=peers))
     return rules
 
 

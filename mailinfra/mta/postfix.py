@@ -20,8 +20,8 @@ from mailinfra.mta.resolver import render_resolver
 from mailinfra.plan.model import HostPlan, IpLimits, Plan, PoolPlan, ProviderLimit, RoutePlan, StreamPlan
 from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS
 
-# The app injects a pool's mail on its own port; ports follow the pools' order in the stack file so
-# every host of a stack uses the same port for the same pool.
+# The app injects a pool's mail on its own port, the same on every host: the pool's injection_port
+# (mailinfra/plan/injection_ports.py; it was INJECTION_PORT_BASE + the pool's position in the stack file).
 INJECTION_PORT_BASE = 10025
 
 # Timeouts follow what receivers do, not the benchmark (docs/BENCHMARKS.md, "Failover time"):
@@ -87,7 +87,7 @@ class Instance:
 
 def injection_ports(plan: Plan) -> dict[str, int]:
     """pool -> the port its Postfix instance accepts injection on (same on every host)."""
-    return {pool.name: INJECTION_PORT_BASE + i for i, pool in enumerate(plan.pools)}
+    return {pool.name: pool.injection_port for pool in plan.pools}  # mailinfra.plan.injection_ports
 
 
 def instance_name(pool: str) -> str:

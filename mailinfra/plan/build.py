@@ -15,6 +15,7 @@ from mailinfra.model.load import Stack
 from mailinfra.model.rules import ips_by_host, return_path_domain, stream_pools
 from mailinfra.model.schema import Algorithm, HostsRoute, RelayRoute, SelectorState, SesRoute, StackConfig
 from mailinfra.plan.addresses import assign_placeholders
+from mailinfra.plan.injection_ports import plan_injection_ports
 from mailinfra.plan.isolation import plan_isolations
 from mailinfra.plan.model import (
     DkimKeyPlan,
@@ -109,10 +110,13 @@ def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:
 def _plan_pools(config: StackConfig) -> tuple[PoolPlan, ...]:
     owner = {pool: (name, tier) for name, stream in config.streams.items()
              for tier, pool in stream_pools(stream).items()}
+    ports = plan_injection_ports({name: (pool.previous_names[0] if pool.previous_names else name,
+                                         pool.injection_port) for name, pool in config.pools.items()})
     return tuple(
         PoolPlan(name=name, stream=owner[name][0], tier=owner[name][1],
                  kind=str(config.streams[owner[name][0]].kind), hosts=tuple(pool.hosts),
-                 ips=tuple(sorted(pool.ips)), previous_names=tuple(pool.previous_names))
+                 ips=tuple(sorted(pool.ips)), previous_names=tuple(pool.previous_names),
+                 injection_port=ports[name])
         for name, pool in config.pools.items()
     )
 

@@ -82,6 +82,7 @@ class PoolPlan:
     hosts: tuple[str, ...]
     ips: tuple[str, ...]
     previous_names: tuple[str, ...] = ()
+    injection_port: int = 0  # where its Postfix instance accepts injection (mailinfra.plan.injection_ports)
 
 
 @dataclass(frozen=True, slots=True)

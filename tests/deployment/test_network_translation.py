@@ -100,3 +100,28 @@ def test_nat_translates_only_private_addresses_that_are_there() -> None:
     present = render_ruleset(plan_filters(deployment), eip_mappings(deployment), unfiltered=[],
                              present={"10.0.0.9"})
     assert "ip daddr 203.0.113.7 dnat to 10.0.0.9" in present
+
+
+PREFIX_LIST = "aws:ec2/managedPrefixList:ManagedPrefixList"
+
+
+def test_a_rule_naming_a_prefix_list_admits_each_of_its_entries() -> None:
+    """A rule with `prefixListId` admits every CIDR of that managed prefix list's entries (VPC User Guide,
+    "Managed prefix lists": a set of CIDR blocks referenced by security group rules); the old reading
+    dropped such a rule (the peers of a hosts route were refused)."""
+    peers = _resource(PREFIX_LIST, "peers", {"addressFamily": "IPv4", "maxEntries": 2, "entries": [
+        {"cidr": "198.51.100.20/32", "description": "ma1"}, {"cidr": "198.51.100.30/32", "description": "ma3"}]})
+    deployment = _host(peers, _rule(INGRESS, "peer", ipProtocol="tcp", fromPort=25, toPort=25,
+                                    prefixListId="peers-id"))
+    (host,) = plan_filters(deployment)
+    assert {(r.cidr, r.from_port) for r in host.ingress} == {("198.51.100.20/32", 25), ("198.51.100.30/32", 25)}
+    ruleset = render_ruleset(plan_filters(deployment), [], unfiltered=[], present=())
+    assert "ip saddr 198.51.100.30/32 tcp dport 25 accept" in ruleset
+
+
+def test_a_prefix_list_the_deployment_does_not_declare_admits_nothing() -> None:
+    """An AWS-managed list (com.amazonaws.<region>.s3, ...) is not ours to emulate: nothing admitted."""
+    deployment = _host(_rule(INGRESS, "aws-list", ipProtocol="tcp", fromPort=443, toPort=443,
+                             prefixListId="pl-63a5400a"))
+    (host,) = plan_filters(deployment)
+    assert host.ingress == ()

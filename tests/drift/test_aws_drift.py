@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -58,7 +59,7 @@ def provision(ec2: Any, plan: Plan) -> dict[str, str]:
     subnet = ec2.describe_subnets()["Subnets"][0]
     allocations = {}
     for host in plan.hosts:
-        host_tags = {"Name": host.fqdn, "host": host.name, "environment": plan.environment}
+        host_tags = {"Name": host.fqdn, "host": host.name, "environment": plan.environment, "stack": plan.stack}
         group = ec2.create_security_group(
             GroupName=f"{host.name}-sg",
             Description="mta",
@@ -146,7 +147,7 @@ CASES: list[tuple[str, Change, str, Status, str]] = [
     (
         "unplanned EIP",
         lambda ec2, a: ec2.allocate_address(
-            Domain="vpc", TagSpecifications=tags({"ip": "rogue", "environment": "dev"}, "elastic-ip")
+            Domain="vpc", TagSpecifications=tags({"ip": "rogue", "environment": "dev", "stack": "dev"}, "elastic-ip")
         ),
         "eip:rogue",
         Status.EXTRA,
@@ -162,6 +163,22 @@ def test_provisioned_world_has_no_drift(moto_endpoint: str) -> None:
     assert failures == []
     assert [r for r in results if r.status is not Status.OK] == []
     assert len(results) == len(PLAN.ips) + 2 * len(PLAN.hosts)
+
+
+def test_a_copied_stack_does_not_take_its_originals_resources(moto_endpoint: str) -> None:
+    """GIVEN dev deployed (its resources tagged stack=dev, environment=dev) WHEN a stack copied from it
+    (`pulumi stack init dev-copy --copy-config-from dev`: same config, so the same `environment`) checks
+    drift THEN it finds none of dev's EIPs, hosts or groups: they are another stack's. By `environment`,
+    the copy reported dev's world as its own (no drift)."""
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_endpoint)
+    provision(ec2, PLAN)
+    copy = dataclasses.replace(PLAN, stack="dev-copy")
+    results, failures = check_aws(copy, region=REGION, endpoint=moto_endpoint)
+    assert failures == []
+    assert {r.key: r.status for r in results} == {
+        **{f"eip:{ip.name}": Status.MISSING for ip in PLAN.ips},
+        **{f"instance:{h.name}": Status.MISSING for h in PLAN.hosts},
+        **{f"sg:{h.name}": Status.MISSING for h in PLAN.hosts}}
 
 
 @pytest.mark.parametrize(("change", "key", "status", "detail"), [pytest.param(*c[1:], id=c[0]) for c in CASES])

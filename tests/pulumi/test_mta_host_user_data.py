@@ -168,17 +168,14 @@ def test_the_mta_unit_requires_the_spool_mounted_at_every_boot(dev_mta1):
     """systemd starts a unit's Requires= with it and, with After=, only once that one finished; if the
     requirement fails the unit does not start (systemd.unit(5)). The Postfix units (postfix@<instance>;
     Debian's postfix.service only groups them) so never run before mailinfra-spool.service mounted the
-    volume, at every boot; the drop-in is installed after the packages (a postinst start must not fail)
-    and before the first apply."""
+    volume, at every boot; the drop-in is written before the packages install (write_files, init stage:
+    tests/pulumi/test_user_data_spool_order.py), while policy-rc.d keeps their postinsts from starting it."""
     _, _, cloud_config, _, _ = dev_mta1
     files = {f["path"]: f["content"] for f in cloud_config["write_files"]}
     unit = files["/etc/systemd/system/mailinfra-spool.service"]
     assert f"ExecStart={APPLY} --spool-only" in unit and "RemainAfterExit=yes" in unit
-    dropin = files["/usr/local/lib/mailinfra/mta-requires-spool.conf"]
+    dropin = files["/etc/systemd/system/postfix@.service.d/mailinfra-spool.conf"]
     assert "Requires=mailinfra-spool.service" in dropin and "After=mailinfra-spool.service" in dropin
     commands = [str(c) for c in cloud_config["runcmd"]]
-    installed = commands.index("install -D -m 0644 /usr/local/lib/mailinfra/mta-requires-spool.conf "
-                               "/etc/systemd/system/postfix@.service.d/mailinfra-spool.conf")
     applied = next(i for i, c in enumerate(commands) if c.startswith(APPLY) and "--services start" in c)
-    assert installed < applied
     assert any(c.startswith("systemctl enable") and "mailinfra-spool.service" in c for c in commands[applied:])

@@ -86,7 +86,7 @@ def test_every_eip_is_protected_retained_and_adopted_ones_imported(stack, mock_r
         assert eip["inputs"]["domain"] == "vpc"
         assert eip["import_id"] == (ip.allocation_id if ip.adopted else None), ip.name
         assert eip["inputs"]["tags"] == {"Name": ip.helo, "stream": ip.stream, "pool": ip.pool, "ip": ip.name,
-                                         "environment": plan.environment}
+                                         "environment": plan.environment, "stack": stack}
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -24,6 +24,7 @@ from tests.pulumi.conftest import STACKS, manifest_files, preview_config, resour
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 EIP = "aws:ec2/eip:Eip"
+PREFIX_LIST = "aws:ec2/managedPrefixList:ManagedPrefixList"
 R53 = "aws:route53/record:Record"
 WORLD = "0.0.0.0/0"
 LOOPBACK = ("127.0.0.0/8", "127.0.0.1/32")
@@ -32,14 +33,28 @@ HTTPS = 443  # the host fetches its manifest (S3), its secrets (SSM) and package
 Rule = tuple[int, str]  # (port, CIDR); every rule of ours is tcp with from_port == to_port
 
 
-def _rules(run: dict[str, Any], host: str, token: str, protocol: str = "tcp") -> set[Rule]:
+def _rules(run: dict[str, Any], host: str, token: str, protocol: str = "tcp", *,
+           lists_as: str | None = None) -> set[Rule]:
+    """(port, CIDR) of every rule of the host's group; a rule naming a managed prefix list admits each CIDR
+    of the list's entries (VPC User Guide, "Managed prefix lists"), so it stands for one pair per entry
+    (`lists_as`: one pair (port, lists_as) instead)."""
+    # A preview run records no outputs (no ids to join on): the component names a rule's list as the rule.
+    lists = {r["name"]: [e["cidr"] for e in r["inputs"].get("entries") or ()]
+             for r in resources_of(run, PREFIX_LIST)}
     found = set()
     for rule in resources_of(run, token):
         if rule["parent"] != f"host-{host}" or rule["inputs"]["ipProtocol"] != protocol:
             continue
         inputs = rule["inputs"]
         assert inputs["fromPort"] == inputs["toPort"], rule["name"]
-        found.add((int(inputs["fromPort"]), inputs["cidrIpv4"]))
+        if "prefixListId" in inputs:
+            assert str(inputs["prefixListId"]).startswith("pl-"), rule["name"]
+            if lists_as is not None:
+                found.add((int(inputs["fromPort"]), lists_as))
+                continue
+            found |= {(int(inputs["fromPort"]), cidr) for cidr in lists[rule["name"]]}
+        else:
+            found.add((int(inputs["fromPort"]), inputs["cidrIpv4"]))
     return found
 
 
@@ -217,11 +232,13 @@ def test_egress_follows_configured_route_ports(relay, ses, tmp_path):
 def test_drift_expects_the_ingress_the_program_declares(stack, mock_runs, plans):
     """`mailinfra drift` compares the live groups with exactly the rules `pulumi up` creates (a peer EIP
     the plan does not know yet, a placeholder, is tolerated on its port)."""
+    from mailinfra.drift.aws_check import PREFIX_LIST as LISTED
     from mailinfra.drift.aws_check import expected_ingress, unknown_peer_ports
 
     run, plan = mock_runs(stack), plans(stack)
     for host in plan.hosts:
-        declared = _rules(run, host.name, INGRESS)
+        # A live rule naming a prefix list is compared as such (describe_security_groups: PrefixListIds).
+        declared = _rules(run, host.name, INGRESS, lists_as=LISTED)
         expected = {(low, cidr) for _, low, _, cidr in expected_ingress(plan, host)}
         unknown = {r for r in declared - expected if r[0] in unknown_peer_ports(plan, host) and r[1].endswith("/32")}
         assert declared - unknown == expected, host.name

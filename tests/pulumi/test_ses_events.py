@@ -175,3 +175,26 @@ def test_ses_may_publish_to_the_events_topic_for_its_configuration_set_only(run)
     name = configuration_set_arn["inputs"]["configurationSetName"]
     assert statement["Condition"]["ArnEquals"]["AWS:SourceArn"].endswith(f":configuration-set/{name}")
     assert statement["Condition"]["StringEquals"]["AWS:SourceAccount"].isdigit()
+
+
+KEY = "aws:kms/key:Key"
+
+
+def test_the_events_topic_is_encrypted_with_a_rotated_key_ses_may_use(run):
+    """Events name recipients: the topic is SSE-KMS with a customer managed key (SNS's AWS managed key has
+    a policy nobody can change, so SES could not use it), rotated yearly, whose policy lets
+    ses.amazonaws.com kms:GenerateDataKey* and kms:Decrypt — what SES needs to publish to an encrypted topic
+    (SES Developer Guide, "Set up an Amazon SNS event destination for event publishing") — for our
+    configuration set and account only, and the account administer it (KMS default key policy)."""
+    topic = _one(run, "aws:sns/topic:Topic")["inputs"]
+    key = _one(run, KEY, "-events-key")["inputs"]
+    assert topic["kmsMasterKeyId"].startswith("arn:aws:kms:") and key["enableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
+    ses = statements["SesEventsEncrypt"]
+    assert ses["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert set(ses["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    name = next(r for r in run["resources"] if r["type"] == CONFIGURATION_SET)["inputs"]["configurationSetName"]
+    assert ses["Condition"]["ArnLike"]["aws:SourceArn"].endswith(f":configuration-set/{name}")
+    admin = statements["AccountAdministers"]
+    assert admin["Principal"]["AWS"].endswith(":root") and admin["Action"] == "kms:*"
+    assert key.get("region") == topic.get("region")  # a topic uses a key of its own region
