@@ -116,8 +116,8 @@ def fastest_allowed_cap(day: int) -> int:
 
 def check_schedule(caps: tuple[int, ...]) -> list[tuple[str, str]]:
     """Where a table of daily caps leaves the guidance: (severity, why) pairs, "error" when it ramps
-    faster than the fastest allowed curve (reputation risk), "warning" when it is slower than 4-6 weeks
-    would need (no risk, but volume comes late)."""
+    faster than the fastest allowed curve (reputation risk), "info" when it is slower than the guidance
+    (no reputation risk, the volume comes later: a bulk tier may start lower on purpose)."""
     problems: list[tuple[str, str]] = []
     if caps[0] > FIRST_DAY_MAX:
         problems.append(("error", f"starts at {caps[0]}/day, expected at most {FIRST_DAY_MAX}/day/IP"))
@@ -129,10 +129,10 @@ def check_schedule(caps: tuple[int, ...]) -> list[tuple[str, str]]:
                                  f"less than {RAMP_MIN_DAYS} days)"))
                 break
     if caps[0] < FIRST_DAY_MIN:
-        problems.append(("warning", f"starts at {caps[0]}/day, below the {FIRST_DAY_MIN}-{FIRST_DAY_MAX}/day/IP "
+        problems.append(("info", f"starts at {caps[0]}/day, below the {FIRST_DAY_MIN}-{FIRST_DAY_MAX}/day/IP "
                          "of common practice"))
     if len(caps) > RAMP_MAX_DAYS:
-        problems.append(("warning", f"ramps for {len(caps)} days, longer than {RAMP_MAX_DAYS} (6 weeks)"))
+        problems.append(("info", f"ramps for {len(caps)} days, longer than {RAMP_MAX_DAYS} (6 weeks)"))
     return problems
 
 

@@ -84,13 +84,13 @@ def test_conservative_is_never_above_standard() -> None:
 
 
 @pytest.mark.parametrize(("caps", "severities"), [
-    ((50, 175_000), ["error", "warning"]),  # too fast from day 2, and below 200 on day 1
+    ((50, 175_000), ["error", "info"]),  # too fast from day 2, and below 200 on day 1
     ((1000, 2000), ["error"]),  # starts above 500
     (BUILTIN_SCHEDULES["aggressive"], []),  # on the fastest allowed curve
-    (tuple(range(200, 200 + 50 * 10, 10)), ["warning"]),  # 50 days: slower than 6 weeks
+    (tuple(range(200, 200 + 50 * 10, 10)), ["info"]),  # 50 days: slower than 6 weeks
 ])
 def test_check_schedule_bounds(caps: tuple[int, ...], severities: list[str]) -> None:
-    """A custom table faster than 500/day -> full volume in 4 weeks is an error; a slower one a warning."""
+    """A custom table faster than 500/day -> full volume in 4 weeks is an error; a slower one a note."""
     assert [severity for severity, _ in check_schedule(caps)] == severities
 
 
