@@ -18,7 +18,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("stack", metavar="STACK", help="stack name (dev, prod) or path to a Pulumi.<stack>.yaml")
     parser.add_argument("--base", required=True, metavar="GIT_REF", help="the ref to compare against (main, HEAD~1)")
     parser.add_argument("--fail-on", choices=["destructive", "never"], default="never",
-                        help="exit 1 when the change is destructive (removes a warmed IP, re-keys a DKIM selector, "
+                        help="exit 1 when the change is destructive or risky (removes a warmed IP, lowers a sending "
+                             "IP's cap on any day, re-keys a DKIM selector, "
                              "removes or replaces a protected resource)")
     parser.add_argument("--no-resources", action="store_true",
                         help="skip running the Pulumi program (mock runtime) for both sides: faster, no resource diff")
@@ -34,4 +35,5 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(markdown)
     if args.output is not None:
         args.output.write_text(markdown)
-    return 1 if args.fail_on == "destructive" and diff.destructive else 0
+    # A lowered cap is risky, not destructive, but must not pass silently (issue 15 will split classes).
+    return 1 if args.fail_on == "destructive" and (diff.destructive or diff.risky) else 0

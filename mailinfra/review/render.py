@@ -19,6 +19,9 @@ def render_review_diff(stack: str, base_ref: str, head: Plan, diff: PlanDiff, *,
     if diff.destructive:
         out += ["### ⛔ Destructive changes", ""]
         out += [f"- {line}" for line in diff.destructive] + [""]
+    if diff.risky:
+        out += ["### ⚠️ Risky changes (a sending IP's cap is lowered)", ""]
+        out += [f"- {line}" for line in diff.risky] + [""]
     if diff.empty:
         checked = "Pulumi resources, " if diff.resources_compared else ""
         out += [f"No changes to DNS records, IPs, warmup, DKIM keys, {checked}audit findings or rendered MTA "
