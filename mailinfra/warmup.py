@@ -10,7 +10,9 @@ Rules, each with the practice behind it (/work/shared/notes/deliverability.md, "
   14 days) ramp faster than that guidance and are not used as they are. Custom tables come from
   `warmup_schedules` in the stack file and are audited against the same bounds (`check_schedule`). Past its
   last day an IP keeps the last cap.
-- The hourly cap is the daily cap / 12 (KumoMTA), so a day's volume spreads over at least 12 hours.
+- The hourly cap is the daily cap / 12 (KumoMTA), so a day's volume spreads over at least 12 hours. Pacing at
+  that rate for 24 hours would allow twice the daily cap: each provider share also has a daily cap
+  (`ProviderLimit.msgs_per_day`), which the host counts and enforces (Postfix: mailinfra-enforce-caps).
 - Tier order (engaged first): a winback or cold tier gets no volume until the stream's active tier has sent
   for TIER_GATE_DAYS days; its own day 1 is the later of its start date and that gate date. The gate follows
   the active tier's history (its earliest-sending IP), not its newest IP: adding an IP to a warmed active
@@ -110,7 +112,7 @@ BUILTIN_SCHEDULES: Mapping[str, tuple[int, ...]] = {
 def fastest_allowed_cap(day: int) -> int:
     """The highest daily cap the guidance allows on `day` (1-based): FIRST_DAY_MAX on day 1, growing by
     the same factor each day to full volume (WARMED_DAILY_CAP) on day RAMP_MIN_DAYS, never faster."""
-    factor = (WARMED_DAILY_CAP / FIRST_DAY_MAX) ** (1 / (RAMP_MIN_DAYS - 1))
+    factor: float = (WARMED_DAILY_CAP / FIRST_DAY_MAX) ** (1 / (RAMP_MIN_DAYS - 1))
     return math.ceil(min(WARMED_DAILY_CAP, FIRST_DAY_MAX * factor ** (day - 1)))
 
 
@@ -199,16 +201,19 @@ def _limits(ip: IpPlan, schedule: str | None, start: dt.date | None, effective: 
     return IpLimits(
         ip=ip.name, pool=ip.pool, stream=ip.stream, tier=ip.tier, schedule=schedule, start=start,
         effective_start=effective, day=day, status=status, daily_cap=daily_cap, hourly_cap=hourly,
-        overflow=overflow, providers=split_providers(hourly),
+        overflow=overflow, providers=split_providers(hourly, daily_cap),
     )
 
 
 @functools.cache  # a calendar re-plans every IP for every date of a warmup: few distinct caps recur
-def split_providers(hourly_cap: int) -> tuple[ProviderLimit, ...]:
-    """Per-provider hourly limits of one IP (floored, so their sum never exceeds the IP's hourly cap)."""
+def split_providers(hourly_cap: int, daily_cap: int | None = None) -> tuple[ProviderLimit, ...]:
+    """Per-provider hourly and daily limits of one IP (floored, so their sums never exceed the IP's caps).
+    `daily_cap` None: the hourly cap spread over HOURS_PER_DAY_SPREAD hours."""
+    daily = hourly_cap * HOURS_PER_DAY_SPREAD if daily_cap is None else daily_cap
     result = []
     for provider, share in PROVIDER_SHARES.items():
         rate = math.floor(hourly_cap * share)
+        per_day = math.floor(daily * share)
         domains = PROVIDER_DOMAINS[provider]
         result.append(ProviderLimit(
             provider=provider,
@@ -217,7 +222,8 @@ def split_providers(hourly_cap: int) -> tuple[ProviderLimit, ...]:
             concurrency=min(PROVIDER_MAX_CONCURRENCY[provider],
                             max(1, math.ceil(rate / MSGS_PER_CONNECTION_HOUR))),
             postfix_rate_delay_seconds=postfix_rate_delay(rate, max(1, len(domains))),
-            deferred=rate <= 0,
+            msgs_per_day=per_day,
+            deferred=rate <= 0 or per_day <= 0,
         ))
     return tuple(result)
 

@@ -120,7 +120,8 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     for instance in instances:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
             "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance,
-            limits=plan_limit_parameters(instance), connect_timeout=SMTP_CONNECT_TIMEOUT,
+            limits=plan_limit_parameters(instance), maillog_file=instance_log(instance),
+            connect_timeout=SMTP_CONNECT_TIMEOUT,
             helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
@@ -203,6 +204,20 @@ def _apportion(rates: list[tuple[str, int]], slots: int) -> list[tuple[str, int]
     return [(name, weights[name] // divisor) for name, _ in rates]
 
 
+def plan_transport_caps(instance: Instance) -> dict[str, int]:
+    """transport -> how many messages it may deliver on the plan's date (its provider share's daily cap;
+    0 when it is deferred). Postfix has no daily limit of its own: rate delays bound an hour, and an hourly
+    cap of daily/12 paced around the clock allows twice the day's cap. mailinfra-enforce-caps counts each
+    transport's deliveries in the instance's log and defers the transport once it reaches this number."""
+    return {t.name: 0 if _deferred(instance, t) else t.limit.msgs_per_day for t in instance.transports}
+
+
+def instance_log(instance: Instance) -> str:
+    """The instance's own log file (maillog_file, written by postlogd): the daily-cap counter reads each
+    transport's deliveries there (Debian 12 has no syslog file by default, only the journal)."""
+    return f"/var/log/{instance.name}.log"
+
+
 def transport_limit_parameters(transport: Transport) -> dict[str, str]:
     """One transport's pacing (postconf(5)): Postfix paces per (transport, recipient domain) in whole
     seconds, so the delay is rounded up and the provider's hourly rate is never exceeded."""
@@ -249,7 +264,8 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             stream=stream,
             config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
             rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
-            sending=bool(sending_ips), sending_ips=sending_ips, fallback=fallback, sasl=sasl, bounce_routes=bounce_routes))
+            sending=bool(sending_ips), sending_ips=sending_ips, fallback=fallback, sasl=sasl,
+            bounce_routes=bounce_routes))
     return tuple(result)
 
 

@@ -23,6 +23,9 @@ class ProviderLimit:
     # The share rounds to 0 msgs/hour: nothing may go to this provider from this IP today. MTAs hold the
     # mail (Postfix: the transport is left out of the rotation and in defer_transports), never send unpaced.
     deferred: bool = False
+    # The share's daily cap (the IP's daily cap x the provider's share, floored): the host stops this
+    # provider's mail from this IP for the day once it has delivered this many (mailinfra-enforce-caps).
+    msgs_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ class PlanDiff:
 
 def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,
                head_findings: list[Finding] | None = None,
-               host_files: list[HostFileDiff] | None = None,
+               host_files: list[HostFileDiff] | None = None, *,
                schedules: tuple[Mapping[str, WarmupSchedule], Mapping[str, WarmupSchedule]] | None = None,
                ) -> PlanDiff:
     """`base` None: the stack is new at head (everything is added, nothing is destructive).

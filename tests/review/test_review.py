@@ -115,7 +115,8 @@ def test_fail_on_destructive_exits_nonzero(tmp_path: Path, capsys: pytest.Captur
 LATER_WINBACK = sub("warmup: {start: 2026-11-23, schedule: conservative}",
                     "warmup: {start: 2026-12-14, schedule: conservative}")
 # One more IP in the active marketing pool, starting on the review's date.
-ADD_ACTIVE_IP = sub("        ma3: {}\n", "        ma3: {}\n        ma4: {warmup: {start: 2026-12-01, schedule: standard}}\n")
+ADD_ACTIVE_IP = sub("        ma3: {}\n",
+                    "        ma3: {}\n        ma4: {warmup: {start: 2026-12-01, schedule: standard}}\n")
 
 
 def test_lowering_a_sending_ips_cap_is_risky_and_fails_the_gate(tmp_path: Path,
