@@ -4,13 +4,21 @@ Pure: dates in, typed limits out. Every MTA renderer (Postfix transports, PowerM
 `mailinfra warmup` table read the limits computed here; nothing else derives a rate.
 
 Rules, each with the practice behind it (/work/shared/notes/deliverability.md, "Warmup schedules"):
-- Schedules are daily caps per IP, day 1 first. Built-ins follow the published tables: KumoMTA's presets
-  (conservative 30 days 50 -> 175,000/day; aggressive 14 days 200 -> 300,000/day; transactional 21 days
-  100 -> 300,000/day) and common practice for `standard` (200-500/day/IP at first, full volume in 4-6 weeks).
-  Custom tables come from `warmup_schedules` in the stack file. Past its last day an IP keeps the last cap.
-- The hourly cap is the daily cap / 12 (KumoMTA), so a day's volume spreads over at least 12 hours.
-- Tier order (engaged first): a winback or cold tier gets no volume until every IP of the stream's active tier
-  has sent for TIER_GATE_DAYS days; its own day 1 is the later of its start date and that gate date.
+- Schedules are daily caps per IP, day 1 first. Built-ins follow the seed's guidance (common practice:
+  start at 200-500/day/IP, reach full volume in 4-6 weeks), and `conservative` is never above `standard` on
+  any day. KumoMTA's published presets (conservative 50 -> 175,000 in 30 days, aggressive 200 -> 300,000 in
+  14 days) ramp faster than that guidance and are not used as they are. Custom tables come from
+  `warmup_schedules` in the stack file and are audited against the same bounds (`check_schedule`). Past its
+  last day an IP keeps the last cap.
+- The hourly cap is the daily cap / 12 (KumoMTA), so a day's volume spreads over at least 12 hours. Pacing at
+  that rate for 24 hours would allow twice the daily cap: each provider share also has a daily cap
+  (`ProviderLimit.msgs_per_day`), which the host counts and enforces (Postfix: mailinfra-enforce-caps).
+- Tier order (engaged first): a winback or cold tier gets no volume until the stream's active tier has sent
+  for TIER_GATE_DAYS days; its own day 1 is the later of its start date and that gate date. The gate follows
+  the active tier's history (its earliest-sending IP), not its newest IP: adding an IP to a warmed active
+  pool must not send an already warmed winback tier back to day 1.
+- A provider share that rounds to 0 messages/hour is *deferred* (`ProviderLimit.deferred`): an MTA must
+  hold that mail, never send it unpaced (a Postfix rate delay of 0 means no pacing at all, postconf(5)).
 - Overflow (demand above an IP's cap) is never silent: it goes to the other IPs of the same pool up to their
   caps; above the pool's cap it goes to the stream's secondary route when the stream has one, else it stays
   queued (deferred) for the next day. `IpLimits.overflow` says which, per IP.
@@ -75,20 +83,59 @@ MSGS_PER_CONNECTION_HOUR = 1800
 SECONDS_PER_HOUR = 3600
 
 
+# The seed's guidance for a new IP (/work/shared/notes/deliverability.md, "Common practice"): start at
+# 200-500 messages/day, reach full volume in 4-6 weeks.
+FIRST_DAY_MIN, FIRST_DAY_MAX = 200, 500
+RAMP_MIN_DAYS, RAMP_MAX_DAYS = 28, 42
+
+
 def _geometric(first: int, last: int, days: int) -> tuple[int, ...]:
-    """A smooth ramp first -> last over `days` days, each day the same factor up, rounded to 2 digits."""
+    """A smooth ramp first -> last over `days` days, each day the same factor up, rounded *down* to 2
+    significant digits (so a table on the fastest allowed curve never rounds above it)."""
     factor = (last / first) ** (1 / (days - 1))
-    caps = [int(round(first * factor**day, -max(0, int(math.log10(first * factor**day)) - 1)))
-            for day in range(days - 1)]
+    caps = []
+    for day in range(days - 1):
+        value = first * factor**day
+        unit = 10 ** max(0, int(math.log10(value)) - 1)
+        caps.append(int(value // unit * unit))
     return (*caps, last)
 
 
 BUILTIN_SCHEDULES: Mapping[str, tuple[int, ...]] = {
-    "conservative": _geometric(50, 175_000, 30),  # KumoMTA "conservative"
-    "standard": _geometric(250, 250_000, 35),  # 200-500/day at first, full volume in 5 weeks
-    "aggressive": _geometric(200, 300_000, 14),  # KumoMTA "aggressive"
-    "transactional": _geometric(100, 300_000, 21),  # KumoMTA "transactional"
+    "conservative": _geometric(200, 175_000, 42),  # the low end: 200/day, 6 weeks
+    "standard": _geometric(250, 250_000, 35),  # 250/day at first, full volume in 5 weeks
+    "aggressive": _geometric(500, 300_000, 28),  # the fast end: 500/day, 4 weeks
+    "transactional": _geometric(300, 300_000, 28),  # engaged recipients: 4 weeks
 }
+
+
+def fastest_allowed_cap(day: int) -> int:
+    """The highest daily cap the guidance allows on `day` (1-based): FIRST_DAY_MAX on day 1, growing by
+    the same factor each day to full volume (WARMED_DAILY_CAP) on day RAMP_MIN_DAYS, never faster."""
+    factor: float = (WARMED_DAILY_CAP / FIRST_DAY_MAX) ** (1 / (RAMP_MIN_DAYS - 1))
+    return math.ceil(min(WARMED_DAILY_CAP, FIRST_DAY_MAX * factor ** (day - 1)))
+
+
+def check_schedule(caps: tuple[int, ...]) -> list[tuple[str, str]]:
+    """Where a table of daily caps leaves the guidance: (severity, why) pairs, "error" when it ramps
+    faster than the fastest allowed curve (reputation risk), "info" when it is slower than the guidance
+    (no reputation risk, the volume comes later: a bulk tier may start lower on purpose)."""
+    problems: list[tuple[str, str]] = []
+    if caps[0] > FIRST_DAY_MAX:
+        problems.append(("error", f"starts at {caps[0]}/day, expected at most {FIRST_DAY_MAX}/day/IP"))
+    else:
+        for day, cap in enumerate(caps, start=1):
+            if cap > fastest_allowed_cap(day):
+                problems.append(("error", f"day {day} allows {cap}/day, expected at most "
+                                 f"{fastest_allowed_cap(day)} ({FIRST_DAY_MAX}/day to full volume in no "
+                                 f"less than {RAMP_MIN_DAYS} days)"))
+                break
+    if caps[0] < FIRST_DAY_MIN:
+        problems.append(("info", f"starts at {caps[0]}/day, below the {FIRST_DAY_MIN}-{FIRST_DAY_MAX}/day/IP "
+                         "of common practice"))
+    if len(caps) > RAMP_MAX_DAYS:
+        problems.append(("info", f"ramps for {len(caps)} days, longer than {RAMP_MAX_DAYS} (6 weeks)"))
+    return problems
 
 
 def schedule_table(name: str, custom: Mapping[str, WarmupSchedule]) -> tuple[int, ...]:
@@ -111,14 +158,17 @@ def plan_warmup(
 
 
 def _tier_gates(ips: tuple[IpPlan, ...]) -> dict[str, dt.date]:
-    """stream -> the first day its gated tiers may send (active tier IPs all past TIER_GATE_DAYS)."""
+    """stream -> the first day its gated tiers may send: TIER_GATE_DAYS after the stream's active tier
+    first sent (its earliest IP; a warmed IP has always sent). The earliest, not the latest: the tier's
+    engaged audience has built the reputation since then, and an IP added to the pool later starts its
+    own schedule without sending the winback/cold tiers back to day 1."""
     gates: dict[str, dt.date] = {}
     for ip in ips:
         if ip.tier != "active":
             continue
         ready = dt.date.min if ip.warmup.warmed or ip.warmup.start is None else (
             ip.warmup.start + dt.timedelta(days=TIER_GATE_DAYS))
-        gates[ip.stream] = max(gates.get(ip.stream, dt.date.min), ready)
+        gates[ip.stream] = min(gates.get(ip.stream, dt.date.max), ready)
     return gates
 
 
@@ -151,16 +201,19 @@ def _limits(ip: IpPlan, schedule: str | None, start: dt.date | None, effective: 
     return IpLimits(
         ip=ip.name, pool=ip.pool, stream=ip.stream, tier=ip.tier, schedule=schedule, start=start,
         effective_start=effective, day=day, status=status, daily_cap=daily_cap, hourly_cap=hourly,
-        overflow=overflow, providers=split_providers(hourly),
+        overflow=overflow, providers=split_providers(hourly, daily_cap),
     )
 
 
 @functools.cache  # a calendar re-plans every IP for every date of a warmup: few distinct caps recur
-def split_providers(hourly_cap: int) -> tuple[ProviderLimit, ...]:
-    """Per-provider hourly limits of one IP (floored, so their sum never exceeds the IP's hourly cap)."""
+def split_providers(hourly_cap: int, daily_cap: int | None = None) -> tuple[ProviderLimit, ...]:
+    """Per-provider hourly and daily limits of one IP (floored, so their sums never exceed the IP's caps).
+    `daily_cap` None: the hourly cap spread over HOURS_PER_DAY_SPREAD hours."""
+    daily = hourly_cap * HOURS_PER_DAY_SPREAD if daily_cap is None else daily_cap
     result = []
     for provider, share in PROVIDER_SHARES.items():
         rate = math.floor(hourly_cap * share)
+        per_day = math.floor(daily * share)
         domains = PROVIDER_DOMAINS[provider]
         result.append(ProviderLimit(
             provider=provider,
@@ -169,6 +222,8 @@ def split_providers(hourly_cap: int) -> tuple[ProviderLimit, ...]:
             concurrency=min(PROVIDER_MAX_CONCURRENCY[provider],
                             max(1, math.ceil(rate / MSGS_PER_CONNECTION_HOUR))),
             postfix_rate_delay_seconds=postfix_rate_delay(rate, max(1, len(domains))),
+            msgs_per_day=per_day,
+            deferred=rate <= 0 or per_day <= 0,
         ))
     return tuple(result)
 
@@ -178,10 +233,12 @@ def postfix_rate_delay(msgs_per_hour: int, domains: int) -> int:
 
     Postfix paces each recipient domain separately, so a provider with n domains gets n times the
     per-domain rate: the delay is rounded up, never down, so the provider's hourly cap holds.
-    0 means no pacing is needed (above one message per second per domain) or nothing may be sent.
+    0 means no pacing is needed (above one message per second per domain). A rate of 0 (nothing may be
+    sent) gets the slowest pace, one message per hour per domain, never 0: postconf(5) reads a rate delay
+    of 0 as "no pacing", and the MTA defers such a transport anyway (`ProviderLimit.deferred`).
     """
     if msgs_per_hour <= 0:
-        return 0
+        return SECONDS_PER_HOUR
     per_domain = msgs_per_hour / domains
     if per_domain >= SECONDS_PER_HOUR:
         return 0

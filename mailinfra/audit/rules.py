@@ -17,6 +17,7 @@ from mailinfra.dns.spf import MAX_LOOKUPS, check_spf, count_lookup_terms, parse_
 from mailinfra.dns.zonefile import ptr_name
 from mailinfra.model.rules import BUILTIN_SCHEDULES
 from mailinfra.plan.model import Plan, StreamPlan
+from mailinfra.warmup import check_schedule
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 
@@ -373,6 +374,22 @@ def check_warmup(subject: Subject) -> Iterator[Issue]:
                 where,
                 f"IP {ip.name} names warmup schedule {ip.warmup.schedule!r}, which is not defined",
                 f"use one of {', '.join(sorted(known))}",
+            )
+
+
+@rule(
+    "warmup-schedule",
+    "declared warmup schedules ramp no faster than 500/day to full volume in 4 weeks",
+    "common practice: start at 200-500/day/IP, reach full volume in 4-6 weeks (the built-ins' bounds)",
+)
+def check_warmup_schedules(subject: Subject) -> Iterator[Issue]:
+    for name, schedule in subject.config.warmup_schedules.items():
+        for severity, why in check_schedule(tuple(schedule.daily_caps)):
+            yield Issue(
+                ERROR if severity == "error" else INFO,
+                f"warmup_schedules.{name}.daily_caps",
+                f"schedule {name} {why}",
+                "ramp from 200-500/day by the same factor each day to full volume in 4-6 weeks",
             )
 
 

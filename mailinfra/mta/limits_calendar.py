@@ -17,12 +17,19 @@ from dataclasses import dataclass
 
 from mailinfra.errors import PlanError
 from mailinfra.mta.files import RenderedFile, render_template, rendered
-from mailinfra.mta.postfix import plan_instances, plan_limit_parameters
+from mailinfra.mta.postfix import instance_log, plan_instances, plan_limit_parameters, plan_transport_caps
 from mailinfra.plan.model import HostPlan, Plan
 
 LIMITS_FILE = "etc/mailinfra/limits.json"
 APPLY_SCRIPT = "usr/local/sbin/mailinfra-apply-limits"
 UNIT = "mailinfra-limits"  # .service (applies the day's entry) and .timer (daily and at boot)
+# The daily-cap counter: reads each instance's log every minute, defers a transport at its day's cap.
+CAPS_SCRIPT = "usr/local/sbin/mailinfra-enforce-caps"
+CAPS_UNIT = "mailinfra-caps"
+# On the spool disk (/var/lib, with the queues): the counts survive a restart or a reboot.
+CAPS_STATE = "/var/lib/mailinfra/caps-state.json"
+# How often the counter runs: a transport may overshoot its cap by at most this long at its paced rate.
+CAPS_INTERVAL_SECONDS = 60
 # The longest built-in schedule is 35 days and a gated tier waits 14 more; a custom table past this
 # many days would make a calendar too large for user data (16 KB).
 MAX_CALENDAR_DAYS = 366
@@ -36,6 +43,10 @@ class LimitsEntry:
 
     date: dt.date
     instances: dict[str, dict[str, str]]
+    # config dir -> {transport: messages it may deliver that day} (mailinfra-enforce-caps)
+    caps: dict[str, dict[str, int]]
+    # config dir -> its log file, where the deliveries are counted
+    logs: dict[str, str]
 
 
 def limits_anchor(plan: Plan, host: HostPlan) -> dt.date:
@@ -72,15 +83,25 @@ def plan_limits_calendar(plan_at: Callable[[dt.date], Plan], host: str) -> tuple
 
 def plan_limits_entry(plan: Plan, host: HostPlan) -> LimitsEntry:
     """The limit parameters of the host's instances as of the plan's date."""
-    return LimitsEntry(plan.as_of, {i.config_dir: plan_limit_parameters(i) for i in plan_instances(plan, host)})
+    instances = plan_instances(plan, host)
+    return LimitsEntry(plan.as_of, {i.config_dir: plan_limit_parameters(i) for i in instances},
+                       {i.config_dir: plan_transport_caps(i) for i in instances},
+                       {i.config_dir: instance_log(i) for i in instances})
 
 
 def render_limits_files(calendar: tuple[LimitsEntry, ...]) -> tuple[RenderedFile, ...]:
-    """The calendar file, the script that applies the day's entry and its systemd service and timer."""
+    """The calendar file, the script that applies the day's entry, the daily-cap counter, and their
+    systemd services and timers."""
     return (
         rendered(LIMITS_FILE, encode_calendar(calendar)),
-        rendered(APPLY_SCRIPT, render_template("postfix/mailinfra-apply-limits.j2", limits_file=f"/{LIMITS_FILE}"),
-                 mode=0o755),
+        rendered(APPLY_SCRIPT, render_template("postfix/mailinfra-apply-limits.j2", limits_file=f"/{LIMITS_FILE}",
+                                               state_file=CAPS_STATE), mode=0o755),
+        rendered(CAPS_SCRIPT, render_template("postfix/mailinfra-enforce-caps.j2", limits_file=f"/{LIMITS_FILE}",
+                                              state_file=CAPS_STATE), mode=0o755),
+        rendered(f"etc/systemd/system/{CAPS_UNIT}.service", render_template(
+            "postfix/mailinfra-caps.service.j2", script=f"/{CAPS_SCRIPT}")),
+        rendered(f"etc/systemd/system/{CAPS_UNIT}.timer", render_template(
+            "postfix/mailinfra-caps.timer.j2", interval=CAPS_INTERVAL_SECONDS)),
         rendered(f"etc/systemd/system/{UNIT}.service", render_template(
             "postfix/mailinfra-limits.service.j2", script=f"/{APPLY_SCRIPT}")),
         rendered(f"etc/systemd/system/{UNIT}.timer", render_template("postfix/mailinfra-limits.timer.j2")),
@@ -92,20 +113,34 @@ def encode_calendar(calendar: tuple[LimitsEntry, ...]) -> str:
     limited to 16 KB). The host merges the entries up to the day; `decode_calendar` is the same merge."""
     entries: list[dict[str, object]] = []
     previous: dict[str, dict[str, str]] = {}
+    previous_caps: dict[str, dict[str, int]] = {}
     for entry in calendar:
         changed = {d: {k: v for k, v in params.items() if previous.get(d, {}).get(k) != v}
                    for d, params in entry.instances.items()}
-        entries.append({"date": entry.date.isoformat(), "instances": {d: p for d, p in changed.items() if p}})
-        previous = entry.instances
-    return json.dumps({"entries": entries}, separators=(",", ":"), sort_keys=False) + "\n"
+        caps = {d: {t: n for t, n in counts.items() if previous_caps.get(d, {}).get(t) != n}
+                for d, counts in entry.caps.items()}
+        entries.append({"date": entry.date.isoformat(), "instances": {d: p for d, p in changed.items() if p},
+                        "caps": {d: c for d, c in caps.items() if c}})
+        previous, previous_caps = entry.instances, entry.caps
+    logs = calendar[-1].logs if calendar else {}
+    return json.dumps({"entries": entries, "logs": logs}, separators=(",", ":"), sort_keys=False) + "\n"
 
 
 def decode_calendar(text: str, day: dt.date) -> dict[str, dict[str, str]]:
     """The parameters the host applies on `day` (the merge the apply script does); {} before the first entry."""
-    merged: dict[str, dict[str, str]] = {}
+    return {d: {k: str(v) for k, v in p.items()} for d, p in _merge(text, day, "instances").items()}
+
+
+def decode_caps(text: str, day: dt.date) -> dict[str, dict[str, int]]:
+    """The transports' daily caps on `day` (the merge mailinfra-enforce-caps does)."""
+    return {d: {t: int(str(n)) for t, n in c.items()} for d, c in _merge(text, day, "caps").items()}
+
+
+def _merge(text: str, day: dt.date, key: str) -> dict[str, dict[str, object]]:
+    merged: dict[str, dict[str, object]] = {}
     for entry in json.loads(text)["entries"]:
         if entry["date"] > day.isoformat():
             break
-        for directory, params in entry["instances"].items():
-            merged.setdefault(directory, {}).update(params)
+        for directory, values in entry.get(key, {}).items():
+            merged.setdefault(directory, {}).update(values)
     return merged

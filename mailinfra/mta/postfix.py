@@ -10,6 +10,8 @@ binds to one of that pool's addresses.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailinfra.errors import PlanError
@@ -36,6 +38,14 @@ SMTP_CONNECT_TIMEOUT = "10s"
 SMTP_HELO_TIMEOUT = "15s"
 REPLY_FILTER_FILE = "reply_filter"
 STATUS_FILTER_FILE = "delivery_status_filter"
+
+# Weighted rotation: a randmap picks each of its entries with equal probability (postconf(5), "randmap"),
+# so a transport listed n times gets n shares. Postfix never moves rate-delayed mail to another transport,
+# so the split must match the IPs' caps at assignment time. At most this many entries per provider: an IP
+# whose share of the pool's provider rate is below about 1/ROTATION_SLOTS gets no entry that day (its
+# transport is deferred for that provider rather than handed more than its cap; its backlog would stall
+# the instance's active queue).
+ROTATION_SLOTS = 40
 
 # With a rate delay, postconf(5) advises a failed-cohort limit of 10 so one handshake error does not
 # defer the whole destination.
@@ -77,9 +87,11 @@ class Instance:
     config_dir: str
     port: int
     transports: tuple[Transport, ...]
-    rotation: dict[str, tuple[str, ...]]  # provider -> transports mail to it rotates across (randmap)
+    # provider -> transports mail to it rotates across (randmap), each repeated by its weight
+    rotation: dict[str, tuple[str, ...]]
     sender_domains: tuple[str, ...]
     sending: bool  # False: every IP is gated or not started; injection is deferred
+    sending_ips: frozenset[str]  # the IPs whose warmup lets them send today
     fallback: tuple[str, ...]
     sasl: tuple[SaslEntry, ...]
     bounce_routes: dict[str, str]  # return-path domain -> transport:[nexthop] of the primary instance
@@ -117,7 +129,8 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     for instance in instances:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
             "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance,
-            limits=plan_limit_parameters(instance), connect_timeout=SMTP_CONNECT_TIMEOUT,
+            limits=plan_limit_parameters(instance), maillog_file=instance_log(instance),
+            connect_timeout=SMTP_CONNECT_TIMEOUT,
             helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
@@ -160,11 +173,65 @@ def plan_limit_parameters(instance: Instance) -> dict[str, str]:
         "sender_dependent_default_transport_maps": (
             f"pipemap:{{inline:{{ {streams} }}, randmap:{{ {', '.join(instance.rotation['default'])} }}}}"),
         "transport_maps": ", ".join(maps),
-        "defer_transports": "" if instance.sending else ", ".join(t.name for t in instance.transports),
+        # Every transport that may not send today: the whole pool when no IP may, else the provider shares
+        # that round to 0 (ProviderLimit.deferred) — deferred, never paced at 0s (unlimited, postconf(5)).
+        "defer_transports": ", ".join(t.name for t in instance.transports if _deferred(instance, t)),
     }
     for transport in instance.transports:
         parameters.update(transport_limit_parameters(transport))
     return parameters
+
+
+def _deferred(instance: Instance, transport: Transport) -> bool:
+    return not instance.sending or transport.limit.deferred or transport.ip not in instance.sending_ips
+
+
+def plan_rotation(transports: Sequence[Transport], sending_ips: frozenset[str]) -> tuple[str, ...]:
+    """The randmap entries of one provider: each transport that may send, repeated in proportion to its
+    msgs/hour (so a day-1 IP gets its small share and a warmed IP the rest). When none may send, every
+    transport of the provider (all deferred): the mail waits in the queue and is looked up again at its
+    next retry (qmgr resolves a message's recipients each time it enters the active queue)."""
+    rates = [(t.name, t.limit.msgs_per_hour) for t in transports
+             if t.ip in sending_ips and not t.limit.deferred and t.limit.msgs_per_hour > 0]
+    if not rates:
+        return tuple(t.name for t in transports)
+    weights = _apportion(rates, ROTATION_SLOTS)
+    return tuple(name for name, weight in weights for _ in range(weight))
+
+
+def _apportion(rates: list[tuple[str, int]], slots: int) -> list[tuple[str, int]]:
+    """Small integer weights in the rates' proportion: exact when the reduced rates fit in `slots`,
+    else the largest-remainder split of `slots` (a weight of 0 drops the transport)."""
+    divisor = math.gcd(*(rate for _, rate in rates))
+    exact = [(name, rate // divisor) for name, rate in rates]
+    if sum(weight for _, weight in exact) <= slots:
+        return exact
+    total = sum(rate for _, rate in rates)
+    quotas = [(name, rate * slots / total) for name, rate in rates]
+    weights = {name: math.floor(quota) for name, quota in quotas}
+    by_remainder = sorted(quotas, key=lambda item: (-(item[1] - math.floor(item[1])), item[0]))
+    for name, _ in by_remainder[:slots - sum(weights.values())]:
+        weights[name] += 1
+    kept = [(name, rate) for name, rate in rates if weights[name] > 0]
+    if len(kept) < len(rates):
+        # Without the dropped shares the rest may be exact again (a warmed pool and one day-1 IP).
+        return _apportion(kept, slots)
+    divisor = math.gcd(*weights.values())
+    return [(name, weights[name] // divisor) for name, _ in rates]
+
+
+def plan_transport_caps(instance: Instance) -> dict[str, int]:
+    """transport -> how many messages it may deliver on the plan's date (its provider share's daily cap;
+    0 when it is deferred). Postfix has no daily limit of its own: rate delays bound an hour, and an hourly
+    cap of daily/12 paced around the clock allows twice the day's cap. mailinfra-enforce-caps counts each
+    transport's deliveries in the instance's log and defers the transport once it reaches this number."""
+    return {t.name: 0 if _deferred(instance, t) else t.limit.msgs_per_day for t in instance.transports}
+
+
+def instance_log(instance: Instance) -> str:
+    """The instance's own log file (maillog_file, written by postlogd): the daily-cap counter reads each
+    transport's deliveries there (Debian 12 has no syslog file by default, only the journal)."""
+    return f"/var/log/{instance.name}.log"
 
 
 def transport_limit_parameters(transport: Transport) -> dict[str, str]:
@@ -201,10 +268,9 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
                       _limit_of(limits, ip.name).provider(provider))
             for ip in on_host for provider in PROVIDERS)
         _check_unique_names(pool, transports)
-        sending_ips = {ip.name for ip in on_host if _limit_of(limits, ip.name).sending}
+        sending_ips = frozenset(ip.name for ip in on_host if _limit_of(limits, ip.name).sending)
         rotation = {
-            provider: tuple(t.name for t in transports if t.limit.provider == provider
-                            and (t.ip in sending_ips or not sending_ips))
+            provider: plan_rotation([t for t in transports if t.limit.provider == provider], sending_ips)
             for provider in PROVIDERS
         }
         route = plan.route(stream.route) if stream.route else None
@@ -214,7 +280,8 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             stream=stream,
             config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
             rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
-            sending=bool(sending_ips), fallback=fallback, sasl=sasl, bounce_routes=bounce_routes))
+            sending=bool(sending_ips), sending_ips=sending_ips, fallback=fallback, sasl=sasl,
+            bounce_routes=bounce_routes))
     return tuple(result)
 
 

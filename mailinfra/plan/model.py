@@ -20,6 +20,12 @@ class ProviderLimit:
     # Whole seconds between deliveries per recipient domain (0 = unpaced: above 3,600/h per domain Postfix
     # cannot pace, concurrency limits it instead).
     postfix_rate_delay_seconds: int
+    # The share rounds to 0 msgs/hour: nothing may go to this provider from this IP today. MTAs hold the
+    # mail (Postfix: the transport is left out of the rotation and in defer_transports), never send unpaced.
+    deferred: bool = False
+    # The share's daily cap (the IP's daily cap x the provider's share, floored): the host stops this
+    # provider's mail from this IP for the day once it has delivered this many (mailinfra-enforce-caps).
+    msgs_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,9 @@ def review_stack(stack: str, base_ref: str, *, repo: Path | None = None, as_of: 
         base = build_plan(base_stack, day) if base_stack else None
         diff = diff_plans(base, head,
                           audit_plan(base, base_stack.config) if base and base_stack else [],
-                          audit_plan(head, head_stack.config), diff_host_files(base, head))
+                          audit_plan(head, head_stack.config), diff_host_files(base, head),
+                          schedules=(base_stack.config.warmup_schedules, head_stack.config.warmup_schedules)
+                          if base_stack else None)
         if resources:
             # The base run reads the worktree's stack file: wait for it before the worktree goes.
             head_resources = runs[0].resources()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 from mailinfra.audit import Finding
 from mailinfra.dns.records import DnsRecord
 from mailinfra.plan.isolation import plan_capacity_moves
+from mailinfra.model.schema import WarmupSchedule
 from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
 from mailinfra.review.files import HostFileDiff
 from mailinfra.review.resources import ResourceChange
+from mailinfra.warmup import plan_warmup
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,24 @@ class WarmupFinding:
 
 
 @dataclass(frozen=True, slots=True)
+class CapCut:
+    """A sending IP that may send less on some day than before the change (risky: a receiver sees an
+    IP's volume drop or stop, and mail planned for it waits or overflows; a tier re-gated to 0 is one)."""
+
+    ip: str
+    pool: str
+    first_day: dt.date
+    days: int  # how many days of the compared horizon are lower
+    old_cap: int  # on first_day
+    new_cap: int
+
+
+# How far ahead caps are compared: every day until both sides have every IP warmed, at most this many
+# (the limits calendar's own bound, mailinfra.mta.limits_calendar.MAX_CALENDAR_DAYS).
+CAP_HORIZON_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
 class KeyChange:
     domain: str
     selector: str
@@ -101,6 +122,7 @@ class PlanDiff:
     ips: list[IpChange] = field(default_factory=list)
     warmup: list[WarmupChange] = field(default_factory=list)
     warmup_findings: list[WarmupFinding] = field(default_factory=list)
+    cap_cuts: list[CapCut] = field(default_factory=list)
     keys: list[KeyChange] = field(default_factory=list)
     findings_introduced: list[Finding] = field(default_factory=list)
     findings_fixed: list[Finding] = field(default_factory=list)
@@ -123,6 +145,8 @@ class PlanDiff:
         lines = [f"IP {c.pool}/{c.ip} moved between hosts ({c.detail}): its private address leaves one ENI and "
                  "joins another in the same `up`; mail from it stops until both hosts are updated"
                  for c in self.ips if c.risky]
+        lines += [f"IP {c.pool}/{c.ip} cap lowered on {c.days} day(s) from {c.first_day}: "
+                  f"{c.old_cap}/day -> {c.new_cap}/day on {c.first_day}" for c in self.cap_cuts]
         lines += [f"DKIM {c.selector} ({c.domain}) {c.detail}" for c in self.keys if c.risky]
         lines += [f"Pulumi resource `{c.type}` {c.name}: the instance stops and starts (an outage of its host)"
                   for c in self.resources if c.stop_start and not c.destructive]
@@ -134,7 +158,7 @@ class PlanDiff:
         """How many changes of each class: every change that is not destructive or risky is safe."""
         destructive, risky = len(self.destructive), len(self.risky)
         sections: tuple[list[Any], ...] = (self.names, self.isolations, self.records, self.ips, self.warmup,
-                                            self.keys, self.host_files, self.resources)
+                                            self.cap_cuts, self.keys, self.host_files, self.resources)
         total = sum(len(section) for section in sections)
         return {ChangeClass.DESTRUCTIVE: destructive, ChangeClass.RISKY: risky,
                 ChangeClass.SAFE: max(total - destructive - risky, 0)}
@@ -152,17 +176,25 @@ class PlanDiff:
     @property
     def empty(self) -> bool:
         return not (self.names or self.isolations or self.records or self.ips or self.warmup or self.warmup_findings
-                    or self.keys or self.findings_introduced or self.findings_fixed or self.host_files
+                    or self.cap_cuts or self.keys or self.findings_introduced or self.findings_fixed or self.host_files
                     or self.resources)
 
 
 def diff_plans(base: Plan | None, head: Plan, base_findings: list[Finding] | None = None,
                head_findings: list[Finding] | None = None,
-               host_files: list[HostFileDiff] | None = None) -> PlanDiff:
-    """`base` None: the stack is new at head (everything is added, nothing is destructive)."""
+               host_files: list[HostFileDiff] | None = None, *,
+               schedules: tuple[Mapping[str, WarmupSchedule], Mapping[str, WarmupSchedule]] | None = None,
+               ) -> PlanDiff:
+    """`base` None: the stack is new at head (everything is added, nothing is destructive).
+
+    `schedules`: the custom warmup schedules of base and head (the stack files' `warmup_schedules`);
+    with them the sending IPs' caps are compared day by day (`cap_cuts`).
+    """
     result = PlanDiff()
     result.names = _diff_names(base, head) if base else []
     result.isolations = _diff_isolations(base, head)
+    if base is not None and schedules is not None:
+        result.cap_cuts = find_cap_cuts(base, head, *schedules)
     result.records = _diff_records(base.records if base else (), head.records)
     result.ips = _diff_ips(base, head)
     result.warmup = _diff_warmup(base, head)
@@ -285,6 +317,29 @@ def _find_mid_ramp_starts(base: Plan | None, head: Plan) -> list[WarmupFinding]:
         if ip.warmup.start < head.as_of and lim is not None and lim.day is not None and lim.day > 1:
             found.append(WarmupFinding(ip.name, ip.pool, ip.warmup.start, lim.day, lim.daily_cap))
     return found
+
+
+def find_cap_cuts(base: Plan, head: Plan, base_schedules: Mapping[str, WarmupSchedule],
+                  head_schedules: Mapping[str, WarmupSchedule]) -> list[CapCut]:
+    """IPs on both sides whose daily cap is lower at head on any day from the plan date on.
+
+    Both sides are re-planned with `mailinfra.warmup.plan_warmup` for each day (the one place caps are
+    computed), until every IP of both is warmed. Removed IPs are `IpChange`s, not cuts.
+    """
+    shared = {ip.name for ip in base.ips} & {ip.name for ip in head.ips}
+    pools = {ip.name: ip.pool for ip in head.ips}
+    lower: dict[str, list[tuple[dt.date, int, int]]] = {}
+    for offset in range(CAP_HORIZON_DAYS):
+        day = head.as_of + dt.timedelta(days=offset)
+        old = {lim.ip: lim for lim in plan_warmup(base.ips, base.streams, base_schedules, day)}
+        new = {lim.ip: lim for lim in plan_warmup(head.ips, head.streams, head_schedules, day)}
+        for name in sorted(shared):
+            if new[name].daily_cap < old[name].daily_cap:
+                lower.setdefault(name, []).append((day, old[name].daily_cap, new[name].daily_cap))
+        if all(lim.status == "warmed" for lim in (*old.values(), *new.values())):
+            break
+    return [CapCut(name, pools[name], cuts[0][0], len(cuts), cuts[0][1], cuts[0][2])
+            for name, cuts in sorted(lower.items())]
 
 
 def _diff_keys(base: Plan | None, head: Plan) -> list[KeyChange]:

@@ -174,6 +174,11 @@ def old_isolation(raw: dict[str, Any]) -> None:
                                        "since": (AS_OF - dt.timedelta(days=30)).isoformat()}}
 
 
+def fast_schedule(raw: dict[str, Any]) -> None:
+    caps = [int(200 * (300_000 / 200) ** (day / 13)) for day in range(14)]
+    raw.setdefault("warmup_schedules", {})["kumo-aggressive"] = {"daily_caps": caps}
+
+
 def spf_with(*terms: str) -> PlanEdit:
     return set_record("TXT:bounce.news.example.com", " ".join(["v=spf1", *terms]))
 
@@ -261,6 +266,14 @@ CASES: list[tuple[str, ConfigEdit | None, PlanEdit | None, str, str]] = [
         lambda p: edit_ip("tx1", warmup=dataclasses.replace(p.ip("tx1").warmup, schedule="yolo"))(p),
         "warmup-set",
         "pools.tx.ips.tx1.warmup",
+    ),
+    (
+        # KumoMTA's "aggressive" preset: 200/day, then x1.75 a day to 300,000 on day 14.
+        "custom schedule ramping faster than the guidance",
+        fast_schedule,
+        None,
+        "warmup-schedule",
+        "warmup_schedules.kumo-aggressive.daily_caps",
     ),
     (
         "stream without secondary route",

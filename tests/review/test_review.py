@@ -111,6 +111,43 @@ def test_fail_on_destructive_exits_nonzero(tmp_path: Path, capsys: pytest.Captur
     assert review_cmd.run(args) == 0
 
 
+# Moves the winback tier's start three weeks later: every day of its ramp allows less than before.
+LATER_WINBACK = sub("warmup: {start: 2026-11-23, schedule: conservative}",
+                    "warmup: {start: 2026-12-14, schedule: conservative}")
+# One more IP in the active marketing pool, starting on the review's date.
+ADD_ACTIVE_IP = sub("        ma3: {}\n",
+                    "        ma3: {}\n        ma4: {warmup: {start: 2026-12-01, schedule: standard}}\n")
+
+
+def test_lowering_a_sending_ips_cap_is_risky_and_fails_the_gate(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN a change that lowers the winback IPs' caps WHEN reviewed THEN each IP is a risky cap cut with
+    its first lower day, and `--fail-on risky` (the PR workflow's gate) exits 1 (it passed with only "Warmup"
+    changed)."""
+    repo = make_repo(tmp_path, DEV, LATER_WINBACK(DEV))
+    markdown, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
+    assert [(c.ip, c.first_day) for c in diff.cap_cuts] == [("mw1", AS_OF), ("mw2", AS_OF)]
+    assert all(c.new_cap < c.old_cap for c in diff.cap_cuts)
+    assert "Risky changes" in markdown
+    args = argparse.Namespace(stack="dev", base="HEAD", fail_on="risky", repo=repo, output=None,
+                              no_resources=True)
+    assert review_cmd.run(args) == 1
+    args.fail_on = "destructive"  # a cut is risky, not destructive: flagged, and the stricter gate takes it
+    assert review_cmd.run(args) == 0
+    capsys.readouterr()
+
+
+def test_adding_an_active_ip_lowers_no_cap(tmp_path: Path) -> None:
+    """GIVEN winback warming behind an active tier that has sent for weeks WHEN an IP is added to the active
+    pool starting today THEN no cap is lowered: the tier gate follows the active tier's history (it used
+    to move to the new IP's start + 14 days, gating winback back to 0)."""
+    repo = make_repo(tmp_path, DEV, ADD_ACTIVE_IP(DEV))
+    _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
+    assert [c.ip for c in diff.ips] == ["ma4"]
+    assert diff.cap_cuts == []
+    assert diff.risky == []
+
+
 def test_unknown_base_ref_is_a_usage_error(tmp_path: Path) -> None:
     from mailinfra.errors import UsageError
 

@@ -13,10 +13,15 @@ from mailinfra.plan.build import build_plan
 from mailinfra.plan.model import IpPlan, StreamPlan, WarmupSpec
 from mailinfra.warmup import (
     BUILTIN_SCHEDULES,
+    FIRST_DAY_MAX,
+    FIRST_DAY_MIN,
     HOURS_PER_DAY_SPREAD,
     PROVIDER_SHARES,
+    RAMP_MAX_DAYS,
+    RAMP_MIN_DAYS,
     TIER_GATE_DAYS,
     WARMED_DAILY_CAP,
+    check_schedule,
     plan_warmup,
     postfix_rate_delay,
     schedule_table,
@@ -55,15 +60,38 @@ def test_standard_schedule_matches_common_practice() -> None:
     assert 28 <= len(table) <= 42
 
 
-@pytest.mark.parametrize(("name", "days", "first", "last"), [
-    ("conservative", 30, 50, 175_000),
-    ("aggressive", 14, 200, 300_000),
-    ("transactional", 21, 100, 300_000),
-])
-def test_kumomta_presets(name: str, days: int, first: int, last: int) -> None:
-    """The KumoMTA presets keep their published length, first and last day."""
+@pytest.mark.parametrize("name", sorted(BUILTIN_SCHEDULES))
+def test_builtin_schedules_follow_the_guidance(name: str) -> None:
+    """Every built-in starts at 200-500/day/IP and reaches full volume in 4-6 weeks (common practice,
+    /work/shared/notes/deliverability.md); the audit's bounds find nothing in it."""
     table = BUILTIN_SCHEDULES[name]
-    assert (len(table), table[0], table[-1]) == (days, first, last)
+    assert FIRST_DAY_MIN <= table[0] <= FIRST_DAY_MAX
+    assert RAMP_MIN_DAYS <= len(table) <= RAMP_MAX_DAYS
+    assert check_schedule(table) == []
+
+
+def _cap_on(table: tuple[int, ...], day: int) -> int:
+    """The cap on a 1-based day (past its end a table keeps its last cap, as plan_warmup does)."""
+    return table[min(day, len(table)) - 1]
+
+
+def test_conservative_is_never_above_standard() -> None:
+    """Property: on every day of either ramp (and after), conservative allows at most what standard does
+    (the issue: conservative reached 175 k/day on day 30 while standard was at 91 k)."""
+    conservative, standard = BUILTIN_SCHEDULES["conservative"], BUILTIN_SCHEDULES["standard"]
+    for day in range(1, max(len(conservative), len(standard)) + 10):
+        assert _cap_on(conservative, day) <= _cap_on(standard, day), day
+
+
+@pytest.mark.parametrize(("caps", "severities"), [
+    ((50, 175_000), ["error", "info"]),  # too fast from day 2, and below 200 on day 1
+    ((1000, 2000), ["error"]),  # starts above 500
+    (BUILTIN_SCHEDULES["aggressive"], []),  # on the fastest allowed curve
+    (tuple(range(200, 200 + 50 * 10, 10)), ["info"]),  # 50 days: slower than 6 weeks
+])
+def test_check_schedule_bounds(caps: tuple[int, ...], severities: list[str]) -> None:
+    """A custom table faster than 500/day -> full volume in 4 weeks is an error; a slower one a note."""
+    assert [severity for severity, _ in check_schedule(caps)] == severities
 
 
 @pytest.mark.parametrize(("as_of", "day"), [(START, 1), (START + dt.timedelta(days=9), 10)])
@@ -122,6 +150,32 @@ def test_tier_gate_ignores_warmed_active_tier() -> None:
     ips = (_ip("a", tier="active", start=None), _ip("w", tier="winback", pool="pw"))
     _, winback = plan_warmup(ips, (_stream(),), {}, START)
     assert (winback.day, winback.status) == (1, "warming")
+
+
+def test_new_active_ip_does_not_regate_warmed_tiers() -> None:
+    """GIVEN an active tier sending for months and a winback tier past its gate WHEN one IP is added to the
+    active pool starting today THEN the winback tier keeps its schedule day (the gate follows the tier's
+    history; prod: adding com-ma9 on 2026-12-07 sent winback back to day 1)."""
+    today = START + dt.timedelta(days=60)
+    ips = (_ip("a1", tier="active"), _ip("w", tier="winback", pool="pw"))
+    _, before = plan_warmup(ips, (_stream(),), {}, today)
+    added = (*ips, _ip("a9", tier="active", start=today))
+    _, after, new = plan_warmup(added, (_stream(),), {}, today)
+    assert (after.day, after.daily_cap, after.status) == (before.day, before.daily_cap, before.status)
+    assert after.day == 60 - TIER_GATE_DAYS + 1
+    assert new.day == 1
+
+
+def test_zero_share_is_deferred_not_unpaced() -> None:
+    """A provider share that rounds to 0 msgs/h is deferred and never gets a 0 s rate delay (postconf(5):
+    `_destination_rate_delay = 0` turns pacing off, i.e. unlimited)."""
+    for limit in split_providers(3):
+        if limit.msgs_per_hour == 0:
+            assert limit.deferred
+            assert limit.postfix_rate_delay_seconds > 0
+        else:
+            assert not limit.deferred
+    assert any(limit.deferred for limit in split_providers(3))
 
 
 @pytest.mark.parametrize(("route", "overflow"), [("relay", "route:relay"), (None, "defer")])
