@@ -10,8 +10,8 @@ from typing import Any
 
 from mailinfra.audit import Finding
 from mailinfra.dns.records import DnsRecord
-from mailinfra.plan.isolation import plan_capacity_moves
 from mailinfra.model.schema import WarmupSchedule
+from mailinfra.plan.isolation import plan_capacity_moves
 from mailinfra.plan.model import IpPlan, Plan, WarmupSpec
 from mailinfra.review.files import HostFileDiff
 from mailinfra.review.resources import ResourceChange
