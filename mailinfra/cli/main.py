@@ -28,6 +28,8 @@ COMMANDS = {
     "review": "mailinfra.cli.review_cmd",
     "drift": "mailinfra.cli.drift_cmd",
     "lab": "mailinfra.cli.lab_cmd",
+    "suppress": "mailinfra.cli.suppress_cmd",
+    "verp": "mailinfra.cli.verp_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

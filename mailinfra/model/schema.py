@@ -388,7 +388,7 @@ class Suppression(Strict):
     token_max_age_days: int = Field(default=60, ge=7, le=365, strict=True)
     # The Pulumi secret config key holding the VERP HMAC secret (`pulumi config set --secret
     # mailinfra:verp_secret ...`, at least 16 bytes); `verp_secret_previous` verifies only (rotation).
-    verp_secret: Key = "verp_secret"
+    verp_secret: Key = "verp_secret"  # noqa: S105 -- the name of a config key, not a secret
     verp_secret_previous: Key | None = None
 
 
