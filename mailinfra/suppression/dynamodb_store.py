@@ -106,6 +106,8 @@ class DynamoStore:
     def apply(self, key: str, decision: Decision, *, now: dt.datetime, actor: str,
               window: dt.timedelta) -> Applied:
         at = to_epoch(now)
+        if decision.action is Action.IGNORE:
+            return Applied(decision, duplicate=False)  # nothing to apply, nothing to count twice
         marker = {"Put": {
             "TableName": self.table,
             "Item": {"pk": {"S": f"applied#{key}"}, "at": {"N": str(at)},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from mailinfra.suppression.model import Policy, Report
+from mailinfra.suppression.model import Action, Decision, Policy, Report
 from mailinfra.suppression.policy import decide
 from mailinfra.suppression.reports import Context, parse_message
 from mailinfra.suppression.store import Applied, SuppressionStore
@@ -28,7 +28,16 @@ def process_reports(reports: Iterable[Report], *, policy: Policy, store: Suppres
     """Decide and apply each report (SES events, PowerMTA accounting records and the CLI come in here)."""
     results = []
     for report in reports:
-        before = store.soft_count(report.recipient, now - policy.soft_window) if report.verp_verified else 0
-        decision = decide(report, policy, soft_count_before=before, now=now, actor=actor)
+        decision = decide(report, policy, soft_count_before=0, now=now, actor=actor)
+        if _is_soft(decision):
+            # Only a soft failure needs the address's history: ask the store then, not for every report.
+            before = store.soft_count(report.recipient, now - policy.soft_window)
+            decision = decide(report, policy, soft_count_before=before, now=now, actor=actor)
         results.append(store.apply(report.dedupe_key, decision, now=now, actor=actor, window=policy.soft_window))
     return results
+
+
+def _is_soft(decision: Decision) -> bool:
+    entry = decision.entry
+    return decision.action is Action.COUNT_SOFT or (
+        decision.action is Action.SUPPRESS and entry is not None and entry.expires is not None)

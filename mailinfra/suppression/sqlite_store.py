@@ -2,7 +2,8 @@
 
 WAL journal (https://sqlite.org/wal.html): readers (the CLI, the change feed the enforcement hosts poll)
 never block the processor's writes, and a crash mid-transaction loses nothing committed. Every change of an
-entry appends to `changes` (the feed's sequence) and to `audit` (who, what, why) in the same transaction.
+entry appends one row to `audit` (who, what, why) in the same transaction; its id is the change feed's sequence
+number (`changes_since`), so the feed and the log can never disagree.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ CREATE TABLE IF NOT EXISTS entries (
     address TEXT PRIMARY KEY, kinds INTEGER NOT NULL, reason TEXT NOT NULL, cls TEXT, source TEXT NOT NULL,
     first_seen REAL NOT NULL, last_seen REAL NOT NULL, expires REAL, added_by TEXT NOT NULL, stream TEXT
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, address TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS soft (address TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS soft_address ON soft (address, at);
 CREATE TABLE IF NOT EXISTS pool_counts (
@@ -73,8 +73,8 @@ class SqliteStore:
 
     def changes_since(self, seq: int, limit: int = 10000) -> list[Change]:
         rows = self._db.execute(
-            "SELECT c.seq, c.address, e.* FROM changes c LEFT JOIN entries e ON e.address = c.address "
-            "WHERE c.seq > ? ORDER BY c.seq LIMIT ?", (seq, limit)).fetchall()
+            "SELECT c.id, c.address, e.* FROM audit c LEFT JOIN entries e ON e.address = c.address "
+            "WHERE c.id > ? ORDER BY c.id LIMIT ?", (seq, limit)).fetchall()
         return [Change(seq=row[0], address=row[1], entry=_entry(row[2:]) if row[2] is not None else None)
                 for row in rows]
 
@@ -99,7 +99,6 @@ class SqliteStore:
         with _transaction(self._db):
             gone = self._db.execute("DELETE FROM entries WHERE address = ?", (address,)).rowcount > 0
             if gone:
-                self._db.execute("INSERT INTO changes (address) VALUES (?)", (address,))
                 self._db.execute("DELETE FROM soft WHERE address = ?", (address,))
                 self._audit(actor, "remove", address, detail, dt.datetime.now(dt.UTC).timestamp())
         return gone
@@ -107,6 +106,10 @@ class SqliteStore:
     def apply(self, key: str, decision: Decision, *, now: dt.datetime, actor: str,
               window: dt.timedelta) -> Applied:
         at = to_epoch(now)
+        if decision.action is Action.IGNORE:
+            # Nothing to apply, so nothing to count twice: no transaction (forged and unrelated mail is
+            # most of what a bounce host receives on a bad day).
+            return Applied(decision, duplicate=False)
         with _transaction(self._db):
             fresh = self._db.execute("INSERT OR IGNORE INTO applied (key, at) VALUES (?, ?)", (key, at)).rowcount
             if not fresh:
@@ -147,7 +150,6 @@ class SqliteStore:
             (merged.address, kinds_to_bits(merged.scope), merged.reason, str(merged.cls) if merged.cls else None,
              str(merged.source), to_epoch(merged.first_seen), to_epoch(merged.last_seen),
              to_epoch(merged.expires) if merged.expires else None, merged.added_by, merged.stream))
-        self._db.execute("INSERT INTO changes (address) VALUES (?)", (entry.address,))
         scope = "|".join(sorted(merged.scope))
         self._audit(actor, "update" if old else "add", entry.address,
                     f"{merged.source} [{scope}] {merged.reason}" + (f"; {detail}" if detail else ""), at)
