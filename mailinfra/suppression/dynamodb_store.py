@@ -12,6 +12,7 @@ only keeps the table from growing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterator
@@ -144,6 +145,11 @@ class DynamoStore:
                 return Applied(decision, duplicate=True)
             raise
         return Applied(decision, duplicate=False, soft_count=soft)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """No group commit on DynamoDB: each apply is its own TransactWriteItems (atomic per report)."""
+        yield
 
     def close(self) -> None:
         return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from mailinfra.model.schema import StreamKind
 from mailinfra.suppression.codec import KIND_BITS, from_epoch, kinds_to_bits, to_epoch
 from mailinfra.suppression.model import Entry, Source
-from mailinfra.suppression.store import SuppressionStore
+from mailinfra.suppression.store import ChangeFeed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppressed (
@@ -68,7 +68,7 @@ class LookupTable:
         row = self._db.execute("SELECT seq FROM feed WHERE source = ?", (source,)).fetchone()
         return int(row[0]) if row else 0
 
-    def sync(self, store: SuppressionStore, *, source: str = "store", batch: int = 10000) -> int:
+    def sync(self, store: ChangeFeed, *, source: str = "store", batch: int = 10000) -> int:
         """Fold every change of `store` since its last sync in; the number of changes applied.
 
         `source` names the store when a host follows several (with `store: sqlite` each bounce host keeps

@@ -23,6 +23,15 @@ def process_message(raw: bytes, *, envelope_recipient: str | None, context: Cont
     return process_reports(reports, policy=policy, store=store, now=now, actor=actor)
 
 
+def process_messages(messages: Iterable[tuple[bytes, str | None]], *, context: Context, policy: Policy,
+                     store: SuppressionStore, now: dt.datetime, actor: str) -> list[list[Applied]]:
+    """`process_message` for each (raw, envelope recipient), committed together (store.batch): the
+    processor's group commit. Answer the LMTP transactions of the batch only after this returns."""
+    with store.batch():
+        return [process_message(raw, envelope_recipient=envelope, context=context, policy=policy, store=store,
+                                now=now, actor=actor) for raw, envelope in messages]
+
+
 def process_reports(reports: Iterable[Report], *, policy: Policy, store: SuppressionStore, now: dt.datetime,
                     actor: str) -> list[Applied]:
     """Decide and apply each report (SES events, PowerMTA accounting records and the CLI come in here)."""

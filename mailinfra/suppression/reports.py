@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import functools
 import hashlib
 import json
 import re
@@ -85,8 +86,8 @@ def parse_message(raw: bytes, *, envelope_recipient: str | None, context: Contex
         if report_type == "feedback-report":
             return _arf_reports(msg, ref, context, today)
     if envelope_recipient and envelope_recipient.lower() in context.fbl_addresses:
-        original = _attached_original(msg)
-        if original is not None:  # a feedback loop that sends the complaint as a plain forward
+        original = _lazy(_parts(msg))
+        if original() is not None:  # a feedback loop that sends the complaint as a plain forward
             return [_complaint(msg, ref, original, {}, context, today=today, kind=FeedbackType.ABUSE)]
         return []
     return _plain_bounce(msg, ref, envelope_recipient, context, today)
@@ -97,13 +98,15 @@ def parse_message(raw: bytes, *, envelope_recipient: str | None, context: Contex
 
 def _dsn_reports(msg: Message, ref: str, envelope_recipient: str | None, context: Context,
                  today: dt.date) -> list[Report]:
-    per_message, per_recipient = _dsn_fields(msg)
-    original = _attached_original(msg)
+    parts = _parts(msg)
+    per_message, per_recipient = _dsn_fields(parts)
+    original = _lazy(parts)
 
     def candidates() -> list[str]:
         found = [addr for block in per_recipient for addr in _recipients_of(block)]
-        if original is not None:
-            found += [addr for _, addr in getaddresses(original.get_all("To", []))]
+        attached = original()
+        if attached is not None:
+            found += [addr for _, addr in getaddresses(attached.get_all("To", []))]
         return found
 
     token = _token_for(envelope_recipient, original, context, today, candidates)
@@ -146,12 +149,12 @@ def _fields(block: Message) -> Fields:
     return fields
 
 
-def _dsn_fields(msg: Message) -> tuple[Fields, list[Fields]]:
+def _dsn_fields(parts: list[tuple[str, Message]]) -> tuple[Fields, list[Fields]]:
     """The per-message fields and the per-recipient blocks of the message/delivery-status part.
 
     The stdlib parser reads message/delivery-status into one Message per block (RFC 3464 §2.1: blocks
     separated by blank lines), the first being the per-message fields."""
-    for ctype, part in _parts(msg):
+    for ctype, part in parts:
         if ctype == "message/delivery-status":
             payload = part.get_payload()
             blocks = [b for b in payload if isinstance(b, Message)] if isinstance(payload, list) else []
@@ -189,18 +192,19 @@ def _recipients_of(block: Fields) -> list[str]:
 
 
 def _arf_reports(msg: Message, ref: str, context: Context, today: dt.date) -> list[Report]:
-    fields = _feedback_fields(msg)
+    parts = _parts(msg)
+    fields = _feedback_fields(parts)
     kind = _feedback_type(fields.get("Feedback-Type", ""))
-    original = _attached_original(msg)
-    return [_complaint(msg, ref, original, fields, context, today=today, kind=kind)]
+    return [_complaint(msg, ref, _lazy(parts), fields, context, today=today, kind=kind)]
 
 
-def _complaint(msg: Message, ref: str, original: Message | None, fields: Mapping[str, str], context: Context, *,
-               today: dt.date, kind: FeedbackType) -> Report:
+def _complaint(msg: Message, ref: str, original: Callable[[], Message | None], fields: Mapping[str, str],
+               context: Context, *, today: dt.date, kind: FeedbackType) -> Report:
     def candidates() -> list[str]:
         found = [addr for _, addr in getaddresses([fields.get("Original-Rcpt-To", "")])]
-        if original is not None:
-            found += [addr for _, addr in getaddresses(original.get_all("To", []))]
+        attached = original()
+        if attached is not None:
+            found += [addr for _, addr in getaddresses(attached.get_all("To", []))]
         return found
 
     # RFC 5965 §3.5: Original-Mail-From is the original's envelope sender (our VERP return path).
@@ -217,10 +221,10 @@ def _complaint(msg: Message, ref: str, original: Message | None, fields: Mapping
     )
 
 
-def _feedback_fields(msg: Message) -> dict[str, str]:
+def _feedback_fields(parts: list[tuple[str, Message]]) -> dict[str, str]:
     """The message/feedback-report part's fields. The stdlib parser reads an unknown message/* part as a
     sub-message whose headers are those fields; a parser that kept it as text gets them parsed here."""
-    for ctype, part in _parts(msg):
+    for ctype, part in parts:
         if ctype == "message/feedback-report":
             payload = part.get_payload()
             report = payload[0] if isinstance(payload, list) and payload else None
@@ -251,7 +255,7 @@ def _plain_bounce(msg: Message, ref: str, envelope_recipient: str | None, contex
     found = _ENHANCED.search(text)
     status = found[1] if found else ("5.0.0" if permanent else "4.0.0")
     candidates = [a.decode("utf-8", "replace") for a in (*permanent, *temporary)]
-    token = _token_for(envelope_recipient, _attached_original(msg), context, today, lambda: candidates)
+    token = _token_for(envelope_recipient, _lazy(_parts(msg)), context, today, lambda: candidates)
     failed = {try_normalise(a.decode("utf-8", "replace")) for a in permanent}
     reports = []
     for address in candidates:
@@ -344,32 +348,45 @@ def _ses_stream(mail: Mapping[str, Any], context: Context, today: dt.date) -> st
 # ---------------------------------------------------------------- shared
 
 
-def _token_for(return_path: str | None, original: Message | None, context: Context, today: dt.date,
-               candidates: Callable[[], list[str]]) -> verp.VerpToken | None:
-    """Our token for the report: the return path it names, the original's X-Mailinfra-Id header, or the
-    original's Return-Path, in that order; None when none verifies."""
-    tries: list[str] = [return_path] if return_path else []
-    if original is not None:
-        header = original.get(verp.HEADER)
-        if header:
-            token = verp.verify_header(str(header), context.secrets, context.streams, today=today,
-                                       max_age=context.max_age)
-            if token is not None:
-                return token
-        tries += [addr for _, addr in getaddresses(original.get_all("Return-Path", []))]
-    for address in tries:
-        # The report's addresses are only needed for an h- token (the recipient is not in it).
-        named = candidates() if address.lstrip("<").lower().startswith("h-") else ()
-        token = verp.verify_return_path(address, context.secrets, context.streams, today=today,
-                                        max_age=context.max_age, candidates=named)
+def _token_for(return_path: str | None, original: Callable[[], Message | None], context: Context,
+               today: dt.date, candidates: Callable[[], list[str]]) -> verp.VerpToken | None:
+    """Our token for the report: the return path it names, else the original's X-Mailinfra-Id header, else
+    the original's Return-Path; None when none verifies. The original is read only when needed."""
+    token = _verify_address(return_path, context, today, candidates) if return_path else None
+    if token is not None:
+        return token
+    message = original()
+    if message is None:
+        return None
+    header = message.get(verp.HEADER)
+    if header:
+        token = verp.verify_header(str(header), context.secrets, context.streams, today=today,
+                                   max_age=context.max_age)
+        if token is not None:
+            return token
+    for _, address in getaddresses(message.get_all("Return-Path", [])):
+        token = _verify_address(address, context, today, candidates)
         if token is not None:
             return token
     return None
 
 
-def _attached_original(msg: Message) -> Message | None:
+def _verify_address(address: str, context: Context, today: dt.date,
+                    candidates: Callable[[], list[str]]) -> verp.VerpToken | None:
+    # The report's addresses are only needed for an h- token (the recipient is not in it).
+    named = candidates() if address.lstrip("<").lower().startswith("h-") else ()
+    return verp.verify_return_path(address, context.secrets, context.streams, today=today,
+                                   max_age=context.max_age, candidates=named)
+
+
+def _lazy(parts: list[tuple[str, Message]]) -> Callable[[], Message | None]:
+    """The attached original, read on first use (a DSN identified by its return path never needs it)."""
+    return functools.cache(lambda: _attached_original(parts))
+
+
+def _attached_original(parts: list[tuple[str, Message]]) -> Message | None:
     """The original message (message/rfc822) or its headers (text/rfc822-headers) a report carries."""
-    for ctype, part in _parts(msg) if msg.is_multipart() else []:
+    for ctype, part in parts:
         if ctype == "message/rfc822":
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):

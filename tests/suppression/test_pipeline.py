@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from mailinfra.model.schema import StreamKind
 from mailinfra.suppression.lookup import LookupTable
 from mailinfra.suppression.model import Action, Policy
-from mailinfra.suppression.pipeline import process_message
+from mailinfra.suppression.pipeline import process_message, process_messages
+from mailinfra.suppression.sqlite_store import SqliteStore
 from mailinfra.suppression.store import SuppressionStore
 from tests.suppression import samples as s
 
@@ -77,3 +80,21 @@ def test_complaint_then_enforcement_via_the_replica(store: SuppressionStore, tmp
     store.remove("gina@comcast.net", actor="cli:alice")
     assert replica.sync(store) == 1 and replica.lookup("gina@comcast.net", M, s.NOW) is None
     assert replica.sync(store) == 0
+
+
+def test_group_commit_is_all_or_nothing_and_still_once(store: SuppressionStore) -> None:
+    """A batch (the processor's group commit) applies a report given twice once; a crash inside the batch
+    leaves the store as before it, so Postfix's re-delivery of the whole batch counts each report once."""
+    rp = s.return_path(SECRET, "bob@example.net")
+    raw = s.postfix_dsn(to=rp, recipient="bob@example.net")
+    [[first], [again]] = process_messages([(raw, rp), (raw, rp)], context=CTX, policy=Policy(), store=store,
+                                          now=s.NOW, actor="processor@tx-a")
+    assert not first.duplicate and again.duplicate and len(store.audit_log()) == 1
+    if isinstance(store, SqliteStore):
+        other = s.return_path(SECRET, "carol@example.org")
+        with pytest.raises(RuntimeError), store.batch():
+            process(store, s.postfix_dsn(to=other, recipient="carol@example.org", message_id="<c@x>"), other)
+            raise RuntimeError("killed mid-batch")
+        assert store.get("carol@example.org") is None
+        process(store, s.postfix_dsn(to=other, recipient="carol@example.org", message_id="<c@x>"), other)
+        assert store.get("carol@example.org") is not None
