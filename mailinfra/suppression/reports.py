@@ -194,30 +194,30 @@ def _recipients_of(block: Fields) -> list[str]:
 def _arf_reports(msg: Message, ref: str, context: Context, today: dt.date) -> list[Report]:
     parts = _parts(msg)
     fields = _feedback_fields(parts)
-    kind = _feedback_type(fields.get("Feedback-Type", ""))
+    kind = _feedback_type(fields.get("feedback-type", ""))
     return [_complaint(msg, ref, _lazy(parts), fields, context, today=today, kind=kind)]
 
 
 def _complaint(msg: Message, ref: str, original: Callable[[], Message | None], fields: Mapping[str, str],
                context: Context, *, today: dt.date, kind: FeedbackType) -> Report:
     def candidates() -> list[str]:
-        found = [addr for _, addr in getaddresses([fields.get("Original-Rcpt-To", "")])]
+        found = [addr for _, addr in getaddresses([fields.get("original-rcpt-to", "")])]
         attached = original()
         if attached is not None:
             found += [addr for _, addr in getaddresses(attached.get_all("To", []))]
         return found
 
     # RFC 5965 §3.5: Original-Mail-From is the original's envelope sender (our VERP return path).
-    token = _token_for(fields.get("Original-Mail-From"), original, context, today, candidates)
+    token = _token_for(fields.get("original-mail-from"), original, context, today, candidates)
     claimed = "" if token else next((c for c in map(try_normalise, candidates()) if c), "")
-    reporter = fields.get("User-Agent") or fields.get("Reporting-MTA") or _domain_of(msg.get("From", ""))
+    reporter = fields.get("user-agent") or fields.get("reporting-mta") or _domain_of(msg.get("From", ""))
     return Report(
         kind=ReportKind.COMPLAINT, recipient=token.recipient if token else claimed,
         stream=token.stream if token else None,
         stream_kind=context.streams.get(token.stream) if token else None,
         pool=context.pools.get(token.stream) if token else None,
         feedback_type=kind, reporter=reporter.strip(), message_ref=ref, verp_verified=token is not None,
-        ip=(fields.get("Source-IP") or "").strip() or None, arrival=(fields.get("Arrival-Date") or "").strip(),
+        ip=(fields.get("source-ip") or "").strip() or None, arrival=(fields.get("arrival-date") or "").strip(),
     )
 
 
@@ -230,7 +230,7 @@ def _feedback_fields(parts: list[tuple[str, Message]]) -> dict[str, str]:
             report = payload[0] if isinstance(payload, list) and payload else None
             if not isinstance(report, Message):
                 report = email.message_from_string(str(payload))
-            return {name: str(value) for name, value in report.items()}
+            return _fields(report)  # field names are case-insensitive (RFC 5322 §1.2.2)
     return {}
 
 
