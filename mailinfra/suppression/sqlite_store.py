@@ -30,8 +30,10 @@ CREATE TABLE IF NOT EXISTS pool_counts (
     pool TEXT NOT NULL, cls TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (pool, cls, day)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS applied (key TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+-- No AUTOINCREMENT (it writes sqlite_sequence on every insert): audit rows are never deleted, so the
+-- next id is always max(id) + 1 and the feed's sequence only grows (sqlite.org/autoinc.html).
 CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     address TEXT NOT NULL, detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_address ON audit (address);
