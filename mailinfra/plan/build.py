@@ -18,6 +18,7 @@ from mailinfra.plan.addresses import assign_placeholders
 from mailinfra.plan.model import (
     DkimKeyPlan,
     HostPlan,
+    IntakePlan,
     IpPlan,
     Plan,
     PoolPlan,
@@ -64,6 +65,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         records=records,
         placeholders=placeholders,
         warmup=plan_warmup(ips, streams, config.warmup_schedules, day),
+        intake=plan_intake(config),
     )
 
 
@@ -78,6 +80,19 @@ def plan_dates(stack: Stack) -> Callable[[dt.date], Plan]:
         return dataclasses.replace(base, as_of=day, warmup=warmup)
 
     return plan_at
+
+
+def plan_intake(config: StackConfig) -> IntakePlan:
+    """The stack's intake settings. `bounces.fbl_addresses` (and the older single `fbl_mailbox`) are
+    where FBL reports arrive; `bounces.suppression` the policy and the store (defaults: sqlite)."""
+    bounces = config.bounces
+    addresses = list(getattr(bounces, "fbl_addresses", None) or ())
+    if bounces.fbl_mailbox:
+        addresses.append(bounces.fbl_mailbox)
+    suppression = getattr(bounces, "suppression", None)
+    policy = suppression.model_dump(mode="json") if suppression is not None else {}
+    return IntakePlan(fbl_addresses=tuple(dict.fromkeys(a.lower() for a in addresses)),
+                      store=str(policy.get("store", "sqlite")), policy=tuple(sorted(policy.items())))
 
 
 def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:
