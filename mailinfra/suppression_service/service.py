@@ -1,0 +1,130 @@
+"""The lookup service: a socketmap server on a Unix socket for the host's Postfix instances, and a poller
+that keeps the replica up to date from every bounce host's change feed.
+
+    python -m mailinfra.suppression_service --config /etc/mailinfra/suppression-lookup.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import grp
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailinfra.suppression_service import socketmap
+from mailinfra.suppression_service.feed import FeedError, fetch_page
+from mailinfra.suppression_service.replica import Replica
+
+log = logging.getLogger("mailinfra.suppression_service")
+
+
+@dataclass(frozen=True)
+class LookupConfig:
+    socket: Path
+    socket_group: str | None
+    replica: Path
+    feeds: tuple[str, ...]
+    poll_seconds: float
+    secret: bytes
+
+
+def load_config(path: Path, root: Path | None = None) -> LookupConfig:
+    """The rendered configuration (mailinfra.mta.enforcement); `root` prefixes its paths (the lab's root)."""
+    data: dict[str, Any] = json.loads(path.read_text())
+
+    def where(value: str) -> Path:
+        return Path(f"{root}{value}") if root is not None else Path(value)
+
+    return LookupConfig(socket=where(data["socket"]), socket_group=data.get("socket_group"),
+                        replica=where(data["replica"]), feeds=tuple(data["feeds"]),
+                        poll_seconds=float(data.get("poll_seconds", 1.0)),
+                        secret=where(data["verp_secret_file"]).read_bytes().strip())
+
+
+async def handle_client(replica: Replica, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer requests until Postfix closes the connection (it reuses one per process)."""
+    buffer = b""
+    try:
+        while True:
+            payload, buffer = socketmap.decode_netstring(buffer)
+            if payload is None:
+                data = await reader.read(4096)
+                if not data:
+                    return
+                buffer += data
+                continue
+            request = socketmap.parse_request(payload)
+            try:
+                answer = replica.lookup(request.key, request.name)
+            except Exception as error:  # any failure must defer (TEMP), never let mail through
+                log.warning("lookup %s failed: %s", request.key, error)
+                writer.write(socketmap.reply_temporary("suppression lookup failed"))
+            else:
+                writer.write(socketmap.reply_found(answer) if answer else socketmap.reply_not_found())
+            await writer.drain()
+    except socketmap.NetstringError as error:
+        log.warning("closing a client: %s", error)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def poll_once(replica: Replica, feeds: Sequence[str], secret: bytes) -> int:
+    """Every feed's new changes into the replica; the number applied. A feed that fails is retried next time."""
+    applied = 0
+    for url in feeds:
+        try:
+            while True:
+                last, changes = fetch_page(url, replica.last(url), secret)
+                applied += replica.apply(url, changes, max(last, replica.last(url)))
+                if not changes:
+                    break
+        except FeedError as error:
+            log.warning("feed %s: %s", url, error)
+    return applied
+
+
+async def poll_forever(replica: Replica, config: LookupConfig) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        started = time.monotonic()
+        await loop.run_in_executor(None, poll_once, replica, config.feeds, config.secret)
+        await asyncio.sleep(max(0.05, config.poll_seconds - (time.monotonic() - started)))
+
+
+async def serve(config: LookupConfig) -> None:
+    replica = Replica(config.replica)
+    config.socket.parent.mkdir(parents=True, exist_ok=True)
+    config.socket.unlink(missing_ok=True)
+    server = await asyncio.start_unix_server(lambda r, w: handle_client(replica, r, w), path=str(config.socket))
+    # smtpd runs as Postfix's mail_owner: that group may connect, nobody else.
+    if config.socket_group:
+        with contextlib.suppress(KeyError, PermissionError):
+            os.chown(config.socket, -1, grp.getgrnam(config.socket_group).gr_gid)
+    config.socket.chmod(0o660)
+    print(f"suppression lookup: listening on {config.socket}, {replica.count()} entries", flush=True)
+    async with server:
+        await asyncio.gather(server.serve_forever(), poll_forever(replica, config))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="suppression lookup for Postfix (socketmap)")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--root", type=Path, default=None, help="prefix of every path in the config (the lab)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        config = load_config(args.config, args.root)
+    except (OSError, KeyError, ValueError) as error:
+        sys.exit(f"{args.config}: {error}")
+    asyncio.run(serve(config))
