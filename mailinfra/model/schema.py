@@ -366,12 +366,49 @@ class MtaSts(Strict):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
 
 
+class SuppressionStoreKind(StrEnum):
+    SQLITE = "sqlite"  # embedded on the bounce host (the lab's too); hosts read its change feed
+    DYNAMODB = "dynamodb"  # a table the components provision (on-demand, TTL, point-in-time recovery)
+
+
+class Suppression(Strict):
+    """`bounces.suppression`: what a bounce or complaint does to the recipient (mailinfra.suppression)."""
+
+    store: SuppressionStoreKind = SuppressionStoreKind.SQLITE
+    # Soft failures (mailbox full, X.2.2) suppress once this many arrive for one address within the window.
+    soft_bounce_threshold: int = Field(default=3, ge=1, le=100, strict=True)
+    soft_bounce_window_days: int = Field(default=7, ge=1, le=365, strict=True)
+    # A soft entry lapses after this many days (a full mailbox gets emptied); hard entries never lapse.
+    soft_expiry_days: int = Field(default=30, ge=1, le=3650, strict=True)
+    # The stream kinds an ARF abuse/fraud/virus complaint stops mail of (RFC 5965 feedback types).
+    # Transactional is left out by default: a receipt or password reset the recipient asked for still goes.
+    complaint_streams: list[StreamKind] = Field(default=[StreamKind.MARKETING, StreamKind.BULK], min_length=1)
+    # A VERP token (or X-Mailinfra-Id header) older than this verifies as nothing: late DSNs arrive within
+    # the senders' queue lifetime (Postfix maximal_queue_lifetime 5d), ARF reports within weeks.
+    token_max_age_days: int = Field(default=60, ge=7, le=365, strict=True)
+    # The Pulumi secret config key holding the VERP HMAC secret (`pulumi config set --secret
+    # mailinfra:verp_secret ...`, at least 16 bytes); `verp_secret_previous` verifies only (rotation).
+    verp_secret: Key = "verp_secret"
+    verp_secret_previous: Key | None = None
+
+
 class Bounces(Strict):
     hosts: list[Key] = Field(min_length=1)
     mx_preference: int = Field(default=10, ge=0, le=65535, strict=True)
+    # Deprecated by fbl_addresses (one address only); still read: feedback_addresses unites both.
     fbl_mailbox: str | None = None
+    # The addresses registered with the feedback loops (Yahoo CFL, Microsoft JMRP, Comcast ...): the bounce
+    # hosts accept ARF reports (RFC 5965) for them and hand them to the processor.
+    fbl_addresses: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    suppression: Suppression = Suppression()
     tls_rpt_rua: list[Annotated[str, Field(pattern=r"^(mailto:|https://)\S+$")]] = []
     mta_sts: MtaSts | None = None
+
+    @property
+    def feedback_addresses(self) -> list[str]:
+        """fbl_addresses and the deprecated fbl_mailbox, lower-cased, each once."""
+        named = [*self.fbl_addresses, *([self.fbl_mailbox] if self.fbl_mailbox else [])]
+        return list(dict.fromkeys(address.lower() for address in named))
 
 
 class WarmupSchedule(Strict):
