@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from mailinfra.suppression.address import try_normalise
 from mailinfra.suppression.model import FeedbackType, Report, ReportKind
 
+
 def read_records(text: str) -> Iterator[dict[str, str]]:
     """Each record as {column: value}, by the file's header line (the one whose first column is `type`;
     a rotated file starts with its own)."""

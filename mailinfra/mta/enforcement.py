@@ -25,7 +25,7 @@ from mailinfra.plan.model import HostPlan, Plan
 LOOKUP_SOCKET = "/run/mailinfra-suppression/lookup.sock"
 LOOKUP_UNIT = "mailinfra-suppression-lookup"
 LOOKUP_CONFIG = "etc/mailinfra/suppression-lookup.json"
-# A cache rebuilt from the feeds: the root disk is fine.
+# A cache rebuilt from the feeds (the root disk is fine): one replica file per bounce host's feed.
 REPLICA_DIRECTORY = "/var/cache/mailinfra-suppression"
 POLL_SECONDS = 1.0
 
@@ -51,7 +51,7 @@ def render_enforcement(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         "host": host.name,
         "socket": LOOKUP_SOCKET,
         "socket_group": "postfix",
-        "replica": f"{REPLICA_DIRECTORY}/replica.db",
+        "replica": REPLICA_DIRECTORY,
         "feeds": feed_urls(plan, host),
         "poll_seconds": POLL_SECONDS,
         "verp_secret_file": VERP_SECRET_FILE,

@@ -1,9 +1,9 @@
 """Bounce and complaint intake on a bounce host: what Postfix accepts, and the processor it hands it to.
 
 Postfix's primary instance on a bounce host (`bounces.hosts`) accepts, at RCPT time:
-- for every return-path domain, only well-formed VERP return paths (`bounces+<token>@<rp>`, the shape
-  mailinfra.suppression.verp builds; the token is verified by the processor, the regexp only keeps
-  dictionary attacks and `bounces+anything` out of the queue) and the plain `bounces@<rp>`;
+- for every return-path domain, only well-formed VERP return paths (the shape mailinfra.suppression.verp
+  builds; the token's MAC is verified by the processor, the regexp keeps dictionary attacks and
+  `bounces+anything` out of the queue); a plain `bounces@<rp>` names no message and is refused too;
 - the FBL addresses (`bounces.fbl_addresses`) exactly, where ARF reports (RFC 5965) arrive.
 Everything else at those domains is "550 5.1.1 unknown" (virtual_mailbox_maps, postconf(5)).
 
@@ -20,6 +20,7 @@ import re
 
 from mailinfra.mta.files import RenderedFile, render_template, rendered
 from mailinfra.plan.model import HostPlan, Plan
+from mailinfra.suppression import paths, verp
 
 # The processor's LMTP socket; lmtp(8) runs as Postfix's mail_owner, the processor creates it 0660 with
 # that group. A Unix socket: nothing on the network can reach it, and no port to clash with injection ports.
@@ -28,17 +29,17 @@ PROCESSOR_UNIT = "mailinfra-bounceproc"
 PROCESSOR_CONFIG = "etc/mailinfra/bounceproc.json"
 # The store and the processor's ledger live on the spool volume (components/mta_host.py spool_directories):
 # like the queues, they must outlive the instance.
-STATE_DIRECTORY = "/var/lib/mailinfra-suppression"
-STORE_PATH = f"{STATE_DIRECTORY}/suppression.db"
+STORE_PATH = paths.HOST_DB_PATH
+STATE_DIRECTORY = STORE_PATH.rpartition("/")[0]
 # The stack secret (HMAC key of the VERP tokens), fetched from the host's own SSM parameter at boot.
 VERP_SECRET_FILE = "/etc/mailinfra/secrets/verp.key"  # noqa: S105 - a path, not a secret
 # The change feed the hosts' lookup services poll (mailinfra.suppression_service): HTTP on the bounce host,
 # authenticated with a key derived from the stack secret.
 FEED_PORT = 8425
-BOUNCE_LOCALPART = "bounces"
-# RFC 5321 §4.5.3.1.1: a local part is at most 64 octets, so the token after "bounces+" at most 56.
-# The characters are those of the token's encoding (base32 lower case, digits, `=`, `.`, `-`, `_`).
-VERP_TOKEN_PATTERN = r"[a-z0-9][a-z0-9=._-]{15,55}"  # noqa: S105 - a regexp
+# The VERP local part the core builds (mailinfra.suppression.verp: `b-<mac,day,stream>-<local>=<domain>`
+# or `h-<mac,day,stream>`), without its anchors: embedded in each domain's line. POSIX ERE (regexp(5)):
+# groups, alternation and bounds only.
+VERP_LOCAL_PATTERN = verp.LOCAL_PART_PATTERN.removeprefix("^").removesuffix("$")
 
 
 def bounce_domains(plan: Plan, host: HostPlan) -> tuple[str, ...]:
@@ -63,8 +64,7 @@ def recipient_patterns(plan: Plan, host: HostPlan) -> tuple[str, ...]:
     lines = []
     for domain in bounce_domains(plan, host):
         escaped = re.escape(domain)
-        lines.append(f"/^{BOUNCE_LOCALPART}\\+{VERP_TOKEN_PATTERN}@{escaped}$/ verp")
-        lines.append(f"/^{BOUNCE_LOCALPART}@{escaped}$/ plain")
+        lines.append(f"/^{VERP_LOCAL_PATTERN}@{escaped}$/ verp")
     lines += [f"/^{re.escape(address)}$/ fbl" for address in fbl_addresses(plan, host)]
     return tuple(lines)
 
@@ -96,6 +96,8 @@ def processor_config(plan: Plan, host: HostPlan) -> dict[str, object]:
         "return_path_domains": list(bounce_domains(plan, host)),
         "fbl_addresses": list(fbl_addresses(plan, host)),
         "streams": {s.name: s.kind for s in plan.streams},
+        # The pool a stream's reports are counted for (a marketing stream: its active tier's).
+        "stream_pools": {s.name: s.pools[0][1] if s.pools else None for s in plan.streams},
         "pools": {p.name: [plan.ip(n).address for n in p.ips] for p in plan.pools},
         "policy": dict(plan.intake.policy),
         "ses_queues": [],

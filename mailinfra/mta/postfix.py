@@ -35,7 +35,6 @@ FAILED_COHORT_LIMIT = 10
 
 # Where pool instances hand DSNs for this host's return-path domains to the primary instance.
 PRIMARY_LOOPBACK = "127.0.0.1"
-BOUNCE_LOCALPART = intake.BOUNCE_LOCALPART  # return-path addresses: bounces@<rp> and VERP bounces+<token>@<rp>
 MAIL_UID = 8  # Debian's `mail` user
 
 

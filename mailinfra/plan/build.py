@@ -86,13 +86,9 @@ def plan_intake(config: StackConfig) -> IntakePlan:
     """The stack's intake settings. `bounces.fbl_addresses` (and the older single `fbl_mailbox`) are
     where FBL reports arrive; `bounces.suppression` the policy and the store (defaults: sqlite)."""
     bounces = config.bounces
-    addresses = list(getattr(bounces, "fbl_addresses", None) or ())
-    if bounces.fbl_mailbox:
-        addresses.append(bounces.fbl_mailbox)
-    suppression = getattr(bounces, "suppression", None)
-    policy = suppression.model_dump(mode="json") if suppression is not None else {}
-    return IntakePlan(fbl_addresses=tuple(dict.fromkeys(a.lower() for a in addresses)),
-                      store=str(policy.get("store", "sqlite")), policy=tuple(sorted(policy.items())))
+    policy = bounces.suppression.model_dump(mode="json")
+    return IntakePlan(fbl_addresses=tuple(bounces.feedback_addresses), store=str(bounces.suppression.store),
+                      policy=tuple(sorted(policy.items())))
 
 
 def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:

@@ -12,15 +12,17 @@ stack's own hosts only.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from typing import Any
 
-from mailinfra.suppression_service.replica import Change
+from mailinfra.model.schema import StreamKind
+from mailinfra.suppression.model import BounceClass, Entry, Source
+from mailinfra.suppression.store import Change
 
 FEED_LABEL = b"mailinfra suppression feed v1"
 PAGE = 5000
@@ -41,14 +43,25 @@ def authorized(header: str | None, secret: bytes) -> bool:
 
 def encode_page(last: int, changes: list[Change]) -> bytes:
     return json.dumps({"last": last, "changes": [
-        {"seq": c.seq, "address": c.address, "entry": dict(c.entry) if c.entry is not None else None}
-        for c in changes]}, default=str).encode()
+        {"seq": c.seq, "address": c.address, "entry": entry_json(c.entry)} for c in changes]}).encode()
 
 
 def decode_page(body: bytes) -> tuple[int, list[Change]]:
     data = json.loads(body)
-    changes = [Change(int(c["seq"]), str(c["address"]), c.get("entry")) for c in data["changes"]]
+    changes = [Change(int(c["seq"]), str(c["address"]), json_entry(c["address"], c.get("entry")))
+               for c in data["changes"]]
     return int(data["last"]), changes
+
+
+class RemoteFeed:
+    """A bounce host's store as the lookup's replica sees it (`changes_since`, over HTTP)."""
+
+    def __init__(self, url: str, secret: bytes) -> None:
+        self.url = url
+        self.secret = secret
+
+    def changes_since(self, seq: int, limit: int = PAGE) -> list[Change]:
+        return fetch_page(self.url, seq, self.secret)[1][:limit]
 
 
 def fetch_page(url: str, after: int, secret: bytes, *, timeout: float = 5.0) -> tuple[int, list[Change]]:
@@ -64,13 +77,23 @@ def fetch_page(url: str, after: int, secret: bytes, *, timeout: float = 5.0) -> 
         raise FeedError(f"{url}: {error}") from None
 
 
-def entry_json(entry: Any) -> Mapping[str, Any] | None:
-    """An entry as the feed carries it (from the core's Entry, or a mapping)."""
+def entry_json(entry: Entry | None) -> dict[str, Any] | None:
+    """An entry as the feed carries it (ISO 8601 times; null: the address was removed)."""
     if entry is None:
         return None
-    if isinstance(entry, Mapping):
-        return entry
     return {"scope": sorted(str(k) for k in entry.scope), "reason": entry.reason,
             "cls": str(entry.cls) if entry.cls is not None else None, "source": str(entry.source),
             "first_seen": entry.first_seen.isoformat(), "last_seen": entry.last_seen.isoformat(),
-            "expires": entry.expires.isoformat() if entry.expires is not None else None}
+            "expires": entry.expires.isoformat() if entry.expires is not None else None,
+            "added_by": entry.added_by, "stream": entry.stream}
+
+
+def json_entry(address: str, data: dict[str, Any] | None) -> Entry | None:
+    if data is None:
+        return None
+    return Entry(address=address, scope=frozenset(StreamKind(k) for k in data["scope"]), reason=str(data["reason"]),
+                 cls=BounceClass(data["cls"]) if data.get("cls") else None, source=Source(data["source"]),
+                 first_seen=dt.datetime.fromisoformat(data["first_seen"]),
+                 last_seen=dt.datetime.fromisoformat(data["last_seen"]),
+                 expires=dt.datetime.fromisoformat(data["expires"]) if data.get("expires") else None,
+                 added_by=str(data.get("added_by") or ""), stream=data.get("stream"))

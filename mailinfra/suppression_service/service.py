@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import grp
 import json
 import logging
@@ -20,18 +21,51 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mailinfra.model.schema import StreamKind
+from mailinfra.suppression.address import try_normalise
+from mailinfra.suppression.lookup import LookupTable
 from mailinfra.suppression_service import socketmap
-from mailinfra.suppression_service.feed import FeedError, fetch_page
-from mailinfra.suppression_service.replica import Replica
+from mailinfra.suppression_service.feed import FeedError, RemoteFeed
 
 log = logging.getLogger("mailinfra.suppression_service")
+
+
+class Replicas:
+    """One replica (mailinfra.suppression.lookup.LookupTable) per bounce host's feed: with several bounce
+    hosts each keeping its own store, an address is suppressed when any of them says so."""
+
+    def __init__(self, directory: Path, feeds: Sequence[str], secret: bytes) -> None:
+        self.tables = {url: LookupTable(directory / f"replica-{i}.db") for i, url in enumerate(feeds)}
+        self.feeds = {url: RemoteFeed(url, secret) for url in feeds}
+
+    def lookup(self, address: str, kind: str) -> str | None:
+        """The RCPT reply refusing `address` for a stream of `kind`, or None."""
+        normalised = try_normalise(address)
+        if normalised is None:
+            return None  # not an address we could have suppressed (smtpd checks syntax itself)
+        now = dt.datetime.now(dt.UTC)
+        for table in self.tables.values():
+            hit = table.lookup(normalised, StreamKind(kind), now)
+            if hit is not None:
+                return hit.reply()
+        return None
+
+    def sync(self) -> int:
+        """Every feed's new changes; a feed that fails is retried at the next poll (the replica still answers)."""
+        applied = 0
+        for url, table in self.tables.items():
+            try:
+                applied += table.sync(self.feeds[url])  # type: ignore[arg-type]  # changes_since is all it reads
+            except FeedError as error:
+                log.warning("feed %s: %s", url, error)
+        return applied
 
 
 @dataclass(frozen=True)
 class LookupConfig:
     socket: Path
     socket_group: str | None
-    replica: Path
+    replica: Path  # the directory of the replicas
     feeds: tuple[str, ...]
     poll_seconds: float
     secret: bytes
@@ -50,7 +84,7 @@ def load_config(path: Path, root: Path | None = None) -> LookupConfig:
                         secret=where(data["verp_secret_file"]).read_bytes().strip())
 
 
-async def handle_client(replica: Replica, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def handle_client(replica: Replicas, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answer requests until Postfix closes the connection (it reuses one per process)."""
     buffer = b""
     try:
@@ -79,31 +113,16 @@ async def handle_client(replica: Replica, reader: asyncio.StreamReader, writer: 
             await writer.wait_closed()
 
 
-def poll_once(replica: Replica, feeds: Sequence[str], secret: bytes) -> int:
-    """Every feed's new changes into the replica; the number applied. A feed that fails is retried next time."""
-    applied = 0
-    for url in feeds:
-        try:
-            while True:
-                last, changes = fetch_page(url, replica.last(url), secret)
-                applied += replica.apply(url, changes, max(last, replica.last(url)))
-                if not changes:
-                    break
-        except FeedError as error:
-            log.warning("feed %s: %s", url, error)
-    return applied
-
-
-async def poll_forever(replica: Replica, config: LookupConfig) -> None:
+async def poll_forever(replica: Replicas, config: LookupConfig) -> None:
     loop = asyncio.get_running_loop()
     while True:
         started = time.monotonic()
-        await loop.run_in_executor(None, poll_once, replica, config.feeds, config.secret)
+        await loop.run_in_executor(None, replica.sync)
         await asyncio.sleep(max(0.05, config.poll_seconds - (time.monotonic() - started)))
 
 
 async def serve(config: LookupConfig) -> None:
-    replica = Replica(config.replica)
+    replica = Replicas(config.replica, config.feeds, config.secret)
     config.socket.parent.mkdir(parents=True, exist_ok=True)
     config.socket.unlink(missing_ok=True)
     server = await asyncio.start_unix_server(lambda r, w: handle_client(replica, r, w), path=str(config.socket))
@@ -112,7 +131,7 @@ async def serve(config: LookupConfig) -> None:
         with contextlib.suppress(KeyError, PermissionError):
             os.chown(config.socket, -1, grp.getgrnam(config.socket_group).gr_gid)
     config.socket.chmod(0o660)
-    print(f"suppression lookup: listening on {config.socket}, {replica.count()} entries", flush=True)
+    print(f"suppression lookup: listening on {config.socket}, feeds {', '.join(config.feeds)}", flush=True)
     async with server:
         await asyncio.gather(server.serve_forever(), poll_forever(replica, config))
 
