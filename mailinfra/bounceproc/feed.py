@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mailinfra.suppression.store import SuppressionStore
-from mailinfra.suppression_service.feed import PAGE, authorized, encode_page, entry_json
-from mailinfra.suppression_service.replica import Change
+from mailinfra.suppression_service.feed import PAGE, authorized, encode_page
 
 
 def serve_feed(listen: tuple[str, int], secret: bytes,
@@ -40,7 +39,7 @@ def serve_feed(listen: tuple[str, int], secret: bytes,
                 return
             if not hasattr(local, "store"):
                 local.store = open_store()
-            changes = [Change(c.seq, c.address, entry_json(c.entry)) for c in local.store.changes_since(after, limit)]
+            changes = local.store.changes_since(after, limit)
             last = max([after, *(c.seq for c in changes)])
             self._reply(200, encode_page(last, changes), "application/json")
 

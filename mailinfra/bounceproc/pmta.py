@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping
 
 from mailinfra.suppression.address import try_normalise
@@ -48,7 +49,7 @@ def record_reports(records: Iterator[dict[str, str]], vmta_streams: Mapping[str,
                                  f"{record.get('timeLogged', '')}"}
         if kind in {"b", "rb"}:
             yield Report(kind=ReportKind.BOUNCE, action=(record.get("dsnAction") or "failed").lower(),
-                         status=record.get("dsnStatus") or None, diagnostic=record.get("dsnDiag", ""),
+                         status=_status_code(record.get("dsnStatus", "")), diagnostic=record.get("dsnDiag", ""),
                          remote_mta=record.get("dsnMta", ""), reporter="powermta", **common)  # type: ignore[arg-type]
         elif kind == "f":
             try:
@@ -58,3 +59,9 @@ def record_reports(records: Iterator[dict[str, str]], vmta_streams: Mapping[str,
             yield Report(kind=ReportKind.COMPLAINT, feedback_type=feedback,
                          reporter=record.get("userAgent") or record.get("reportingMta") or "powermta",
                          **common)  # type: ignore[arg-type]
+
+
+def _status_code(text: str) -> str | None:
+    """PowerMTA writes the code with its meaning, `5.1.1 (bad destination mailbox address)`: the code only."""
+    match = re.match(r"\s*([245]\.\d{1,3}\.\d{1,3})", text)
+    return match[1] if match else None

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mailinfra.bounceproc.config import ConfigError, ProcessorConfig, load_config
@@ -35,17 +36,19 @@ class Processor:
     def __init__(self, config: ProcessorConfig) -> None:
         self.config = config
         self.actor = f"processor@{config.host}"
-        self.store = SqliteStore(config.store_path)
-        self.lock = threading.Lock()  # LMTP's worker thread and the SES drain share the connection
+        # One writer thread owns the store's connection (sqlite3 objects stay in their thread): LMTP and the
+        # SES drain both hand their work to it, so writes are serial.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self.store = self.writer.submit(SqliteStore, config.store_path).result()
 
     def message(self, raw: bytes, rcpt: str, now: dt.datetime) -> list[Applied]:
-        with self.lock:
-            return process_message(raw, envelope_recipient=rcpt, context=self.config.context,
-                                   policy=self.config.policy, store=self.store, now=now, actor=self.actor)
+        return self.writer.submit(
+            process_message, raw, envelope_recipient=rcpt, context=self.config.context,
+            policy=self.config.policy, store=self.store, now=now, actor=self.actor).result()
 
     def reports(self, reports: list[Report], now: dt.datetime) -> list[Applied]:
-        with self.lock:
-            return process_reports(reports, policy=self.config.policy, store=self.store, now=now, actor=self.actor)
+        return self.writer.submit(process_reports, reports, policy=self.config.policy, store=self.store,
+                                  now=now, actor=self.actor).result()
 
 
 def drain_ses(processor: Processor, stop: threading.Event) -> None:
