@@ -167,6 +167,8 @@ class MtaHostArgs:
     postfix_instances: Sequence[PostfixInstance] = ()  # registered and given queues at boot
     # The security group's rules (mailinfra.mta.network.plan_host_network); none given: no traffic at all.
     network: HostNetwork | None = None
+    # More role policies (name -> policy document), e.g. the suppression table and queues (components/suppression.py).
+    policies: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -389,6 +391,8 @@ class MtaHost(pulumi.ComponentResource):
         bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=object_arn.apply(
             lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
+        policies += [aws.iam.RolePolicy(f"{name}-{key}", role=role.id, policy=document, opts=child)
+                     for key, document in sorted(args.policies.items())]
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
         return profile, [*policies, bundle_read]
 

@@ -27,8 +27,7 @@ class ProcessorConfig:
     feed_listen: tuple[str, int] | None
     context: Context
     policy: Policy
-    ses_queues: tuple[str, ...]
-    region: str | None
+    ses_queues: tuple[tuple[str, str | None], ...]  # (queue name, region)
     secret: bytes  # the current VERP secret (the feed key is derived from it)
 
 
@@ -68,5 +67,6 @@ def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
         host=str(data.get("host", "")), lmtp_socket=where("lmtp_socket"), socket_group=data.get("socket_group"),
         store_path=Path(f"{root}{store['path']}") if root is not None else Path(store["path"]),
         feed_listen=(address, int(port)) if listen else None, context=context,
-        policy=policy_from_config(suppression), ses_queues=tuple(data.get("ses_queues") or ()),
-        region=data.get("region"), secret=secrets[0])
+        policy=policy_from_config(suppression),
+        ses_queues=tuple((str(q["name"]), q.get("region")) for q in data.get("ses_queues") or ()),
+        secret=secrets[0])

@@ -57,14 +57,18 @@ def drain_ses(processor: Processor, stop: threading.Event) -> None:
 
     from mailinfra.bounceproc.ses import drain_once
 
-    sqs = boto3.client("sqs", region_name=processor.config.region,
-                       endpoint_url=os.environ.get("MAILINFRA_SQS_ENDPOINT") or None)
+    endpoint = os.environ.get("MAILINFRA_SQS_ENDPOINT") or None
+    clients = {name: boto3.client("sqs", region_name=region, endpoint_url=endpoint)
+               for name, region in processor.config.ses_queues}
+    urls: dict[str, str] = {}
     while not stop.is_set():
-        for queue in processor.config.ses_queues:
+        for name, sqs in clients.items():
             try:
-                drain_once(sqs, queue, processor.config.context, processor.reports)
+                if name not in urls:
+                    urls[name] = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+                drain_once(sqs, urls[name], processor.config.context, processor.reports)
             except Exception as error:  # the network or SQS: retry, the events wait in the queue
-                log.warning("SES queue %s: %s", queue, error)
+                log.warning("SES queue %s: %s", name, error)
                 stop.wait(SES_RETRY_SECONDS)
 
 

@@ -15,6 +15,7 @@ the processor answers 250 for a recipient only once its decision is committed to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -32,7 +33,7 @@ PROCESSOR_CONFIG = "etc/mailinfra/bounceproc.json"
 STORE_PATH = paths.HOST_DB_PATH
 STATE_DIRECTORY = STORE_PATH.rpartition("/")[0]
 # The stack secret (HMAC key of the VERP tokens), fetched from the host's own SSM parameter at boot.
-VERP_SECRET_FILE = "/etc/mailinfra/secrets/verp.key"  # noqa: S105 - a path, not a secret
+VERP_SECRET_FILE = "/etc/mailinfra/verp.key"  # noqa: S105 - a path, not a secret
 # The change feed the hosts' lookup services poll (mailinfra.suppression_service): HTTP on the bounce host,
 # authenticated with a key derived from the stack secret.
 FEED_PORT = 8425
@@ -100,8 +101,24 @@ def processor_config(plan: Plan, host: HostPlan) -> dict[str, object]:
         "stream_pools": {s.name: s.pools[0][1] if s.pools else None for s in plan.streams},
         "pools": {p.name: [plan.ip(n).address for n in p.ips] for p in plan.pools},
         "policy": dict(plan.intake.policy),
-        "ses_queues": [],
+        # The SES routes' event queues, by name (their URL is known once created; the processor asks
+        # GetQueueUrl) and region.
+        "ses_queues": [{"name": ses_event_queue_name(plan.stack, r.name), "region": r.region}
+                       for r in plan.routes if r.kind == "ses"] if host.accepts_bounces else [],
     }
+
+
+def ses_event_queue_name(stack: str, route: str) -> str:
+    """The SES route's events queue (components/secondary_route.py: its configuration set's name + `-events`;
+    the same rule, kept pure here: tests/bounceproc/test_intake.py keeps the two equal)."""
+    name = f"mailinfra-{stack}-{route}"
+    if len(name) > SES_NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[:SES_NAME_MAX - len(digest) - 1]}-{digest}"
+    return f"{name}-events"
+
+
+SES_NAME_MAX = 64
 
 
 def suppression_table_name(stack: str) -> str:
