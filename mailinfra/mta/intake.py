@@ -99,7 +99,6 @@ def processor_config(plan: Plan, host: HostPlan) -> dict[str, object]:
         "streams": {s.name: s.kind for s in plan.streams},
         # The pool a stream's reports are counted for (a marketing stream: its active tier's).
         "stream_pools": {s.name: s.pools[0][1] if s.pools else None for s in plan.streams},
-        "pools": {p.name: [plan.ip(n).address for n in p.ips] for p in plan.pools},
         "policy": dict(plan.intake.policy),
         # The SES routes' event queues, by name (their URL is known once created; the processor asks
         # GetQueueUrl) and region.
