@@ -25,6 +25,8 @@ COMMANDS = {
     "render": "mailinfra.cli.render_cmd",
     "warmup": "mailinfra.cli.warmup_cmd",
     "audit": "mailinfra.cli.audit_cmd",
+    "suppress": "mailinfra.cli.suppress_cmd",
+    "verp": "mailinfra.cli.verp_cmd",
     "review": "mailinfra.cli.review_cmd",
     "drift": "mailinfra.cli.drift_cmd",
     "lab": "mailinfra.cli.lab_cmd",

@@ -46,6 +46,13 @@ def _check_return_path(value: str) -> str:
     return f"{name}." if absolute else name
 
 
+def _check_mailbox(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if not at or not local or any(c.isspace() for c in local):
+        raise ValueError("an email address such as fbl@example.com")
+    return f"{local}@{_check_domain(domain)}"
+
+
 def _check_key(value: str) -> str:
     if not _KEY.match(value):
         raise ValueError(
@@ -388,7 +395,7 @@ class Suppression(Strict):
     token_max_age_days: int = Field(default=60, ge=7, le=365, strict=True)
     # The Pulumi secret config key holding the VERP HMAC secret (`pulumi config set --secret
     # mailinfra:verp_secret ...`, at least 16 bytes); `verp_secret_previous` verifies only (rotation).
-    verp_secret: Key = "verp_secret"
+    verp_secret: Key = "verp_secret"  # noqa: S105 -- the name of a config key, not a secret
     verp_secret_previous: Key | None = None
 
 
@@ -399,7 +406,7 @@ class Bounces(Strict):
     fbl_mailbox: str | None = None
     # The addresses registered with the feedback loops (Yahoo CFL, Microsoft JMRP, Comcast ...): the bounce
     # hosts accept ARF reports (RFC 5965) for them and hand them to the processor.
-    fbl_addresses: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    fbl_addresses: list[Annotated[str, AfterValidator(_check_mailbox)]] = []
     suppression: Suppression = Suppression()
     tls_rpt_rua: list[Annotated[str, Field(pattern=r"^(mailto:|https://)\S+$")]] = []
     mta_sts: MtaSts | None = None

@@ -12,6 +12,7 @@ only keeps the table from growing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterator
@@ -106,6 +107,8 @@ class DynamoStore:
     def apply(self, key: str, decision: Decision, *, now: dt.datetime, actor: str,
               window: dt.timedelta) -> Applied:
         at = to_epoch(now)
+        if decision.action is Action.IGNORE:
+            return Applied(decision, duplicate=False)  # nothing to apply, nothing to count twice
         marker = {"Put": {
             "TableName": self.table,
             "Item": {"pk": {"S": f"applied#{key}"}, "at": {"N": str(at)},
@@ -142,6 +145,11 @@ class DynamoStore:
                 return Applied(decision, duplicate=True)
             raise
         return Applied(decision, duplicate=False, soft_count=soft)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """No group commit on DynamoDB: each apply is its own TransactWriteItems (atomic per report)."""
+        yield
 
     def close(self) -> None:
         return None

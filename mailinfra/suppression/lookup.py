@@ -19,13 +19,13 @@ from pathlib import Path
 from mailinfra.model.schema import StreamKind
 from mailinfra.suppression.codec import KIND_BITS, from_epoch, kinds_to_bits, to_epoch
 from mailinfra.suppression.model import Entry, Source
-from mailinfra.suppression.store import SuppressionStore
+from mailinfra.suppression.store import ChangeFeed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppressed (
     address TEXT PRIMARY KEY, kinds INTEGER NOT NULL, expires REAL, reason TEXT NOT NULL, since REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS feed (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS feed (source TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -63,16 +63,19 @@ class LookupTable:
             return None
         return Hit(address=address, reason=row[2], since=from_epoch(row[3]))
 
-    @property
-    def seq(self) -> int:
-        row = self._db.execute("SELECT seq FROM feed WHERE id = 1").fetchone()
+    def seq(self, source: str = "store") -> int:
+        """The last change of `source` folded in (0: none yet)."""
+        row = self._db.execute("SELECT seq FROM feed WHERE source = ?", (source,)).fetchone()
         return int(row[0]) if row else 0
 
-    def sync(self, store: SuppressionStore, *, batch: int = 10000) -> int:
-        """Fold every change since the last sync in; the number of changes applied."""
+    def sync(self, store: ChangeFeed, *, source: str = "store", batch: int = 10000) -> int:
+        """Fold every change of `store` since its last sync in; the number of changes applied.
+
+        `source` names the store when a host follows several (with `store: sqlite` each bounce host keeps
+        its own file, e.g. source="tx-a" and source="tx-b"): each has its own cursor."""
         applied = 0
         while True:
-            changes = store.changes_since(self.seq, batch)
+            changes = store.changes_since(self.seq(source), batch)
             if not changes:
                 return applied
             self._db.execute("BEGIN IMMEDIATE")
@@ -87,7 +90,7 @@ class LookupTable:
                             (entry.address, kinds_to_bits(entry.scope),
                              to_epoch(entry.expires) if entry.expires else None, label_of(entry),
                              to_epoch(entry.first_seen)))
-                self._db.execute("INSERT OR REPLACE INTO feed (id, seq) VALUES (1, ?)", (changes[-1].seq,))
+                self._db.execute("INSERT OR REPLACE INTO feed (source, seq) VALUES (?, ?)", (source, changes[-1].seq))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -83,7 +83,7 @@ class Report:
     message_ref: str = ""  # Message-ID (or queue id) of the report; the idempotency key with recipient
     verp_verified: bool = False
     remote_mta: str = ""  # RFC 3464 Remote-MTA
-    arrival: dt.datetime | None = None  # Arrival-Date / Received-Date of the original, if given
+    arrival: str = ""  # Arrival-Date of the original as the report gives it (RFC 5322 date), if given
 
     @property
     def dedupe_key(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +47,12 @@ class Applied:
     soft_count: int = 0  # soft failures of this address inside the window, this one included
 
 
+class ChangeFeed(Protocol):
+    """All a replica reads: a store, or a bounce host's store served over the network."""
+
+    def changes_since(self, seq: int, limit: int = 10000) -> list[Change]: ...
+
+
 class SuppressionStore(Protocol):
     def get(self, address: str) -> Entry | None:
         """The entry of a (normalised) address, expired or not."""
@@ -79,5 +86,8 @@ class SuppressionStore(Protocol):
 
     def audit_log(self, address: str | None = None) -> list[AuditEvent]:
         """The audit events, oldest first; only those of `address` when given."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group commit: the applies inside are committed together (SQLite) or one by one (DynamoDB)."""
 
     def close(self) -> None: ...

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -91,6 +92,7 @@ def _number_b32(text: str) -> int:
     return value
 
 
+@functools.cache
 def stream_code(stream: str) -> str:
     """4 base32 digits naming the stream (a hash, not a secret)."""
     digest = int.from_bytes(hashlib.sha256(stream.encode()).digest()[:3], "big") >> 4

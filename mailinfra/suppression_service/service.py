@@ -55,7 +55,7 @@ class Replicas:
         applied = 0
         for url, table in self.tables.items():
             try:
-                applied += table.sync(self.feeds[url])  # type: ignore[arg-type]  # changes_since is all it reads
+                applied += table.sync(self.feeds[url])  # changes_since is all sync reads (ChangeFeed)
             except FeedError as error:
                 log.warning("feed %s: %s", url, error)
         return applied

@@ -107,6 +107,15 @@ def test_yahoo_cfl_by_original_mail_from() -> None:
     assert report.reporter == "Yahoo!-Mail-Feedback/2.0" and report.message_ref == "<cfl-1@arf.mail.yahoo.com>"
 
 
+def test_field_names_are_case_insensitive() -> None:
+    """RFC 5322 §1.2.2: "Feedback-type" is "Feedback-Type"; some loops write it so."""
+    rp = s.return_path(SECRET, "erin@yahoo.com")
+    raw = s.arf(mail_from=rp, feedback_type="fraud").replace(b"Feedback-Type:", b"feedback-type:").replace(
+        b"Original-Mail-From:", b"ORIGINAL-MAIL-FROM:")
+    [report] = parse(raw, s.FBL)
+    assert report.feedback_type is FeedbackType.FRAUD and report.verp_verified
+
+
 def test_microsoft_jmrp_by_our_header() -> None:
     [report] = parse(s.microsoft_jmrp(SECRET, "frank@outlook.com", "reengage"), s.FBL)
     assert report.verp_verified and report.recipient == "frank@outlook.com" and report.stream == "reengage"
