@@ -107,7 +107,7 @@ def postmap_query(socket_path: Path, kind: str, address: str) -> tuple[int, str]
     return done.returncode, done.stdout.strip()
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> float:
+def wait_for(predicate: Any, timeout: float = 30.0) -> float:  # postmap takes seconds on a loaded machine
     started = time.monotonic()
     while not predicate():
         assert time.monotonic() - started < timeout, "not reached in time"
