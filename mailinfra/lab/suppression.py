@@ -24,7 +24,7 @@ from mailinfra.mta.intake import LMTP_SOCKET, PROCESSOR_CONFIG, VERP_SECRET_FILE
 from mailinfra.plan.model import HostPlan
 from mailinfra.suppression.paths import lab_db_path
 
-START_TIMEOUT_SECONDS = 15.0
+START_TIMEOUT_SECONDS = 30.0  # the processor imports the whole core (schema, parsers): seconds on a busy machine
 
 
 def processor_name(host: str) -> str:
@@ -41,9 +41,9 @@ def start_services(state: LabState, namespace: str, root: Path, host: HostPlan, 
         start_processor(state, namespace, root, host, env)
     argv = [sys.executable, "-m", "mailinfra.suppression_service", "--config", str(root / LOOKUP_CONFIG),
             "--root", str(root)]
-    start_process(state, lookup_name(host.name), in_namespace(namespace, argv),
-                  root / "var/log" / f"{lookup_name(host.name)}.log", env=env)
-    wait_for_path(root / LOOKUP_SOCKET.lstrip("/"), lookup_name(host.name))
+    log = root / "var/log" / f"{lookup_name(host.name)}.log"
+    pid = start_process(state, lookup_name(host.name), in_namespace(namespace, argv), log, env=env)
+    wait_for_path(root / LOOKUP_SOCKET.lstrip("/"), lookup_name(host.name), pid, log)
 
 
 def start_processor(state: LabState, namespace: str, root: Path, host: HostPlan, env: dict[str, str]) -> None:
@@ -51,20 +51,24 @@ def start_processor(state: LabState, namespace: str, root: Path, host: HostPlan,
     socket.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "mailinfra.bounceproc", "--config", str(root / PROCESSOR_CONFIG),
             "--root", str(root)]
-    start_process(state, processor_name(host.name), in_namespace(namespace, argv),
-                  root / "var/log" / f"{processor_name(host.name)}.log", env=env)
-    wait_for_path(socket, processor_name(host.name))
+    log = root / "var/log" / f"{processor_name(host.name)}.log"
+    pid = start_process(state, processor_name(host.name), in_namespace(namespace, argv), log, env=env)
+    wait_for_path(socket, processor_name(host.name), pid, log)
 
 
 def stop_processor(state: LabState, host: str) -> None:
     stop_process(state, processor_name(host))
 
 
-def wait_for_path(path: Path, what: str) -> None:
+def wait_for_path(path: Path, what: str, pid: int | None = None, log: Path | None = None) -> None:
+    """Until the service's socket exists; a service that exited fails at once with its log's last line."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not path.exists():
-        if time.monotonic() > deadline:
-            raise LabError(f"{what}: {path} did not appear after {START_TIMEOUT_SECONDS:.0f} s")
+        exited = pid is not None and not Path(f"/proc/{pid}").exists()
+        if exited or time.monotonic() > deadline:
+            last = log.read_text(errors="replace").strip().splitlines()[-1:] if log and log.exists() else []
+            state = "exited" if exited else f"no {path} after {START_TIMEOUT_SECONDS:.0f} s"
+            raise LabError(f"{what}: {state}: {' '.join(last) or 'no log'}")
         time.sleep(0.05)
 
 
