@@ -74,6 +74,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
         rendered_files,
     )
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
+    from components.suppression import Suppression, SuppressionArgs
     from mailinfra.mta.network import plan_host_network
     from mailinfra.plan.private_addresses import subnet_address_keys
 
@@ -98,12 +99,17 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     routes = [SecondaryRoute(f"route-{r.name}", SecondaryRouteArgs(plan, r, keys.private_keys, aws_region))
               for r in plan.routes]
     bundle = ConfigBundle("config", ConfigBundleArgs(env))
+    suppression = Suppression("suppression", SuppressionArgs(
+        plan, [route.events_queue_arn for route in routes if route.events_queue_arn is not None]))
     hosts = {}
     for host in plan.hosts:
         secrets = [dkim_host_secret(dkim_parameter_name(plan.stack, host.name, k), host, k)
                    for k in delivered_keys(plan, host)]
         secrets += [HostSecret(parameter, path) for r in routes for parameter, path in r.deliveries.get(host.name, [])]
+        secrets += [HostSecret(parameter, path, owner, mode)
+                    for parameter, path, owner, mode in suppression.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
+        parameters += suppression.parameters.get(host.name, [])
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
             host, env, aws_region, allocation_ids, parameters, bundle, secrets,
             rendered_files(plan_at, host, plan),
@@ -111,7 +117,9 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
             subnet_address_keys=subnet_address_keys(plan, host.name),
             previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
-            postfix_instances=postfix_instances(plan, host), network=plan_host_network(plan, host)))
+            postfix_instances=postfix_instances(plan, host), network=plan_host_network(plan, host),
+            policies={"suppression": suppression.host_policies[host.name]}
+            if host.name in suppression.host_policies else {}))
     return {
         # The SQS queue of each SES route's bounce/complaint/delivery events (components/secondary_route.py).
         "ses_event_queues": {r.name: route.events_queue_url for r, route in zip(plan.routes, routes, strict=True)

@@ -54,7 +54,7 @@ from components.secondary_route import route_parameter_name
 from components.tags import stack_tags
 from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
-from mailinfra.mta import opendkim, postfix, powermta
+from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
@@ -190,6 +190,8 @@ class MtaHostArgs:
     postfix_instances: Sequence[PostfixInstance] = ()  # registered and given queues at boot
     # The security group's rules (mailinfra.mta.network.plan_host_network); none given: no traffic at all.
     network: HostNetwork | None = None
+    # More role policies (name -> policy document), e.g. the suppression table and queues (components/suppression.py).
+    policies: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -204,14 +206,15 @@ class SpoolDirectory:
 def spool_directories(host: HostPlan, instances: Sequence[PostfixInstance]) -> tuple[SpoolDirectory, ...]:
     """Where the host's rendered configs put mail: Postfix's queues (the primary's, which receives the
     bounces, and each postmulti instance's: `queue_directory = /var/spool/<instance>` in
-    instance-main.cf) and the bounce maildir (virtual_mailbox_base); PowerMTA's spool (its default
+    instance-main.cf) and the bounce processor's store (mailinfra.mta.intake); PowerMTA's spool (its default
     /var/spool/pmta: config.j2 sets no `spool`) and its accounting files, the record of each bounce."""
     if host.mta == "powermta":
         return (SpoolDirectory("/var/spool/pmta", "pmta:pmta"), SpoolDirectory("/var/log/pmta", "pmta:pmta"))
     directories = [SpoolDirectory("/var/spool/postfix")]
     directories += [SpoolDirectory(f"/var/spool/{i.name}") for i in instances]
     if host.accepts_bounces:
-        directories.append(SpoolDirectory(postfix.BOUNCE_MAILBOX_BASE, "mail:mail", "0700"))
+        # The suppression store and the processor's ledger of reports already counted (mailinfra.mta.intake).
+        directories.append(SpoolDirectory(intake.STATE_DIRECTORY, "postfix:postfix", "0700"))
     return tuple(directories)
 
 
@@ -434,6 +437,8 @@ class MtaHost(pulumi.ComponentResource):
         bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=object_arn.apply(
             lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
+        policies += [aws.iam.RolePolicy(f"{name}-{key}", role=role.id, policy=document, opts=child)
+                     for key, document in sorted(args.policies.items())]
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
         return profile, [*policies, bundle_read]
 
@@ -534,7 +539,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         # In the host's IP order (stable): the EIPs are NAT-mapped to these addresses of the ENI.
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
-        "services": SERVICES[args.host.mta],
+        # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
+        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta]],
     }
     if spool_volume_id is not None:
         manifest["spool"] = {

@@ -93,6 +93,7 @@ class SecondaryRoute(pulumi.ComponentResource):
         credentials: dict[str, pulumi.Output[str]] = {}
         # The SES events queue the bounce processor drains (ses routes only).
         self.events_queue_url: pulumi.Output[str] | None = None
+        self.events_queue_arn: pulumi.Output[str] | None = None
         if route.kind == "ses":
             credentials = self._create_ses(name, args)
         elif route.kind == "relay" and route.password_secret:
@@ -252,6 +253,7 @@ class SecondaryRoute(pulumi.ComponentResource):
             opts=child,
         )
         self.events_queue_url = queue.url
+        self.events_queue_arn = queue.arn
         return configuration_set
 
 

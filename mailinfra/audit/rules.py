@@ -474,14 +474,62 @@ def check_bounce_processing(subject: Subject) -> Iterator[Issue]:
     "Gmail/Yahoo: spam rate < 0.3 %; Yahoo CFL / Microsoft JMRP reports need a mailbox that is processed",
 )
 def check_fbl(subject: Subject) -> Iterator[Issue]:
-    config = subject.config
-    if not config.bounces.fbl_mailbox:
+    config, plan = subject.config, subject.plan
+    addresses = config.bounces.feedback_addresses
+    if not addresses:
         yield Issue(
             ERROR,
-            "bounces.fbl_mailbox",
-            "no feedback-loop mailbox: complaints are never seen and complainers keep receiving mail",
-            "set bounces.fbl_mailbox (e.g. fbl@<your domain>) and "
+            "bounces.fbl_addresses",
+            "no feedback-loop address: complaints are never seen and complainers keep receiving mail",
+            "set bounces.fbl_addresses (e.g. [fbl@<a return-path domain>]) and "
             "register it with the providers' feedback loops",
+        )
+        return
+    # The bounce hosts accept the FBL addresses (mailinfra.mta.intake), but a report only reaches them when
+    # the address's domain has its MX there: the plan publishes that MX for the return-path domains only.
+    keys = _by_key(plan)
+    targets = {h.fqdn for h in plan.hosts if h.accepts_bounces}
+    return_paths = {stream.return_path for stream in plan.streams}
+    for address in addresses:
+        domain = address.rpartition("@")[2]
+        if domain in return_paths:
+            continue  # its MX is bounce-processing's to check
+        mx = keys.get(f"MX:{domain}")
+        exchanges = {v.partition(" ")[2].rstrip(".") for v in mx.values} if mx else set()
+        if not exchanges & targets:
+            yield Issue(
+                WARNING,
+                "bounces.fbl_addresses",
+                f"{address}: its domain's MX is not planned to the bounce hosts, so complaints reach the "
+                "processor only if that domain's mail server forwards them",
+                f"use an address at a return-path domain, e.g. fbl@{plan.streams[0].return_path}",
+            )
+
+
+@rule(
+    "suppression-store",
+    "one suppression list that every sending host enforces",
+    "issue 12: every hard bounce and complaint suppresses on every host; a split list mails the suppressed",
+)
+def check_suppression_store(subject: Subject) -> Iterator[Issue]:
+    plan = subject.plan
+    bounce_hosts = [h.name for h in plan.hosts if h.accepts_bounces]
+    powermta = [h.name for h in plan.hosts if h.accepts_bounces and h.mta != "postfix"]
+    if powermta and plan.intake.store == "sqlite":
+        yield Issue(
+            ERROR,
+            "bounces.suppression.store",
+            f"bounce hosts {', '.join(powermta)} run PowerMTA, which has no embedded store: their reports are "
+            "not suppressed",
+            "set bounces.suppression.store: dynamodb (or make the bounce hosts Postfix hosts)",
+        )
+    if len(bounce_hosts) > 1 and plan.intake.store == "sqlite":
+        yield Issue(
+            WARNING,
+            "bounces.suppression.store",
+            f"{len(bounce_hosts)} bounce hosts ({', '.join(bounce_hosts)}) each keep their own SQLite list: "
+            "hosts enforce the union, but `mailinfra suppress` edits one at a time",
+            "set bounces.suppression.store: dynamodb for one shared table",
         )
 
 

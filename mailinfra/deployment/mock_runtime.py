@@ -384,6 +384,10 @@ def _ses_event_outputs(typ: str, name: str, inputs: dict[str, Any], region: str)
         queue = inputs.get("name", name)
         url = f"https://sqs.{region}.amazonaws.com/{MOCK_ACCOUNT}/{queue}"
         return url, {**inputs, "arn": f"arn:aws:sqs:{region}:{MOCK_ACCOUNT}:{queue}", "url": url}
+    if typ == "aws:dynamodb/table:Table":
+        # A table's id is its name (terraform-provider-aws `resourceTableCreate`: d.SetId(tableName)).
+        table = inputs.get("name", name)
+        return table, {**inputs, "arn": f"arn:aws:dynamodb:{region}:{MOCK_ACCOUNT}:table/{table}"}
     return None
 
 

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from mailinfra.errors import MailinfraError
@@ -140,7 +141,10 @@ def deployment_config(
         config[key] = private
         secret_keys.append(key)
     config[f"{NAMESPACE}:domains"] = json.dumps(domains)
-    for name, value in (secrets or {}).items():
+    # The stack secret of the VERP tokens and the suppression feed (components/suppression.py requires it at
+    # `up`): one of the caller's own unless given, made now and never kept, like the lab's DKIM keys.
+    chosen = {"verp_secret": token_hex(32), **(secrets or {})}
+    for name, value in chosen.items():
         key = f"{NAMESPACE}:{name}"
         config[key] = value
         secret_keys.append(key)

@@ -10,6 +10,7 @@ sending domain, so SPF and DKIM alignment are exercised as in production.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import smtplib
 import time
@@ -20,8 +21,10 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 
+from mailinfra.suppression import verp
 
-def build_message(target: dict[str, Any], lab_id: str, rcpt: str) -> EmailMessage:
+
+def build_message(target: dict[str, Any], lab_id: str, rcpt: str, mailinfra_id: str | None = None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = f"{target['stream']} <hello@{target['sending_domain']}>"
     message["To"] = rcpt
@@ -31,6 +34,10 @@ def build_message(target: dict[str, Any], lab_id: str, rcpt: str) -> EmailMessag
     message["X-Lab-Id"] = lab_id
     message["X-Lab-Stream"] = target["stream"]
     message["X-Lab-Tier"] = target["tier"]
+    if mailinfra_id:
+        # The signed token of recipient and stream (mailinfra.suppression.verp): how an ARF report whose
+        # provider scrubbed the recipient (Comcast) is still identified.
+        message[verp.HEADER] = mailinfra_id
     if target["one_click_unsubscribe"]:
         # RFC 8058: an HTTPS URI plus the One-Click POST marker.
         message["List-Unsubscribe"] = f"<https://{target['sending_domain']}/u/{lab_id}>"
@@ -40,24 +47,36 @@ def build_message(target: dict[str, Any], lab_id: str, rcpt: str) -> EmailMessag
 
 
 def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, source: str, count: int,
-           log: Path, mail_from_domain: str | None = None, rcpt_prefix: str = "user") -> list[dict[str, Any]]:
-    """Send `count` messages per target pool and provider; append one JSON line per message to `log`."""
+           log: Path, mail_from_domain: str | None = None, rcpt_prefix: str = "user",
+           secret: bytes | None = None, rcpts: list[str] | None = None) -> list[dict[str, Any]]:
+    """Send `count` messages per target pool and provider; append one JSON line per message to `log`.
+
+    With the stack secret, the envelope sender is the signed VERP return path of the recipient and stream
+    (mailinfra.suppression.verp.build_return_path, as the app would build it) and the message carries the
+    X-Mailinfra-Id header; `rcpts`: these local parts instead of generated ones (one message each)."""
+    today = dt.datetime.now(dt.UTC).date()
     results = []
     for target in targets:
         with smtplib.SMTP(target["address"], target["port"], source_address=(source, 0), timeout=30) as client:
             client.ehlo("injector.lab")
             for provider in providers:
-                for _ in range(count):
+                for local in rcpts or [None] * count:  # type: ignore[list-item]
                     lab_id = uuid.uuid4().hex
-                    rcpt = f"{rcpt_prefix}-{lab_id[:6]}@{provider['domain']}"
-                    envelope_from = f"bounces+{lab_id[:12]}@{mail_from_domain or target['return_path']}"
+                    rcpt = f"{local or f'{rcpt_prefix}-{lab_id[:6]}'}@{provider['domain']}"
+                    domain = mail_from_domain or target["return_path"]
+                    header = None
+                    if secret is None:
+                        envelope_from = f"bounces+{lab_id[:12]}@{domain}"
+                    else:
+                        envelope_from = verp.build_return_path(rcpt, target["stream"], domain, secret, day=today)
+                        header = verp.build_header(rcpt, target["stream"], secret, day=today)
                     entry: dict[str, Any] = {
                         "lab_id": lab_id, "stream": target["stream"], "pool": target["pool"],
                         "tier": target["tier"], "provider": provider["name"], "rcpt": rcpt,
                         "mail_from": envelope_from, "injected_at": time.time(),
                     }
                     try:
-                        client.send_message(build_message(target, lab_id, rcpt), envelope_from, [rcpt])
+                        client.send_message(build_message(target, lab_id, rcpt, header), envelope_from, [rcpt])
                         entry["accepted"], entry["reply"] = True, "250"
                     except smtplib.SMTPResponseException as exc:
                         error = exc.smtp_error
@@ -86,11 +105,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mail-from-domain", default=None, help="override the envelope sender domain")
     parser.add_argument("--rcpt-prefix", default="user",
                         help="recipient local part prefix (`unknown`: the provider answers 550 5.1.1)")
+    parser.add_argument("--rcpt", action="append", default=None,
+                        help="a recipient local part (repeatable): one message to each instead of --count")
+    parser.add_argument("--verp-secret-file", type=Path, default=None,
+                        help="the stack secret: signed VERP return paths (else an unsigned bounces+ address)")
     args = parser.parse_args(argv)
+    secret = (args.verp_secret_file.read_bytes().strip()
+              if args.verp_secret_file and args.verp_secret_file.exists() else None)
     targets = json.loads(Path(args.targets).read_text())
     providers = json.loads(Path(args.providers).read_text())
     results = inject(targets, providers, source=args.source, count=args.count, log=args.log,
-                     mail_from_domain=args.mail_from_domain, rcpt_prefix=args.rcpt_prefix)
+                     mail_from_domain=args.mail_from_domain, rcpt_prefix=args.rcpt_prefix, secret=secret,
+                     rcpts=args.rcpt)
     print(json.dumps(results))
 
 

@@ -30,6 +30,7 @@ from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import firewall, mta
+from mailinfra.lab import suppression as lab_suppression
 from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
 from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS, LabLayout, plan_layout
@@ -49,6 +50,9 @@ from mailinfra.mta.postfix import plan_instances
 from mailinfra.plan.build import build_plan
 from mailinfra.plan.model import Plan, RoutePlan
 
+# The simulated provider whose complaints carry no recipient (as Comcast's feedback loop): the lab shows
+# they are still attributed, through the X-Mailinfra-Id header of the original.
+SCRUBBING_PROVIDER = "outlook"
 REQUIRED_TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim", "nft")
 PORT_WAIT_SECONDS = 10.0
 
@@ -207,6 +211,19 @@ def require_running(lab: Lab) -> LabState:
     return state
 
 
+def block_pool(lab: Lab, provider: str, pool: str | None) -> None:
+    """Make `provider` refuse `pool`'s addresses with a 550 5.7.1 policy block (None: lift it)."""
+    require_running(lab)
+    names = [p.name for p in lab.layout.providers]
+    if provider not in names:
+        raise UsageError(f"PROVIDER: received {provider!r}, expected one of {', '.join(names)}")
+    addresses = [lab.plan.ip(n).address for n in lab.plan.pool(pool).ips] if pool else []
+    target = lab.layout.control_dir / f"{provider}.blocked"
+    partial = target.with_suffix(".tmp")
+    partial.write_text("".join(f"{a}\n" for a in addresses))
+    partial.replace(target)
+
+
 def fault(lab: Lab, provider: str, mode: str) -> None:
     require_running(lab)
     names = [p.name for p in lab.layout.providers]
@@ -219,7 +236,8 @@ def fault(lab: Lab, provider: str, mode: str) -> None:
 
 def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | None = None,
          provider: str | None = None, source: str | None = None,
-         mail_from_domain: str | None = None, rcpt_prefix: str | None = None) -> list[dict[str, Any]]:
+         mail_from_domain: str | None = None, rcpt_prefix: str | None = None,
+         rcpts: list[str] | None = None) -> list[dict[str, Any]]:
     """Inject `count` messages per pool and provider (optionally one stream/pool/provider; `rcpt_prefix`
     "unknown" addresses recipients the provider rejects, so the message bounces)."""
     state = require_running(lab)
@@ -238,11 +256,13 @@ def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | Non
     (work / "providers.json").write_text(json.dumps(providers))
     argv = [sys.executable, "-m", "mailinfra.lab.inject", "--targets", str(work / "targets.json"),
             "--providers", str(work / "providers.json"), "--source", source or lab.layout.injector_address,
-            "--count", str(count), "--log", str(lab.layout.sent_log.resolve())]
+            "--count", str(count), "--log", str(lab.layout.sent_log.resolve()),
+            "--verp-secret-file", str(lab_suppression.verp_secret_file(lab.layout.runtime_dir))]
     if mail_from_domain:
         argv += ["--mail-from-domain", mail_from_domain]
     if rcpt_prefix:
         argv += ["--rcpt-prefix", rcpt_prefix]
+    argv += [f"--rcpt={local}" for local in rcpts or ()]
     result = subprocess.run(in_namespace(lab.layout.namespace, argv), capture_output=True, text=True,
                             check=False, env=python_env())
     if result.returncode != 0:
@@ -268,6 +288,10 @@ def report(lab: Lab) -> dict[str, Any]:
     pools = {p.name: [lab.plan.ip(n).address for n in p.ips] for p in lab.plan.pools}
     result = build_report(lab.layout, pools, queue_entries(lab) if running else ())
     result["lab_running"] = running
+    # What the bounces and complaints did: the store's entries, per-pool counts (build/lab/<stack>/suppression.json).
+    result["suppression"] = lab_suppression.suppression_section(lab.layout.runtime_dir) if running else {}
+    if running:
+        lab_suppression.write_section(lab.layout.build_dir, result["suppression"])
     lab.layout.build_dir.mkdir(parents=True, exist_ok=True)
     (lab.layout.build_dir / "report.json").write_text(json.dumps(result, indent=2))
     (lab.layout.build_dir / "report.txt").write_text(render_table(result))
@@ -352,7 +376,13 @@ def _start_providers(lab: Lab, state: LabState) -> None:
         argv = [sys.executable, "-m", "mailinfra.lab.providers", "--name", provider.name,
                 "--domain", provider.domain, "--listen", f"{provider.address}:25",
                 "--store", str((layout.mail_dir / provider.name).resolve()), "--control", str(control),
-                *(f"--route={r}" for r in routes), *(f"--stream={s}" for s in streams)]
+                *(f"--route={r}" for r in routes), *(f"--stream={s}" for s in streams),
+                "--block-file", str(layout.control_dir / f"{provider.name}.blocked")]
+        # Complaints go to the stack's FBL address; one provider scrubs the recipient (Comcast-like).
+        if lab.plan.intake.fbl_addresses:
+            argv += ["--fbl-address", lab.plan.intake.fbl_addresses[0]]
+        if provider.name == SCRUBBING_PROVIDER:
+            argv.append("--scrub-arf")
         start_process(state, f"provider-{provider.name}", in_namespace(layout.namespace, argv),
                       layout.runtime_dir / "log" / f"provider-{provider.name}.log", env=python_env())
         state.save(layout.state_file)
@@ -412,6 +442,8 @@ def _start_hosts(lab: Lab, state: LabState, deployment: Deployment, world: MotoS
         staged = mta.provision_host(deployment, world, accesses[host.name], lab.plan, host, root=root,
                                     namespace=lab.layout.namespace, interface=state.interface, rsa_only=rsa_only)
         mta.start_opendkim(state, lab.layout.namespace, staged)
+        # The bounce processor and the suppression lookup before Postfix, which asks them (a missing one defers).
+        lab_suppression.start_services(state, lab.layout.namespace, root, host, python_env())
         state.save(lab.layout.state_file)
         # Instances are independent: start them side by side (`postfix start` checks take ~1 s each).
         start = partial(mta.start_postfix, state, lab.layout.namespace)

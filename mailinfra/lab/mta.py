@@ -58,7 +58,7 @@ from mailinfra.lab.namespace import LabError, in_namespace, namespace_pids
 from mailinfra.lab.procs import LabState, adopt_process, start_process, stop_process
 from mailinfra.mta.limits_calendar import APPLY_SCRIPT, LIMITS_FILE
 from mailinfra.mta.opendkim import Signer, plan_signers
-from mailinfra.mta.postfix import MAIL_UID, plan_instances
+from mailinfra.mta.postfix import plan_instances
 from mailinfra.plan.model import HostPlan, Plan
 
 # An absolute path a rendered file refers to; `${command_directory}/...` and /usr paths stay as they are.
@@ -160,10 +160,6 @@ def provision_host(deployment: Deployment, world: MotoServer, access: HostAccess
     # rendered UserID and read the keys the apply program wrote for that user.
     _prepare_socket_dirs({signer_socket(signer, root).parent for signer in signers}, owner,
                          {_signer_user(root / signer.conf.lstrip("/")) for signer in signers})
-    # virtual(8) delivers bounces as the mail user (virtual_uid_maps), creating each domain's maildir.
-    mailboxes = root / "var/mail/mailinfra-bounces"
-    mailboxes.mkdir(parents=True, exist_ok=True)
-    os.chown(mailboxes, MAIL_UID, MAIL_UID)
     return StagedHost(host.name, root, tuple(instances), signers, listen)
 
 

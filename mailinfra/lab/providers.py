@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import smtplib
 import socket
 import struct
 import time
@@ -31,6 +32,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailinfra.lab import feedback
 from mailinfra.lab.layout import FAULT_MODES
 from mailinfra.lab.verify import verify_message
 
@@ -58,6 +60,16 @@ def read_mode(control: Path | None) -> str:
     except OSError:
         return "ok"
     return mode if mode in MODES else "ok"
+
+
+def read_blocked(path: Path | None) -> frozenset[str]:
+    """The client addresses a provider blocks by policy now (an IP blocklisting: the lab's `block_pool`)."""
+    if path is None:
+        return frozenset()
+    try:
+        return frozenset(line.strip() for line in path.read_text().splitlines() if line.strip())
+    except OSError:
+        return frozenset()
 
 
 def write_mode(control: Path, mode: str) -> None:
@@ -138,13 +150,18 @@ class ProviderHandler:
     """Accept mail for one domain, verify it and store `.eml` + `.json` under `store`."""
 
     def __init__(self, name: str, domain: str, store: Path, *, control: Path | None,
-                 routes: dict[str, str], streams: dict[str, str]) -> None:
+                 routes: dict[str, str], streams: dict[str, str], blocked: Path | None = None,
+                 fbl_address: str | None = None, scrub_arf: bool = False, source: str = "") -> None:
         self.name = name
         self.domain = domain.lower()
         self.store = store
         self.control = control
         self.routes = routes  # client address -> route name
         self.streams = streams  # sending domain -> stream
+        self.blocked = blocked  # file of client addresses refused with a policy block (550 5.7.1), re-read
+        self.fbl_address = fbl_address  # where complaints go (the sender's registered FBL address)
+        self.scrub_arf = scrub_arf  # Comcast-like: the recipient removed from every complaint
+        self.source = source  # the provider's own address, for the DSNs and complaints it sends
         store.mkdir(parents=True, exist_ok=True)
 
     # aiosmtpd calls hooks by these names and positional signatures.
@@ -159,6 +176,11 @@ class ProviderHandler:
             return REPUTATION_REPLY.format(peer=peer)
         if address.rpartition("@")[2].lower() != self.domain:
             return "550 5.1.1 No such domain here"
+        if peer in read_blocked(self.blocked):
+            # A policy block of the sending IP (Gmail's wording for a blocked IP): about the pool, not the
+            # recipient, so it must suppress nobody (issue 12; Postal #266).
+            return f"550 5.7.1 [{peer}] Our system has detected that this message is likely unsolicited mail; " \
+                   "blocked by policy"
         if address.lower().startswith(UNKNOWN_LOCALPART):
             return "550 5.1.1 The email account that you tried to reach does not exist"
         envelope.rcpt_tos.append(address)
@@ -191,7 +213,36 @@ class ProviderHandler:
         partial = self.store / f".{stem}.json.tmp"
         partial.write_text(json.dumps(record, indent=2, sort_keys=True))
         partial.replace(self.store / f"{stem}.json")
+        for rcpt in envelope.rcpt_tos:
+            self._after_accept(rcpt, mail_from, raw)
         return f"250 2.0.0 OK queued as {stem}"
+
+    def _after_accept(self, rcpt: str, mail_from: str, raw: bytes) -> None:
+        """Accept-then-bounce and complaints, sent a moment later (asynchronous, as providers do)."""
+        local = rcpt.partition("@")[0].lower()
+        if local.startswith(feedback.BOUNCE_LATER) or local.startswith(feedback.MAILBOX_FULL):
+            full = local.startswith(feedback.MAILBOX_FULL)
+            status = "5.2.2" if full else "5.1.1"
+            text = (f"552 5.2.2 {rcpt}: mailbox full" if full
+                    else f"550 5.1.1 {rcpt}: the account has been disabled or removed")
+            if mail_from:  # never a DSN about a DSN (RFC 5321 §4.5.5)
+                dsn = feedback.build_dsn(reporting_mta=f"mx.{self.domain}", recipient=rcpt, status=status,
+                                         diagnostic=text, original=raw, envelope_to=mail_from)
+                self._send_later("", mail_from, dsn)
+        elif local.startswith(feedback.COMPLAIN) and self.fbl_address:
+            arf = feedback.build_arf(provider=self.name, domain=self.domain, fbl_address=self.fbl_address,
+                                     mail_from=mail_from, recipient=rcpt, original=raw, scrubbed=self.scrub_arf)
+            self._send_later(f"feedback@{self.domain}", self.fbl_address, arf)
+
+    def _send_later(self, sender: str, recipient: str, raw: bytes) -> None:
+        def send() -> None:
+            try:
+                feedback.send_by_mx(source=self.source, helo=f"mx.{self.domain}", sender=sender,
+                                    recipient=recipient, raw=raw)
+            except (OSError, smtplib.SMTPException) as error:
+                print(f"{self.name}: sending to {recipient} failed: {error}", flush=True)
+
+        asyncio.get_running_loop().call_later(0.2, lambda: asyncio.get_running_loop().run_in_executor(None, send))
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -199,7 +250,8 @@ async def serve(args: argparse.Namespace) -> None:
     routes = dict(item.split("=", 1) for item in args.route)
     streams = dict(item.split("=", 1) for item in args.stream)
     handler = ProviderHandler(args.name, args.domain, Path(args.store), control=args.control,
-                              routes=routes, streams=streams)
+                              routes=routes, streams=streams, blocked=args.block_file,
+                              fbl_address=args.fbl_address, scrub_arf=args.scrub_arf, source=host)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: FaultySMTP(handler, args.control, frozenset(routes), hostname=f"mx.{args.domain}",
@@ -221,6 +273,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="a secondary route's address (exempt from faults, counted as 'via secondary')")
     parser.add_argument("--stream", action="append", default=[], metavar="DOMAIN=STREAM",
                         help="sending domain of a stream, to label each message")
+    parser.add_argument("--block-file", type=Path, default=None,
+                        help="file of client addresses (one a line, re-read at every RCPT) refused with 550 5.7.1")
+    parser.add_argument("--fbl-address", default=None, help="where complaints (ARF) are sent")
+    parser.add_argument("--scrub-arf", action="store_true", help="remove the recipient from complaints (Comcast)")
     return parser.parse_args(argv)
 
 

@@ -122,4 +122,10 @@ def render_table(report: dict[str, Any]) -> str:
                  f"queued {t['queued']}, lost {t['lost']}; every delivery authenticated: "
                  f"{'yes' if t['all_authenticated'] else 'NO'}; only own pool IPs: "
                  f"{'yes' if t['all_from_own_pool'] else 'NO'}")
+    suppression = report.get("suppression") or {}
+    if suppression:
+        by_source = ", ".join(f"{k} {v}" for k, v in suppression.get("by_source", {}).items()) or "none"
+        pools = ", ".join(f"{k} {v}" for k, v in suppression.get("pool_counts_24h", {}).items()) or "none"
+        lines.append(f"suppression: {suppression.get('entries', 0)} entries ({by_source}); "
+                     f"counted per pool, suppressing nobody: {pools}")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailinfra.errors import PlanError
+from mailinfra.mta import enforcement, intake
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
 from mailinfra.mta.opendkim import plan_milters
 from mailinfra.mta.replies import render_reply_filter, render_status_filter
@@ -53,9 +54,7 @@ FAILED_COHORT_LIMIT = 10
 
 # Where pool instances hand DSNs for this host's return-path domains to the primary instance.
 PRIMARY_LOOPBACK = "127.0.0.1"
-BOUNCE_MAILBOX_BASE = "/var/mail/mailinfra-bounces"
-BOUNCE_LOCALPART = "bounces"  # return-path addresses: bounces@<rp> and VERP bounces+<tag>@<rp>
-MAIL_UID = 8  # Debian's `mail` user owns the bounce mailboxes
+MAIL_UID = 8  # Debian's `mail` user
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +117,20 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     files = [
         rendered("etc/postfix/main.cf", render_template(
             "postfix/primary-main.cf.j2", plan=plan, host=host, instances=instances,
-            bounce_domains=_bounce_domains(plan, host), mailbox_base=BOUNCE_MAILBOX_BASE, mail_uid=MAIL_UID)),
+            bounce_domains=intake.intake_domains(plan, host), lmtp_socket=intake.LMTP_SOCKET)),
         rendered("etc/postfix/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=())),
     ]
-    if host.accepts_bounces:
-        files.append(rendered("etc/postfix/bounce_recipients", render_template(
-            "postfix/bounce_recipients.j2", plan=plan, domains=_bounce_domains(plan, host),
-            localpart=BOUNCE_LOCALPART)))
+    # Bounce hosts: the accepted recipients and the processor; every host: the suppression lookup.
+    files.extend(intake.render_intake(plan, host))
+    files.extend(enforcement.render_enforcement(plan, host))
     for instance in instances:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
             "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance,
             limits=plan_limit_parameters(instance), maillog_file=instance_log(instance),
             connect_timeout=SMTP_CONNECT_TIMEOUT,
-            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host))))
+            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host),
+            recipient_check=enforcement.recipient_check(instance.stream.kind))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
             transports=instance.transports)))
@@ -351,7 +350,4 @@ def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan,
 
 
 def _bounce_domains(plan: Plan, host: HostPlan) -> tuple[str, ...]:
-    """Return-path domains this host receives bounces for (every stream's, when it is a bounce host)."""
-    if not host.accepts_bounces:
-        return ()
-    return tuple(dict.fromkeys(stream.return_path for stream in plan.streams))
+    return intake.bounce_domains(plan, host)

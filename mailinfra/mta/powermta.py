@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
+from mailinfra.mta.intake import fbl_addresses
 from mailinfra.plan.model import HostPlan, IpLimits, IpPlan, Plan, RoutePlan, StreamPlan
 from mailinfra.warmup import PROVIDERS
 
@@ -120,7 +121,7 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         "powermta/config.j2", plan=plan, host=host, vmtas=vmtas, pools=pools,
         fallbacks=list(dict.fromkeys(fallbacks.values())),
         keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
-        bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(bounce_domains), peers=peers,
+        bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(fbl_addresses(plan, host)), peers=peers,
         limits_file=f"/{LIMITS_FILE}", listener_port=SMTP_LISTENER_PORT,
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
@@ -246,8 +247,10 @@ def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan, source: IpPlan) ->
     return Fallback(name, stream.name, (destination,), None, None)
 
 
-def _fbl_pattern(domains: tuple[str, ...]) -> str:
-    """Complaint reports are sent to fbl@<return-path domain> (the address registered with the providers)."""
-    if not domains:
-        return ""
-    return "/^fbl@(" + "|".join(re.escape(d) for d in domains) + ")$/"
+def _fbl_pattern(addresses: tuple[str, ...]) -> str:
+    """Complaint reports arrive at the addresses registered with the feedback loops: the stack's
+    `bounces.fbl_addresses`, the same ones the Postfix bounce hosts accept (mailinfra.mta.intake), not an
+    address of our own making. None declared: a pattern no address matches (audit: no FBL address)."""
+    if not addresses:
+        return "/^$/"
+    return "/^(" + "|".join(re.escape(a) for a in addresses) + ")$/"

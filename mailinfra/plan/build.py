@@ -20,6 +20,7 @@ from mailinfra.plan.isolation import plan_isolations
 from mailinfra.plan.model import (
     DkimKeyPlan,
     HostPlan,
+    IntakePlan,
     IpPlan,
     Plan,
     PoolPlan,
@@ -67,6 +68,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         placeholders=placeholders,
         warmup=plan_warmup(ips, streams, config.warmup_schedules, day),
         isolations=plan_isolations(config.isolations, streams, ips),
+        intake=plan_intake(config),
     )
 
 
@@ -81,6 +83,15 @@ def plan_dates(stack: Stack) -> Callable[[dt.date], Plan]:
         return dataclasses.replace(base, as_of=day, warmup=warmup)
 
     return plan_at
+
+
+def plan_intake(config: StackConfig) -> IntakePlan:
+    """The stack's intake settings. `bounces.fbl_addresses` (and the older single `fbl_mailbox`) are
+    where FBL reports arrive; `bounces.suppression` the policy and the store (defaults: sqlite)."""
+    bounces = config.bounces
+    policy = bounces.suppression.model_dump(mode="json")
+    return IntakePlan(fbl_addresses=tuple(bounces.feedback_addresses), store=str(bounces.suppression.store),
+                      policy=tuple(sorted(policy.items())))
 
 
 def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:

@@ -209,6 +209,18 @@ class IsolationPlan:
         return f"{what}{scope} → {where} (since {self.since}: {self.reason})"
 
 
+@dataclass(frozen=True, slots=True)
+class IntakePlan:
+    """Bounce and complaint intake and suppression (`bounces` of the stack): what the hosts' processor and
+    lookup services are rendered from (mailinfra.mta.intake, mailinfra.mta.enforcement)."""
+
+    fbl_addresses: tuple[str, ...] = ()  # where FBL (ARF) reports are sent, normalised lower case
+    store: str = "sqlite"  # sqlite (on the bounce host) | dynamodb
+    # `bounces.suppression` as validated (thresholds, window, expiry, complaint streams), JSON-ready: the
+    # processor builds its policy from it with the core's own reader.
+    policy: tuple[tuple[str, object], ...] = ()
+
+
 @dataclass(frozen=True)
 class Plan:
     stack: str
@@ -228,6 +240,7 @@ class Plan:
     placeholders: tuple[str, ...] = field(default=())
     warmup: tuple[IpLimits, ...] = field(default=())  # today's limits per IP (mailinfra.warmup)
     isolations: tuple[IsolationPlan, ...] = field(default=())  # out of rotation (mailinfra.plan.isolation)
+    intake: IntakePlan = field(default=IntakePlan())  # bounce/complaint intake and suppression
 
     # Lookups by name go through indexes built once per plan (a calendar asks for thousands of IPs per date;
     # a linear scan made a 16x prod topology quadratic). Names are unique per kind (mailinfra.model.rules).

@@ -149,7 +149,19 @@ def single_tier(raw: dict[str, Any]) -> None:
 
 
 def no_fbl(raw: dict[str, Any]) -> None:
-    del raw["bounces"]["fbl_mailbox"]
+    raw["bounces"].pop("fbl_mailbox", None)
+    raw["bounces"].pop("fbl_addresses", None)
+
+
+def fbl_at_the_org_domain(raw: dict[str, Any]) -> None:
+    # The old dev value: example.com's MX is not ours, so reports never reach the bounce hosts.
+    raw["bounces"]["fbl_addresses"] = ["fbl@example.com"]
+
+
+def two_bounce_hosts_with_sqlite(raw: dict[str, Any]) -> None:
+    raw["hosts"]["mta2"] = dict(raw["hosts"]["mta1"])
+    raw["pools"]["bulk"]["hosts"] = ["mta2"]
+    raw["bounces"]["hosts"] = ["mta1", "mta2"]
 
 
 def no_tls_rpt(raw: dict[str, Any]) -> None:
@@ -289,7 +301,11 @@ CASES: list[tuple[str, ConfigEdit | None, PlanEdit | None, str, str]] = [
         "bounce-processing",
         "MX:bounce.news.example.com",
     ),
-    ("no FBL mailbox", no_fbl, None, "fbl-mailbox", "bounces.fbl_mailbox"),
+    ("no FBL address", no_fbl, None, "fbl-mailbox", "bounces.fbl_addresses"),
+    ("FBL address whose domain's MX is not ours", fbl_at_the_org_domain, None, "fbl-mailbox",
+     "bounces.fbl_addresses"),
+    ("two bounce hosts, each its own SQLite list", two_bounce_hosts_with_sqlite, None, "suppression-store",
+     "bounces.suppression.store"),
     (
         "PTR does not match HELO",
         None,

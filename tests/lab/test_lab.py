@@ -19,6 +19,8 @@ from mailinfra.lab.procs import LabState, restart_process, stop_process
 from mailinfra.lab.report import read_arrivals
 from mailinfra.mta.opendkim import plan_signers
 from mailinfra.mta.postfix import SMTP_HELO_TIMEOUT
+from mailinfra.suppression.paths import lab_db_path
+from mailinfra.suppression.sqlite_store import SqliteStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -205,22 +207,18 @@ def test_every_stream_is_signed_with_rsa_and_ed25519_and_both_verify(lab: Any) -
 def test_dsn_for_an_unknown_recipient_reaches_the_primary_and_nothing_loops(lab: Any) -> None:
     """GIVEN a provider that answers 550 5.1.1 for a recipient WHEN a stream sends to it THEN the pool
     instance's DSN goes to the return-path address on this host's primary instance (not back to itself
-    by MX: no 'loops back to myself', no 'greeted me with my own hostname'), lands in the bounce mailbox
-    of the return-path domain, and no instance keeps anything queued."""
+    by MX: no 'loops back to myself', no 'greeted me with my own hostname'), the primary hands it to the
+    bounce processor, which suppresses the recipient, and no instance keeps anything queued."""
     sent = lab_module.send(lab, pool="tx", provider="outlook", rcpt_prefix="unknown")
     assert [e["accepted"] for e in sent] == [True]
-    stream = lab.plan.stream(sent[0]["stream"])
-    mailbox = lab.layout.runtime_dir / "root/var/mail/mailinfra-bounces" / stream.return_path / "new"
+    store = lab_db_path(lab.layout.runtime_dir)
     deadline = time.monotonic() + 20
-    dsns: list[str] = []
-    while time.monotonic() < deadline and not dsns:
-        dsns = [p.read_text(errors="replace") for p in mailbox.glob("*")] if mailbox.is_dir() else []
+    entry = None
+    while time.monotonic() < deadline and entry is None:
+        entry = SqliteStore(store).get(sent[0]["rcpt"].lower()) if store.exists() else None
         time.sleep(0.2)
-    mine = [d for d in dsns if sent[0]["lab_id"] in d]
-    assert len(mine) == 1, f"no DSN for {sent[0]['lab_id']} in {mailbox}"
-    dsn = mine[0]
-    assert f"Delivered-To: {sent[0]['mail_from']}" in dsn
-    assert "Status: 5.1.1" in dsn and sent[0]["rcpt"] in dsn
+    assert entry is not None, f"no suppression for {sent[0]['rcpt']} in {store}"
+    assert "5.1.1" in entry.reason
     assert sent[0]["lab_id"] not in {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
     logs = "".join(p.read_text(errors="replace") for p in (lab.layout.runtime_dir / "root/var/log").glob("*.log"))
     assert "loops back to myself" not in logs and "greeted me with my own hostname" not in logs

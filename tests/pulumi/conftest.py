@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable
@@ -31,6 +32,10 @@ def run_mock(stack: str, tmp: Path, config: dict[str, str] | None = None, secret
     """One program run; returns the JSON of `python -m mailinfra.deployment.mock_runtime` (or {"error": ...}).
     `as_of`: the date the program takes for today (MAILINFRA_AS_OF)."""
     command = [sys.executable, "-m", "mailinfra.deployment.mock_runtime", stack, "--fingerprint-secrets"]
+    if up and config is not None and "mailinfra:verp_secret" not in config:
+        # `up` requires the stack's VERP secret (components/suppression.py): the test's own, made now.
+        config = {**config, "mailinfra:verp_secret": secrets.token_hex(32)}
+        secret_keys = [*(secret_keys or []), "mailinfra:verp_secret"]
     if config is not None:
         path = tmp / f"config-{stack}-{len(list(tmp.iterdir()))}.json"
         path.write_text(json.dumps({"config": config, "secret_keys": secret_keys or []}))

@@ -5,6 +5,7 @@ half-created."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,9 @@ print(json.dumps({"error": error, "registered": seen}))
 
 def _up_counting(stack: str, config: dict[str, str], secret_keys: list[str], tmp: Path) -> dict[str, Any]:
     path = tmp / "config.json"
+    # `up` requires the stack's VERP secret (components/suppression.py): the test's own, made now.
+    config = {**config, "mailinfra:verp_secret": secrets.token_hex(32)}
+    secret_keys = [*secret_keys, "mailinfra:verp_secret"]
     path.write_text(json.dumps({"config": config, "secret_keys": secret_keys}))
     done = subprocess.run([sys.executable, "-c", _COUNTING_RUN, str(path), stack], cwd=ROOT,
                           capture_output=True, text=True, timeout=180, check=False)

@@ -175,7 +175,7 @@ def test_mail_lives_on_a_protected_retained_encrypted_volume_in_the_host_s_az(
             instances = manifest_of(run, host)["postfix_instances"]
             assert {"/var/spool/postfix", *(f"/var/spool/{i['name']}" for i in instances)} <= paths
             if plan.host(host).accepts_bounces:
-                assert "/var/mail/mailinfra-bounces" in paths
+                assert "/var/lib/mailinfra/suppression" in paths  # the suppression store, not a maildir
 
 
 def _user_data(instance: dict[str, Any]) -> str:

@@ -1,0 +1,3 @@
+from mailinfra.bounceproc.service import main
+
+main()

@@ -1,0 +1,3 @@
+from mailinfra.suppression_service.service import main
+
+main()
