@@ -484,6 +484,9 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         "services": SERVICES[args.host.mta],
+        # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
+        "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
+                         for c in postfix.plan_host_certificates(args.host)],
     }
     if spool_volume_id is not None:
         manifest["spool"] = {

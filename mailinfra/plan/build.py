@@ -99,6 +99,7 @@ def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:
             ed25519_selector=active.get(True),
             one_click_unsubscribe=stream.one_click_unsubscribe,
             previous_names=tuple(stream.previous_names),
+            queue_lifetime_seconds=stream.queue_lifetime_seconds,
         ))
     return tuple(result)
 

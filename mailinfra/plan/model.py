@@ -97,6 +97,8 @@ class StreamPlan:
     ed25519_selector: str | None
     one_click_unsubscribe: bool
     previous_names: tuple[str, ...] = ()
+    # streams.<s>.queue_lifetime: how long its mail may wait before it bounces (schema QUEUE_LIFETIME_DEFAULTS).
+    queue_lifetime_seconds: int = 86400
 
     def pool_names(self) -> tuple[str, ...]:
         return tuple(pool for _, pool in self.pools)
