@@ -98,9 +98,15 @@ BIND_POSITIONS = (
 )
 # Where they name another host's address: PowerMTA's <source ADDR/32> for the hosts of a `hosts` route.
 PEER_POSITION = re.compile(r"(?m)^(<source\s+)([0-9.]+)(/32>)")
+POWERMTA_PACKAGE = "/opt/mailinfra/PowerMTA.deb"
 INSTALL = {
     "postfix": [],
-    "powermta": ["test -f /opt/mailinfra/PowerMTA.deb && apt-get install -y /opt/mailinfra/PowerMTA.deb"],
+    # The vendor's package must be on the image: without it the boot stops here with one line (cloud-init's
+    # runcmd is one script; its status turns to error) instead of carrying on with no MTA installed.
+    "powermta": [f"test -f {POWERMTA_PACKAGE} || {{ echo \"mailinfra - no PowerMTA package at {POWERMTA_PACKAGE}"
+                 " (licensed, not in Debian - put the vendor's .deb there on the image) - PowerMTA not installed\""
+                 " >&2; exit 1; }",
+                 f"apt-get install -y {POWERMTA_PACKAGE}"],
 }
 # What the SSM agent needs (the AmazonSSMManagedInstanceCore actions) minus ssm:GetParameter(s), which
 # that managed policy grants on "*" and would let a host read every other host's keys.
