@@ -21,13 +21,16 @@ from pathlib import Path
 from typing import Any
 
 
-def build_message(target: dict[str, Any], lab_id: str, rcpt: str) -> EmailMessage:
+def build_message(target: dict[str, Any], lab_id: str, rcpt: str, *, from_domain: str | None = None,
+                  message_id: bool = True) -> EmailMessage:
+    """`from_domain`: a From header domain other than the stream's; `message_id=False`: none (as some apps do)."""
     message = EmailMessage()
-    message["From"] = f"{target['stream']} <hello@{target['sending_domain']}>"
+    message["From"] = f"{target['stream']} <hello@{from_domain or target['sending_domain']}>"
     message["To"] = rcpt
     message["Subject"] = f"lab {target['stream']}/{target['tier']} {lab_id[:8]}"
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=lab_id, domain=target["sending_domain"])
+    if message_id:
+        message["Message-ID"] = make_msgid(idstring=lab_id, domain=target["sending_domain"])
     message["X-Lab-Id"] = lab_id
     message["X-Lab-Stream"] = target["stream"]
     message["X-Lab-Tier"] = target["tier"]
@@ -40,7 +43,8 @@ def build_message(target: dict[str, Any], lab_id: str, rcpt: str) -> EmailMessag
 
 
 def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, source: str, count: int,
-           log: Path, mail_from_domain: str | None = None, rcpt_prefix: str = "user") -> list[dict[str, Any]]:
+           log: Path, mail_from_domain: str | None = None, rcpt_prefix: str = "user",
+           from_domain: str | None = None, message_id: bool = True) -> list[dict[str, Any]]:
     """Send `count` messages per target pool and provider; append one JSON line per message to `log`."""
     results = []
     for target in targets:
@@ -57,7 +61,9 @@ def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, so
                         "mail_from": envelope_from, "injected_at": time.time(),
                     }
                     try:
-                        client.send_message(build_message(target, lab_id, rcpt), envelope_from, [rcpt])
+                        message = build_message(target, lab_id, rcpt, from_domain=from_domain,
+                                                message_id=message_id)
+                        client.send_message(message, envelope_from, [rcpt])
                         entry["accepted"], entry["reply"] = True, "250"
                     except smtplib.SMTPResponseException as exc:
                         error = exc.smtp_error
@@ -86,11 +92,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--mail-from-domain", default=None, help="override the envelope sender domain")
     parser.add_argument("--rcpt-prefix", default="user",
                         help="recipient local part prefix (`unknown`: the provider answers 550 5.1.1)")
+    parser.add_argument("--from-domain", default=None, help="override the From header domain")
+    parser.add_argument("--no-message-id", action="store_true", help="send without a Message-ID header")
     args = parser.parse_args(argv)
     targets = json.loads(Path(args.targets).read_text())
     providers = json.loads(Path(args.providers).read_text())
     results = inject(targets, providers, source=args.source, count=args.count, log=args.log,
-                     mail_from_domain=args.mail_from_domain, rcpt_prefix=args.rcpt_prefix)
+                     mail_from_domain=args.mail_from_domain, rcpt_prefix=args.rcpt_prefix,
+                     from_domain=args.from_domain, message_id=not args.no_message_id)
     print(json.dumps(results))
 
 

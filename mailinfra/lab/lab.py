@@ -229,9 +229,11 @@ def fault(lab: Lab, provider: str, mode: str) -> None:
 
 def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | None = None,
          provider: str | None = None, source: str | None = None,
-         mail_from_domain: str | None = None, rcpt_prefix: str | None = None) -> list[dict[str, Any]]:
+         mail_from_domain: str | None = None, rcpt_prefix: str | None = None,
+         from_domain: str | None = None, message_id: bool = True) -> list[dict[str, Any]]:
     """Inject `count` messages per pool and provider (optionally one stream/pool/provider; `rcpt_prefix`
-    "unknown" addresses recipients the provider rejects, so the message bounces)."""
+    "unknown" addresses recipients the provider rejects, so the message bounces; `from_domain` another
+    From header domain; `message_id=False` no Message-ID header)."""
     state = require_running(lab)
     targets = [t for t in state.info["targets"]
                if (stream is None or t["stream"] == stream) and (pool is None or t["pool"] == pool)]
@@ -253,6 +255,10 @@ def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | Non
         argv += ["--mail-from-domain", mail_from_domain]
     if rcpt_prefix:
         argv += ["--rcpt-prefix", rcpt_prefix]
+    if from_domain:
+        argv += ["--from-domain", from_domain]
+    if not message_id:
+        argv.append("--no-message-id")
     result = subprocess.run(in_namespace(lab.layout.namespace, argv), capture_output=True, text=True,
                             check=False, env=python_env())
     if result.returncode != 0:

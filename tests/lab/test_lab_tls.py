@@ -117,3 +117,28 @@ def test_the_bounce_mx_offers_starttls_with_its_own_certificate_and_no_vrfy(lab:
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName)
     assert names == [host.fqdn]
+
+
+def test_a_from_header_of_another_domain_is_refused_at_injection(lab: Any) -> None:
+    """GIVEN the transactional instance WHEN the app injects a From of another stream's domain THEN Postfix
+    answers 5.7.1 naming the stream's sending domain (header_checks at end of DATA), and nothing is sent."""
+    stream = lab.plan.stream(lab.plan.pool("tx").stream)
+    other = next(s.sending_domain for s in lab.plan.streams if s.name != stream.name)
+    sent = lab_module.send(lab, pool="tx", provider="yahoo", from_domain=other)
+    assert [e["accepted"] for e in sent] == [False]
+    assert sent[0]["reply"].startswith("550 5.7.1") and stream.sending_domain in sent[0]["reply"], sent[0]["reply"]
+    time.sleep(0.5)
+    assert sent[0]["lab_id"] not in {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
+
+
+def test_mail_without_message_id_arrives_with_one_and_its_dkim_signature_verifies(lab: Any) -> None:
+    """GIVEN an app that sends no Message-ID WHEN every pool injects to gmail THEN each message arrives
+    with a Message-ID Postfix added (always_add_missing_headers), signed and DMARC-aligned."""
+    sent = lab_module.send(lab, provider="gmail", message_id=False)
+    assert all(e["accepted"] for e in sent), [e["reply"] for e in sent if not e["accepted"]]
+    lab_module.wait_for_arrivals(lab, [e["lab_id"] for e in sent], timeout=30)
+    arrivals = {a.get("lab_id"): a for a in read_arrivals(lab.layout.mail_dir)}
+    for entry in sent:
+        got = arrivals[entry["lab_id"]]
+        assert got["headers"]["Message-ID"].startswith("<"), got["headers"]
+        assert got["dkim_pass"] and got["dmarc"] == "pass", got
