@@ -227,7 +227,8 @@ class Stream(Strict):
     @model_validator(mode="after")
     def _lifetime_within_postfix_default(self) -> Stream:
         if self.queue_lifetime is not None and self.queue_lifetime_seconds > QUEUE_LIFETIME_MAX_SECONDS:
-            raise ValueError(f"queue_lifetime: at most 5d (Postfix's own default); got {self.queue_lifetime}")
+            raise ValueError("queue_lifetime: at most 5d (Postfix's own default; longer only delays "
+                             "the bounce the app acts on)")
         return self
 
     @model_validator(mode="after")
