@@ -219,6 +219,9 @@ class Stream(Strict):
     previous_names: list[Key] = []
     # None: QUEUE_LIFETIME_DEFAULTS of the stream's kind.
     queue_lifetime: Duration | None = None
+    # The app servers that inject this stream's mail (unauthenticated, by source address): its instances'
+    # mynetworks and the security-group rules of their ports. [] = every injection network of the host.
+    injectors: list[Cidr] = []
 
     @property
     def queue_lifetime_seconds(self) -> int:

@@ -129,6 +129,7 @@ class Instance:
     sasl: tuple[SaslEntry, ...]
     bounce_routes: dict[str, str]  # return-path domain -> transport:[nexthop] of the primary instance
     tls_policies: tuple[TlsPolicy, ...] = ()  # route destinations that must verify (relay, SES)
+    injectors: tuple[str, ...] = ()  # who may inject (mynetworks besides loopback)
 
 
 def injection_ports(plan: Plan) -> dict[str, int]:
@@ -262,7 +263,7 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
             rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
             sending=bool(sending_ips), fallback=fallback, sasl=sasl, bounce_routes=bounce_routes,
-            tls_policies=tls_policies))
+            tls_policies=tls_policies, injectors=stream_injectors(stream, host)))
     return tuple(result)
 
 
@@ -321,6 +322,11 @@ def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan) -> tuple[tupl
         entry = SaslEntry(destination, route.username, secret_placeholder(f"mailinfra:{route.password_secret}"))
         return (destination,), (entry,)
     return (destination,), ()
+
+
+def stream_injectors(stream: StreamPlan, host: HostPlan) -> tuple[str, ...]:
+    """Who may inject a stream's mail on a host: its declared app networks, else all the host's."""
+    return stream.injectors or host.injection_cidrs
 
 
 def plan_host_certificates(host: HostPlan) -> tuple[HostCertificate, ...]:

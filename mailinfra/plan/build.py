@@ -100,6 +100,7 @@ def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:
             one_click_unsubscribe=stream.one_click_unsubscribe,
             previous_names=tuple(stream.previous_names),
             queue_lifetime_seconds=stream.queue_lifetime_seconds,
+            injectors=tuple(stream.injectors),
         ))
     return tuple(result)
 

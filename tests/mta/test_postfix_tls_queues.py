@@ -150,3 +150,27 @@ def test_the_bounce_mx_is_hardened(rendered_stack: tuple[Plan, dict[str, Path]])
         assert int(_postconf(directory, "message_size_limit")) <= 10 * 1024 * 1024
         assert _postconf(directory, "smtpd_tls_security_level") == "may"
         assert _postconf(directory, "smtpd_tls_chain_files") == "/etc/mailinfra/tls/inbound.pem"
+
+
+def test_declared_injectors_narrow_who_may_inject_a_stream(tmp_path: Path) -> None:
+    """GIVEN dev with streams.transactional.injectors [10.20.4.0/24] (inside mta1's 10.20.0.0/16) THEN the tx
+    instance's mynetworks, as postconf reads it, is loopback and that /24 only, and the security group
+    opens the tx port to that /24 only; other streams keep the host's networks."""
+    from mailinfra.model.load import load_stack
+    from mailinfra.mta.network import host_injection_ports, plan_host_network
+    from mailinfra.mta.render import render_host
+    from mailinfra.plan.build import build_plan
+    from tests.mta.conftest import AS_OF, STACKS_DIR, write_host
+
+    text = (STACKS_DIR / "Pulumi.dev.yaml").read_text().replace(
+        "      pool: tx\n      route: ses\n", "      pool: tx\n      route: ses\n      injectors: [10.20.4.0/24]\n", 1)
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(text)
+    plan = build_plan(load_stack(str(stack_file)), AS_OF)
+    host = plan.host("mta1")
+    root = write_host(tmp_path / "mta1", render_host(plan, "mta1"))
+    assert _postconf(root / "etc/postfix-tx", "mynetworks") == "127.0.0.0/8, 10.20.4.0/24"
+    assert _postconf(root / "etc/postfix-bulk", "mynetworks") == "127.0.0.0/8, 10.20.0.0/16"
+    port = host_injection_ports(plan, host)["tx"]
+    opened = {r.cidr for r in plan_host_network(plan, host).rules if r.direction == "ingress" and r.port == port}
+    assert opened == {"10.20.4.0/24"}
