@@ -121,9 +121,15 @@ BIND_POSITIONS = (
 )
 # Where they name another host's address: PowerMTA's <source ADDR/32> for the hosts of a `hosts` route.
 PEER_POSITION = re.compile(r"(?m)^(<source\s+)([0-9.]+)(/32>)")
+POWERMTA_PACKAGE = "/opt/mailinfra/PowerMTA.deb"
 INSTALL = {
     "postfix": [],
-    "powermta": ["test -f /opt/mailinfra/PowerMTA.deb && apt-get install -y /opt/mailinfra/PowerMTA.deb"],
+    # The vendor's package must be on the image: without it the boot stops here with one line (cloud-init's
+    # runcmd is one script; its status turns to error) instead of carrying on with no MTA installed.
+    "powermta": [f"test -f {POWERMTA_PACKAGE} || {{ echo \"mailinfra - no PowerMTA package at {POWERMTA_PACKAGE}"
+                 " (licensed, not in Debian - put the vendor's .deb there on the image) - PowerMTA not installed\""
+                 " >&2; exit 1; }",
+                 f"apt-get install -y {POWERMTA_PACKAGE}"],
 }
 # What the SSM agent needs (the AmazonSSMManagedInstanceCore actions) minus ssm:GetParameter(s), which
 # that managed policy grants on "*" and would let a host read every other host's keys.
@@ -541,6 +547,9 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
         "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta]],
+        # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
+        "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
+                         for c in postfix.plan_host_certificates(args.host)],
     }
     if spool_volume_id is not None:
         manifest["spool"] = {

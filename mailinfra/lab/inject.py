@@ -24,13 +24,16 @@ from typing import Any
 from mailinfra.suppression import verp
 
 
-def build_message(target: dict[str, Any], lab_id: str, rcpt: str, mailinfra_id: str | None = None) -> EmailMessage:
+def build_message(target: dict[str, Any], lab_id: str, rcpt: str, mailinfra_id: str | None = None, *,
+                  from_domain: str | None = None, message_id: bool = True) -> EmailMessage:
+    """`from_domain`: a From header domain other than the stream's; `message_id=False`: none (as some apps do)."""
     message = EmailMessage()
-    message["From"] = f"{target['stream']} <hello@{target['sending_domain']}>"
+    message["From"] = f"{target['stream']} <hello@{from_domain or target['sending_domain']}>"
     message["To"] = rcpt
     message["Subject"] = f"lab {target['stream']}/{target['tier']} {lab_id[:8]}"
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(idstring=lab_id, domain=target["sending_domain"])
+    if message_id:
+        message["Message-ID"] = make_msgid(idstring=lab_id, domain=target["sending_domain"])
     message["X-Lab-Id"] = lab_id
     message["X-Lab-Stream"] = target["stream"]
     message["X-Lab-Tier"] = target["tier"]
@@ -48,7 +51,8 @@ def build_message(target: dict[str, Any], lab_id: str, rcpt: str, mailinfra_id: 
 
 def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, source: str, count: int,
            log: Path, mail_from_domain: str | None = None, rcpt_prefix: str = "user",
-           secret: bytes | None = None, rcpts: list[str] | None = None) -> list[dict[str, Any]]:
+           secret: bytes | None = None, rcpts: list[str] | None = None, from_domain: str | None = None,
+           message_id: bool = True) -> list[dict[str, Any]]:
     """Send `count` messages per target pool and provider; append one JSON line per message to `log`.
 
     With the stack secret, the envelope sender is the signed VERP return path of the recipient and stream
@@ -76,7 +80,9 @@ def inject(targets: list[dict[str, Any]], providers: list[dict[str, str]], *, so
                         "mail_from": envelope_from, "injected_at": time.time(),
                     }
                     try:
-                        client.send_message(build_message(target, lab_id, rcpt, header), envelope_from, [rcpt])
+                        message = build_message(target, lab_id, rcpt, header, from_domain=from_domain,
+                                                message_id=message_id)
+                        client.send_message(message, envelope_from, [rcpt])
                         entry["accepted"], entry["reply"] = True, "250"
                     except smtplib.SMTPResponseException as exc:
                         error = exc.smtp_error
@@ -109,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="a recipient local part (repeatable): one message to each instead of --count")
     parser.add_argument("--verp-secret-file", type=Path, default=None,
                         help="the stack secret: signed VERP return paths (else an unsigned bounces+ address)")
+    parser.add_argument("--from-domain", default=None, help="override the From header domain")
+    parser.add_argument("--no-message-id", action="store_true", help="send without a Message-ID header")
     args = parser.parse_args(argv)
     secret = (args.verp_secret_file.read_bytes().strip()
               if args.verp_secret_file and args.verp_secret_file.exists() else None)
@@ -116,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     providers = json.loads(Path(args.providers).read_text())
     results = inject(targets, providers, source=args.source, count=args.count, log=args.log,
                      mail_from_domain=args.mail_from_domain, rcpt_prefix=args.rcpt_prefix, secret=secret,
-                     rcpts=args.rcpt)
+                     rcpts=args.rcpt, from_domain=args.from_domain, message_id=not args.no_message_id)
     print(json.dumps(results))
 
 

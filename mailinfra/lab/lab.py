@@ -29,7 +29,7 @@ from mailinfra.deployment.aws_world import (
 from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
-from mailinfra.lab import firewall, mta
+from mailinfra.lab import firewall, mta, relay
 from mailinfra.lab import suppression as lab_suppression
 from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
@@ -237,9 +237,11 @@ def fault(lab: Lab, provider: str, mode: str) -> None:
 def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | None = None,
          provider: str | None = None, source: str | None = None,
          mail_from_domain: str | None = None, rcpt_prefix: str | None = None,
-         rcpts: list[str] | None = None) -> list[dict[str, Any]]:
+         rcpts: list[str] | None = None, from_domain: str | None = None,
+         message_id: bool = True) -> list[dict[str, Any]]:
     """Inject `count` messages per pool and provider (optionally one stream/pool/provider; `rcpt_prefix`
-    "unknown" addresses recipients the provider rejects, so the message bounces)."""
+    "unknown" addresses recipients the provider rejects, so the message bounces; `from_domain` another
+    From header domain; `message_id=False` no Message-ID header)."""
     state = require_running(lab)
     targets = [t for t in state.info["targets"]
                if (stream is None or t["stream"] == stream) and (pool is None or t["pool"] == pool)]
@@ -263,6 +265,10 @@ def send(lab: Lab, *, count: int = 1, stream: str | None = None, pool: str | Non
     if rcpt_prefix:
         argv += ["--rcpt-prefix", rcpt_prefix]
     argv += [f"--rcpt={local}" for local in rcpts or ()]
+    if from_domain:
+        argv += ["--from-domain", from_domain]
+    if not message_id:
+        argv.append("--no-message-id")
     result = subprocess.run(in_namespace(lab.layout.namespace, argv), capture_output=True, text=True,
                             check=False, env=python_env())
     if result.returncode != 0:
@@ -390,14 +396,45 @@ def _start_providers(lab: Lab, state: LabState) -> None:
         mta.wait_for_port(layout.namespace, provider.address, 25, f"provider {provider.name}")
 
 
+# Where Debian's ca-certificates puts the system trust store, which the hosts' Postfix verifies relay and
+# SES certificates against (mailinfra.mta.postfix.CA_FILE); the lab's CA stands in for the public CAs.
+HOST_TRUST_STORE = "etc/ssl/certs/ca-certificates.crt"
+
+
+def route_mode(lab: Lab, route: str, mode: str) -> None:
+    """Switch a route's relay (new connections) to `ok`, `no-starttls` or `untrusted-cert`."""
+    require_running(lab)
+    names = [r.name for r in lab.layout.routes]
+    if route not in names:
+        raise UsageError(f"ROUTE: received {route!r}, expected one of {', '.join(names)}")
+    relay.write_mode(lab.layout.control_dir / f"route-{route}.mode", mode)
+
+
+def auth_log(lab: Lab, route: str) -> Path:
+    """The route relay's record of AUTH attempts (mailinfra.lab.relay.read_auth_attempts)."""
+    return lab.layout.build_dir / "relay" / f"{route}.auth.jsonl"
+
+
 def _start_routes(lab: Lab, state: LabState, credentials: dict[str, tuple[str, str]]) -> None:
+    """The relays of the relay and SES routes, with a certificate from the lab's CA for their names (their
+    real counterparts have a publicly trusted one); the CA is the hosts' trust store. A second, self-signed
+    certificate is what a relay in mode untrusted-cert presents."""
     layout = lab.layout
-    cert, key = _lab_certificate(layout.runtime_dir / "tls", [r.smtp_host for r in layout.routes])
+    names = [r.smtp_host for r in layout.routes]
+    ca, cert, key = _lab_certificate(layout.runtime_dir / "tls", names)
+    _, untrusted, untrusted_key = _lab_certificate(layout.runtime_dir / "tls" / "untrusted", names)
+    trust = layout.runtime_dir / "root" / HOST_TRUST_STORE
+    trust.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ca, trust)
     for route in layout.routes:
+        control = layout.control_dir / f"route-{route.name}.mode"
+        relay.write_mode(control, "ok")
         argv = [sys.executable, "-m", "mailinfra.lab.relay", "--name", route.name,
                 "--listen", f"{route.address}:{route.port}", "--source", route.address, "--helo", route.smtp_host,
                 "--log", str((layout.build_dir / "relay" / f"{route.name}.jsonl").resolve()),
-                "--tls-cert", str(cert), "--tls-key", str(key)]
+                "--tls-cert", str(cert), "--tls-key", str(key), "--control", str(control.resolve()),
+                "--untrusted-cert", str(untrusted), "--untrusted-key", str(untrusted_key),
+                "--auth-log", str(auth_log(lab, route.name).resolve())]
         if route.name in credentials:
             secret_file = layout.runtime_dir / "tls" / f"{route.name}.credentials"
             secret_file.write_text(":".join(credentials[route.name]))
@@ -473,28 +510,41 @@ def staged_instances(lab: Lab) -> list[tuple[str, mta.PostfixInstance]]:
     return result
 
 
-def _lab_certificate(directory: Path, names: list[str]) -> tuple[Path, Path]:
-    """A self-signed certificate for the lab routes' STARTTLS (Postfix `may` does not verify it)."""
+def _lab_certificate(directory: Path, names: list[str]) -> tuple[Path, Path, Path]:
+    """A lab CA (made now, for this lab only) and a certificate it signs for the routes' names:
+    (CA certificate, certificate, key). Postfix `secure` verifies the chain and the name."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"mailinfra lab CA {directory.name}")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+          .not_valid_after(now + dt.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else "lab")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names or ["lab"]]), False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "route.crt", directory / "route.key"
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    ca_path, cert_path, key_path = directory / "ca.crt", directory / "route.crt", directory / "route.key"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     key_path.chmod(0o600)
-    return cert_path, key_path
+    return ca_path, cert_path, key_path
 
 
 def python_env() -> dict[str, str]:
@@ -505,4 +555,4 @@ def python_env() -> dict[str, str]:
     return env
 
 
-__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "down", "fault", "load_lab", "send", "up"]
+__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "auth_log", "down", "fault", "load_lab", "route_mode", "send", "up"]

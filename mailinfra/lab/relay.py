@@ -1,6 +1,12 @@
 """The lab's secondary route: an SMTP relay (with AUTH over STARTTLS when the route has credentials)
 that delivers every accepted message onwards to the recipient's MX from its own address.
 
+Every AUTH attempt is recorded (--auth-log: route, whether it came over TLS, mechanism, login, accepted;
+never the password), so a test can show which relay was handed the credentials. A control file switches
+the relay, per new connection, to the ways a relay (or someone on the path pretending to be it) can fail
+the sender's TLS: `no-starttls` (STARTTLS not offered, AUTH offered in plaintext) and `untrusted-cert`
+(STARTTLS with a self-signed certificate no CA vouches for).
+
 It keeps no queue: a message is accepted (250) only once the next hop accepted it, otherwise the
 client gets a 451 and keeps the message — so the relay itself can neither lose nor duplicate mail.
     python -m mailinfra.lab.relay --name relay --listen 192.0.2.21:587 --source 192.0.2.21 ...
@@ -25,6 +31,26 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mailinfra.lab.resolver import shared_resolver
 
 ONWARD_TIMEOUT_SECONDS = 20
+MODES = ("ok", "no-starttls", "untrusted-cert")
+
+
+def read_mode(control: Path | None) -> str:
+    if control is None:
+        return "ok"
+    try:
+        mode = control.read_text().strip()
+    except OSError:
+        return "ok"
+    return mode if mode in MODES else "ok"
+
+
+def write_mode(control: Path, mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    control.parent.mkdir(parents=True, exist_ok=True)
+    tmp = control.with_suffix(".tmp")
+    tmp.write_text(mode + "\n")
+    tmp.replace(control)
 
 
 class RelayHandler:
@@ -79,33 +105,59 @@ def _header(raw: bytes, name: bytes) -> str:
 
 
 class Authenticator:
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, name: str, username: str, password: str, log: Path | None = None) -> None:
+        self.name = name
         self.username = username.encode()
         self.password = password.encode()
+        self.log = log
 
     def __call__(self, server: SMTP, session: Session, envelope: Envelope,  # noqa: ARG002
-                 mechanism: str, auth_data: Any) -> AuthResult:  # noqa: ARG002
+                 mechanism: str, auth_data: Any) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
             self.username, self.password)
+        if self.log is not None:
+            login = auth_data.login.decode(errors="replace") if isinstance(auth_data, LoginPassword) else ""
+            entry = {"route": self.name, "time": time.time(), "client": session.peer[0] if session.peer else "",
+                     "tls": session.ssl is not None, "mechanism": mechanism, "login": login, "accepted": ok}
+            with self.log.open("a") as out:
+                out.write(json.dumps(entry) + "\n")
         return AuthResult(success=ok, handled=False)
+
+
+def read_auth_attempts(log: Path) -> list[dict[str, Any]]:
+    """The AUTH attempts a relay recorded (no passwords), oldest first."""
+    if not log.is_file():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 async def serve(args: argparse.Namespace) -> None:
     host, _, port = args.listen.rpartition(":")
     handler = RelayHandler(args.name, args.source, args.helo, Path(args.log))
-    tls: ssl.SSLContext | None = None
-    if args.tls_cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    tls = _tls_context(args.tls_cert, args.tls_key)
+    untrusted = _tls_context(args.untrusted_cert, args.untrusted_key)
+    control = Path(args.control) if args.control else None
     authenticator = None
     if args.credentials:
         username, _, password = Path(args.credentials).read_text().strip().partition(":")
-        authenticator = Authenticator(username, password)
+        authenticator = Authenticator(args.name, username, password, Path(args.auth_log) if args.auth_log else None)
 
     def factory() -> SMTP:
-        return SMTP(handler, hostname=args.helo, ident=f"{args.name} lab route", tls_context=tls,
+        mode = read_mode(control)
+        context = None if mode == "no-starttls" else untrusted if mode == "untrusted-cert" and untrusted else tls
+        # no-starttls: a relay that offers AUTH without TLS (auth_require_tls off), as a careless or
+        # hostile one does; otherwise AUTH only after STARTTLS.
+        return SMTP(handler, hostname=args.helo, ident=f"{args.name} lab route", tls_context=context,
                     authenticator=authenticator, auth_required=authenticator is not None,
-                    auth_require_tls=tls is not None, timeout=60)
+                    auth_require_tls=context is not None, timeout=60)
 
     server = await asyncio.get_running_loop().create_server(factory, host=host, port=int(port), reuse_address=True)
     print(f"{args.name}: relaying on {args.listen} from {args.source}", flush=True)
@@ -123,6 +175,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--credentials", default=None, help="file holding user:password (AUTH required)")
     parser.add_argument("--tls-cert", default=None)
     parser.add_argument("--tls-key", default=None)
+    parser.add_argument("--untrusted-cert", default=None, help="self-signed certificate of mode untrusted-cert")
+    parser.add_argument("--untrusted-key", default=None)
+    parser.add_argument("--control", default=None, help=f"file holding the mode: {', '.join(MODES)}")
+    parser.add_argument("--auth-log", default=None, help="JSON-lines log of AUTH attempts (no passwords)")
     return parser.parse_args(argv)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -47,6 +48,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_warmup,
         _check_routes,
         _check_bounces,
+        _check_injectors,
         _check_dkim,
         _check_zones,
         _check_isolations,
@@ -339,6 +341,22 @@ def _check_bounces(config: StackConfig) -> Iterator[Problem]:
         elif not carried.get(host):
             yield Problem(("bounces", "hosts", i), host,
                           "a host that carries at least one IP (the MX needs an address)")
+
+
+def _check_injectors(config: StackConfig) -> Iterator[Problem]:
+    """A stream's injectors lie inside the injection networks of every host its pools run on: those are the
+    host's outer bound (and a VPC route to the host); an injector outside them could never reach it."""
+    for name, stream in config.streams.items():
+        hosts = sorted({h for pool in stream_pools(stream).values() if pool in config.pools
+                        for h in config.pools[pool].hosts if h in config.hosts})
+        for i, cidr in enumerate(stream.injectors):
+            network = ipaddress.IPv4Network(cidr)
+            outside = [h for h in hosts if not any(network.subnet_of(ipaddress.IPv4Network(c))
+                                                   for c in config.hosts[h].injection_cidrs)]
+            if outside:
+                allowed = ", ".join(sorted({c for h in outside for c in config.hosts[h].injection_cidrs}))
+                yield Problem(("streams", name, "injectors", i), cidr,
+                              f"a network inside the injection_cidrs of host {', '.join(outside)} ({allowed})")
 
 
 def _check_dkim(config: StackConfig) -> Iterator[Problem]:

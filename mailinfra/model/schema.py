@@ -19,6 +19,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 _SELECTOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# A Postfix time value (postconf(5) "Time units": s, m, h, d, w).
+_DURATION = re.compile(r"^([1-9][0-9]{0,5})([smhdw])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def _check_domain(value: str) -> str:
@@ -81,6 +84,19 @@ def _check_cidr(value: str) -> str:
         raise ValueError("an IPv4 network in CIDR form such as 10.0.0.0/16 (host bits zero)") from None
 
 
+def _check_duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError("a duration such as 30m, 4h or 2d (a number and one of s, m, h, d, w)")
+    return value
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds of a duration accepted by the schema (`4h` -> 14400)."""
+    match = _DURATION.match(value)
+    assert match is not None  # the schema accepted it
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
 def _check_selector(value: str) -> str:
     if not _SELECTOR.match(value):
         raise ValueError("a DKIM selector label (lower-case letters, digits, hyphens)")
@@ -100,6 +116,7 @@ Key = Annotated[str, AfterValidator(_check_key)]
 IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Selector = Annotated[str, AfterValidator(_check_selector)]
+Duration = Annotated[str, AfterValidator(_check_duration)]
 
 
 class Strict(BaseModel):
@@ -196,6 +213,14 @@ class Tiers(Strict):
     cold: Key | None = None
 
 
+# How long a message of each kind may wait in the queue before it bounces back to the sender (Postfix's
+# default is 5 days for everything). A one-time password or a password reset is useless hours late and the
+# app must learn that it failed; a campaign is stale after a day. Overridden per stream (queue_lifetime).
+QUEUE_LIFETIME_DEFAULTS = {"transactional": "1h", "marketing": "1d", "bulk": "1d"}
+# Above this a stale message keeps hurting (a receiver deferring us for days is a reputation problem).
+QUEUE_LIFETIME_MAX_SECONDS = 5 * 86400
+
+
 class Stream(Strict):
     kind: StreamKind
     domain: DomainName
@@ -212,6 +237,22 @@ class Stream(Strict):
     fallback_on: list[FallbackCondition] | None = None
     one_click_unsubscribe: bool = False
     previous_names: list[Key] = []
+    # None: QUEUE_LIFETIME_DEFAULTS of the stream's kind.
+    queue_lifetime: Duration | None = None
+    # The app servers that inject this stream's mail (unauthenticated, by source address): its instances'
+    # mynetworks and the security-group rules of their ports. [] = every injection network of the host.
+    injectors: list[Cidr] = []
+
+    @property
+    def queue_lifetime_seconds(self) -> int:
+        return duration_seconds(self.queue_lifetime or QUEUE_LIFETIME_DEFAULTS[str(self.kind)])
+
+    @model_validator(mode="after")
+    def _lifetime_within_postfix_default(self) -> Stream:
+        if self.queue_lifetime is not None and self.queue_lifetime_seconds > QUEUE_LIFETIME_MAX_SECONDS:
+            raise ValueError("queue_lifetime: at most 5d (Postfix's own default; longer only delays "
+                             "the bounce the app acts on)")
+        return self
 
     @model_validator(mode="after")
     def _fallback_declared(self) -> Stream:
@@ -406,6 +447,17 @@ class Dns(Strict):
 class MtaSts(Strict):
     mode: Literal["enforce", "testing", "none"] = "testing"
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,32}$")]
+
+    @model_validator(mode="after")
+    def _no_enforce_without_a_verifiable_mx(self) -> MtaSts:
+        # RFC 8461 §4.2/§5: under `enforce` a sender delivers only to an MX whose certificate is PKIX-valid
+        # for its name, and refuses otherwise. mailinfra serves no policy host, and the bounce MX certificate
+        # is generated on the host at first boot (self-signed: opportunistic STARTTLS, RFC 7435), so
+        # enforce would make every MTA-STS sender refuse our bounces and complaints.
+        if self.mode == "enforce":
+            raise ValueError("mode: testing or none (enforce needs a policy host and a CA-signed certificate "
+                             "on every bounce MX; mailinfra provides neither)")
+        return self
 
 
 class SuppressionStoreKind(StrEnum):

@@ -104,7 +104,9 @@ def host_injection_ports(plan: Plan, host: HostPlan) -> dict[str, int]:
 def _ingress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
     rules = []
     for pool, port in host_injection_ports(plan, host).items():
-        for cidr in host.injection_cidrs:
+        # A Postfix pool's port admits only its stream's injectors (mynetworks of its instance).
+        cidrs = postfix.stream_injectors(plan.stream(plan.pool(pool).stream), host) if pool else host.injection_cidrs
+        for cidr in cidrs:
             # PowerMTA keeps the name the single port-25 rule always had (no replacement on upgrade).
             key = f"inject-{pool}-{cidr}" if pool else f"inject-{cidr}"
             what = f"pool {pool}" if pool else "PowerMTA"

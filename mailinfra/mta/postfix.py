@@ -48,9 +48,39 @@ STATUS_FILTER_FILE = "delivery_status_filter"
 # the instance's active queue).
 ROTATION_SLOTS = 40
 
+# Verified TLS towards a relay or SES (credentials cross it): Postfix reads no trust store unless told
+# (tls_append_default_CA = no since 2.8); Debian's ca-certificates bundle is the system's.
+CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+
+# How long an idle SMTP connection to a receiver is kept for the next message (smtp(8) and scache(8) both
+# cap it: smtp_connection_cache_time_limit, connection_cache_ttl_limit, 2 s by default). A warmed IP's
+# rate delay is 3-8 s, so at 2 s every paced message paid a new TCP + TLS handshake; above the delay the
+# connection is still there. RFC 5321 §4.5.3.2.7 gives the server 5 minutes before it may drop an idle
+# client, so 10 s idle is well inside what receivers accept.
+CONNECTION_CACHE_SECONDS = 10
+
 # With a rate delay, postconf(5) advises a failed-cohort limit of 10 so one handshake error does not
 # defer the whole destination.
 FAILED_COHORT_LIMIT = 10
+
+# The bounce MX's STARTTLS certificate (key and chain in one file, smtpd_tls_chain_files). Generated on the
+# host at first boot by mailinfra-apply-config (manifest `certificates`): the private key never leaves the
+# host (no secret in the plan, the bundle or SSM), and the senders that deliver bounces and complaints use
+# opportunistic TLS (RFC 7435; Postfix `may`, Gmail, Microsoft), which encrypts without verifying. A
+# CA-signed certificate is what MTA-STS `enforce` would need (mailinfra.model.schema.MtaSts).
+INBOUND_CERTIFICATE = "/etc/mailinfra/tls/inbound.pem"
+INBOUND_CERTIFICATE_DAYS = 3650  # nobody verifies it (see above); regenerated only when the file is gone
+
+# Bounce MX limits (anvil(8), per client address and minute; loopback, where the instances hand over
+# their DSNs, is exempt: smtpd_client_event_limit_exceptions = $mynetworks). A receiver returns a few
+# DSNs per connection; these stop one client from flooding the maildir, not a provider's bounce wave.
+INBOUND_CONNECTION_RATE_LIMIT = 60
+INBOUND_MESSAGE_RATE_LIMIT = 120
+INBOUND_CONNECTION_COUNT_LIMIT = 20
+# A DSN or an ARF complaint carries at most the original message (ours are well under 1 MB).
+INBOUND_MESSAGE_SIZE_LIMIT = 5 * 1024 * 1024
+# A DSN or complaint is addressed to one return path (RFC 3464, RFC 5965): more recipients are spam.
+INBOUND_RECIPIENT_LIMIT = 5
 
 # Where pool instances hand DSNs for this host's return-path domains to the primary instance.
 PRIMARY_LOOPBACK = "127.0.0.1"
@@ -76,6 +106,30 @@ class SaslEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class HostCertificate:
+    """A certificate mailinfra-apply-config generates on the host when the file is missing."""
+
+    path: str
+    names: tuple[str, ...]
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class TlsPolicy:
+    """One smtp_tls_policy_maps entry: the destination exactly as smtp(8) looks it up (the `[host]:port`
+    of smtp_fallback_relay or a transport nexthop, smtp_connect.c iterates with that literal) and the
+    certificate name it must present."""
+
+    destination: str
+    match: str
+
+    def entry(self) -> str:
+        # secure: STARTTLS required, chain verified against CA_FILE, name matched; never plaintext
+        # (postconf(5) smtp_tls_security_level; TLS_README "Mandatory server certificate verification").
+        return f"{{ {self.destination} = secure match={self.match} }}"
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
     """One postmulti instance: one pool's IPs on this host."""
 
@@ -94,6 +148,8 @@ class Instance:
     fallback: tuple[str, ...]
     sasl: tuple[SaslEntry, ...]
     bounce_routes: dict[str, str]  # return-path domain -> transport:[nexthop] of the primary instance
+    tls_policies: tuple[TlsPolicy, ...] = ()  # route destinations that must verify (relay, SES)
+    injectors: tuple[str, ...] = ()  # who may inject (mynetworks besides loopback)
 
 
 def injection_ports(plan: Plan) -> dict[str, int]:
@@ -117,7 +173,10 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     files = [
         rendered("etc/postfix/main.cf", render_template(
             "postfix/primary-main.cf.j2", plan=plan, host=host, instances=instances,
-            bounce_domains=intake.intake_domains(plan, host), lmtp_socket=intake.LMTP_SOCKET)),
+            bounce_domains=intake.intake_domains(plan, host), lmtp_socket=intake.LMTP_SOCKET,
+            certificate=INBOUND_CERTIFICATE, connection_rate_limit=INBOUND_CONNECTION_RATE_LIMIT,
+            message_rate_limit=INBOUND_MESSAGE_RATE_LIMIT, connection_count_limit=INBOUND_CONNECTION_COUNT_LIMIT,
+            message_size_limit=INBOUND_MESSAGE_SIZE_LIMIT, recipient_limit=INBOUND_RECIPIENT_LIMIT)),
         rendered("etc/postfix/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=())),
     ]
@@ -129,8 +188,12 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance,
             limits=plan_limit_parameters(instance), maillog_file=instance_log(instance),
             connect_timeout=SMTP_CONNECT_TIMEOUT,
-            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host),
+            helo_timeout=SMTP_HELO_TIMEOUT, milters=plan_milters(plan, host), ca_file=CA_FILE,
+            connection_cache_seconds=CONNECTION_CACHE_SECONDS,
             recipient_check=enforcement.recipient_check(instance.stream.kind))))
+        files.append(rendered(f"{instance.config_dir.lstrip('/')}/header_checks", render_template(
+            "postfix/header_checks.j2", plan=plan, instance=instance,
+            from_pattern=from_domain_pattern(instance.stream.sending_domain))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
             transports=instance.transports)))
@@ -274,13 +337,14 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
         }
         route = plan.route(stream.route) if stream.route else None
         fallback, sasl = _fallback(plan, route, host, stream)
+        tls_policies = plan_tls_policies(route)
         result.append(Instance(
             name=instance_name(pool.name), pool=pool.name, hostname=instance_hostname(pool.name, host),
             stream=stream,
             config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
             rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
             sending=bool(sending_ips), sending_ips=sending_ips, fallback=fallback, sasl=sasl,
-            bounce_routes=bounce_routes))
+            bounce_routes=bounce_routes, tls_policies=tls_policies, injectors=stream_injectors(stream, host)))
     return tuple(result)
 
 
@@ -347,6 +411,35 @@ def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan,
         entry = SaslEntry(destination, route.username, secret_placeholder(f"mailinfra:{route.password_secret}"))
         return (destination,), (entry,)
     return (destination,), ()
+
+
+def stream_injectors(stream: StreamPlan, host: HostPlan) -> tuple[str, ...]:
+    """Who may inject a stream's mail on a host: its declared app networks, else all the host's."""
+    return stream.injectors or host.injection_cidrs
+
+
+def plan_host_certificates(host: HostPlan) -> tuple[HostCertificate, ...]:
+    """What the host generates at first boot: the bounce MX's STARTTLS certificate (INBOUND_CERTIFICATE)."""
+    if host.mta != "postfix" or not host.accepts_bounces:
+        return ()
+    return (HostCertificate(INBOUND_CERTIFICATE, (host.fqdn,), INBOUND_CERTIFICATE_DAYS),)
+
+
+def plan_tls_policies(route: RoutePlan | None) -> tuple[TlsPolicy, ...]:
+    """A relay or SES route is a fixed, named next hop that carries our credentials (SASL) and whole
+    streams of mail: it must present a valid certificate for its name, or nothing is sent (and no
+    password). `hosts` routes are our own MTAs on port 25 with the host's opportunistic level."""
+    if route is None or route.kind not in ("relay", "ses") or not route.smtp_host:
+        return ()
+    return (TlsPolicy(f"[{route.smtp_host}]:{route.port}", route.smtp_host),)
+
+
+def from_domain_pattern(domain: str) -> str:
+    """A regexp_table(5) pattern matching a From header whose (last) address is @domain: the address may
+    be bracketed and followed by white space only. Anything else (another domain, a subdomain, a display
+    name that merely contains the domain) does not match."""
+    escaped = domain.replace(".", r"\.")
+    return f"/@{escaped}>?[[:space:]]*$/"
 
 
 def _bounce_domains(plan: Plan, host: HostPlan) -> tuple[str, ...]:

@@ -98,6 +98,7 @@ class Fallback:
     # A `hosts` route leaves from an IP of the same pool (stream and tier): the route host admits that
     # address into that pool only (plan_route_peer_pools), so overflow never lands in another pool.
     source: IpPlan | None = None
+    require_tls: bool = False  # relay and SES routes: use-starttls + require-starttls
 
 
 def vmta_name(ip: str) -> str:
@@ -123,6 +124,7 @@ def render_powermta(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         keys=keys, patterns=THROTTLE_PATTERNS, replies=THROTTLE_REPLIES,
         bounce_domains=bounce_domains, fbl_pattern=_fbl_pattern(fbl_addresses(plan, host)), peers=peers,
         limits_file=f"/{LIMITS_FILE}", listener_port=SMTP_LISTENER_PORT,
+        postmaster=postmaster_address(plan, host),
         retry_after=RETRY_AFTER, backoff_retry_after=BACKOFF_RETRY_AFTER,
         backoff_to_normal_after=BACKOFF_TO_NORMAL_AFTER)
     file = rendered(CONFIG_PATH, content)
@@ -240,11 +242,18 @@ def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan, source: IpPlan) ->
     if route.kind == "ses":
         return Fallback(name, stream.name, (destination,),
                         secret_placeholder(f"routes.{route.name}.smtp_username"),
-                        secret_placeholder(f"routes.{route.name}.smtp_password"))
+                        secret_placeholder(f"routes.{route.name}.smtp_password"), require_tls=True)
     if route.username and route.password_secret:
         return Fallback(name, stream.name, (destination,), route.username,
-                        secret_placeholder(f"mailinfra:{route.password_secret}"))
-    return Fallback(name, stream.name, (destination,), None, None)
+                        secret_placeholder(f"mailinfra:{route.password_secret}"), require_tls=True)
+    return Fallback(name, stream.name, (destination,), None, None, require_tls=True)
+
+
+def postmaster_address(plan: Plan, host: HostPlan) -> str:
+    """postmaster@ the first return-path domain the host sends for: a domain whose MX (the bounce hosts)
+    accepts mail; the host's own name has no MX."""
+    streams = [plan.stream(name) for name in host.streams] or list(plan.streams)
+    return f"postmaster@{streams[0].return_path}"
 
 
 def _fbl_pattern(addresses: tuple[str, ...]) -> str:

@@ -114,6 +114,8 @@ def _plan_streams(config: StackConfig) -> tuple[StreamPlan, ...]:
             one_click_unsubscribe=stream.one_click_unsubscribe,
             previous_names=tuple(stream.previous_names),
             fallback_on=stream.fallback_conditions(),
+            queue_lifetime_seconds=stream.queue_lifetime_seconds,
+            injectors=tuple(stream.injectors),
         ))
     return tuple(result)
 

@@ -105,6 +105,10 @@ class StreamPlan:
     one_click_unsubscribe: bool
     previous_names: tuple[str, ...] = ()
     fallback_on: tuple[str, ...] = ()  # "outage", "throttle": when mail may take the route
+    # streams.<s>.queue_lifetime: how long its mail may wait before it bounces (schema QUEUE_LIFETIME_DEFAULTS).
+    queue_lifetime_seconds: int = 86400
+    # streams.<s>.injectors: who may inject its mail; () = the hosts' injection_cidrs.
+    injectors: tuple[str, ...] = ()
 
     def pool_names(self) -> tuple[str, ...]:
         return tuple(pool for _, pool in self.pools)

@@ -43,7 +43,7 @@ MAP_SUFFIXES = {"hash": (".db",), "btree": (".db",), "lmdb": (".lmdb",), "cdb": 
                 "dbm": (".dir", ".pag"), "sdbm": (".dir", ".pag")}
 # Tool -> the command run (each overridable as MAILINFRA_<TOOL> for tests).
 TOOLS = {"ip": "ip", "postmap": "postmap", "postfix": "postfix", "postconf": "postconf", "systemctl": "systemctl",
-         "blkid": "blkid", "mkfs": "mkfs.ext4", "mount": "mount", "cp": "cp"}
+         "blkid": "blkid", "mkfs": "mkfs.ext4", "mount": "mount", "cp": "cp", "openssl": "openssl"}
 # Where udev names an EBS volume on a Nitro instance: the NVMe model and serial (the volume id without
 # its dash), systemd's 60-persistent-storage rules; EC2 User Guide, "Amazon EBS and NVMe".
 NVME_BY_ID = "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_{serial}"
@@ -112,6 +112,8 @@ def check_manifest(manifest: Any) -> dict[str, Any]:
             check_path(directory, "secrets[].directories[]")
     for instance in manifest["postfix_instances"]:
         check_path(instance.get("config_dir"), "postfix_instances[].config_dir")
+    for certificate in manifest.get("certificates", []):
+        check_path(certificate.get("path"), "certificates[].path")
     spool = manifest.get("spool")
     if spool is not None:
         if not isinstance(spool, dict) or not isinstance(spool.get("volume_id"), str) \
@@ -422,6 +424,28 @@ def stop_dropped_instances(host: Host, manifest: dict[str, Any], previous: dict[
             host.log.append(f"instance stopped: {instance['name']}")
 
 
+def ensure_certificates(host: Host, manifest: dict[str, Any]) -> None:
+    """Generate each listed certificate whose file is missing: a self-signed one for its names, the
+    private key first and the certificate after it in one root-only file (Postfix smtpd_tls_chain_files).
+    The key is made here and never leaves the host; an existing file is kept (a second run changes nothing)."""
+    for certificate in manifest.get("certificates", []):
+        target = host.path(certificate["path"])
+        if target.exists():
+            continue
+        names = certificate["names"]
+        with tempfile.TemporaryDirectory() as scratch:
+            key, cert = f"{scratch}/key.pem", f"{scratch}/cert.pem"
+            host.run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                     "-days", str(certificate["days"]), "-subj", f"/CN={names[0]}",
+                     "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names),
+                     "-keyout", key, "-out", cert)
+            data = Path(key).read_bytes() + Path(cert).read_bytes()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o700)
+        write_file(target, data, 0o600)
+        host.log.append(f"generated: {certificate['path']}")
+
+
 def save_state(host: Host, state: dict[str, Any]) -> None:
     path = host.path(STATE)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -451,6 +475,7 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
     host.log += [f"written: {path}" for path in sorted(changed)]
     remove_dropped(host, manifest, previous)
     run_postmaps(host, manifest, changed)
+    ensure_certificates(host, manifest)
     added = ensure_addresses(host, manifest["addresses"], state["added_addresses"])
     prepare_instances(host, manifest, previous, changed)
     save_state(host, {"manifest": manifest, "added_addresses": added})

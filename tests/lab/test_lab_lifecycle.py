@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 def _lab(tmp_path: Path, namespace: str) -> lab_module.Lab:
     as_of = lab_module.first_day("dev", "warmed", start=dt.date(2026, 11, 29))
     plan = build_plan(load_stack("dev"), as_of)
-    return lab_module.Lab(plan, plan_layout(plan, tmp_path, Path("/run/mailinfra-lab-test"), namespace=namespace))
+    # A runtime root of its own: `up` and `down` remove <root>/<stack>, which under /run/mailinfra-lab-test is the
+    # session lab's (tests/lab/conftest.py), and lab tests collected after this file would find it gone.
+    return lab_module.Lab(plan, plan_layout(plan, tmp_path, Path("/run/mailinfra-lab-test-life"), namespace=namespace))
 
 
 def test_up_twice_then_down_leaves_nothing_but_the_build_files(tmp_path: Path) -> None:

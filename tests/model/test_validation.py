@@ -300,6 +300,16 @@ def _cases() -> Iterator[Case]:
                f"mailinfra:hosts.mta1.injection_cidrs[1]: received '198.51.100.0/24', expected {private}")
     yield case("injection-wider-than-private", put("hosts", "mta1", "injection_cidrs", value=["172.0.0.0/10"]),
                "172.0.0.0/10", f"mailinfra:hosts.mta1.injection_cidrs[0]: received '172.0.0.0/10', expected {private}")
+    # --- queues and TLS (issue 11)
+    yield case("queue-lifetime-format", put("streams", "transactional", "queue_lifetime", value="3 days"), "3 days",
+               "mailinfra:streams.transactional.queue_lifetime: received '3 days', expected a duration such as "
+               "30m, 4h or 2d (a number and one of s, m, h, d, w)")
+    yield case("queue-lifetime-above-postfix-default", put("streams", "transactional", "queue_lifetime", value="6d"),
+               "6d", "mailinfra:streams.transactional.queue_lifetime: received '6d', expected at most 5d "
+               "(Postfix's own default; longer only delays the bounce the app acts on)")
+    yield case("mta-sts-enforce-without-policy-host", put("bounces", "mta_sts", value={"mode": "enforce", "id": "1"}),
+               "enforce", "mailinfra:bounces.mta_sts.mode: received 'enforce', expected testing or none (enforce "
+               "needs a policy host and a CA-signed certificate on every bounce MX; mailinfra provides neither)")
     # --- places: zones, subnets and regions that belong together
     yield case("zone-outside-the-region", put("hosts", "mta1", "availability_zone", value="eu-west-1a"), "eu-west-1a",
                "mailinfra:hosts.mta1.availability_zone: received 'eu-west-1a', "

@@ -565,3 +565,31 @@ def test_the_mta_waits_while_no_manifest_was_applied(spool_host, tmp_path: Path)
     requires it does not start on the root disk's spool."""
     done = spool_host("--spool-only")
     assert done.returncode == 1 and "no applied manifest yet" in done.stderr, done.stderr
+
+
+def test_the_bounce_mx_certificate_is_generated_once_on_the_host_and_kept(host, aws, tmp_path: Path) -> None:
+    """A manifest `certificates` entry (the bounce MX's smtpd_tls_chain_files): the real openssl makes a key
+    and a self-signed certificate for the names, key first then certificate in one file (Postfix reads
+    smtpd_tls_chain_files that way), 0600 in a 0700 directory; the next run keeps it (no new key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    _, s3, _ = aws
+    path = "/etc/mailinfra/tls/inbound.pem"
+    manifest = _manifest([], [], secrets=False, instances=False)
+    manifest["certificates"] = [{"path": path, "names": ["mta1.example.com"], "days": 3650}]
+    _publish(s3, manifest)
+    done = host()
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "root" / path.lstrip("/")
+    assert _mode(written) == 0o600 and _mode(written.parent) == 0o700
+    pem = written.read_bytes()
+    assert pem.index(b"PRIVATE KEY-----") < pem.index(b"BEGIN CERTIFICATE-----")
+    key = serialization.load_pem_private_key(pem, password=None)
+    cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE-----"):])
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["mta1.example.com"]
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
+    again = host()
+    assert again.returncode == 0, again.stderr
+    assert written.read_bytes() == pem
