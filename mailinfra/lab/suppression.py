@@ -39,8 +39,8 @@ def start_services(state: LabState, namespace: str, root: Path, host: HostPlan, 
     """The processor (bounce hosts) and the lookup service, before Postfix (it asks them)."""
     if host.accepts_bounces:
         start_processor(state, namespace, root, host, env)
-    argv = [sys.executable, "-m", "mailinfra.suppression_service", "--config", str(root / LOOKUP_CONFIG),
-            "--root", str(root)]
+    # No --root: the overlay (mailinfra.lab.mta.relocate) already put the config's paths under the lab root.
+    argv = [sys.executable, "-m", "mailinfra.suppression_service", "--config", str(root / LOOKUP_CONFIG)]
     log = root / "var/log" / f"{lookup_name(host.name)}.log"
     pid = start_process(state, lookup_name(host.name), in_namespace(namespace, argv), log, env=env)
     wait_for_path(root / LOOKUP_SOCKET.lstrip("/"), lookup_name(host.name), pid, log)
@@ -49,8 +49,8 @@ def start_services(state: LabState, namespace: str, root: Path, host: HostPlan, 
 def start_processor(state: LabState, namespace: str, root: Path, host: HostPlan, env: dict[str, str]) -> None:
     socket = root / LMTP_SOCKET.lstrip("/")
     socket.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "mailinfra.bounceproc", "--config", str(root / PROCESSOR_CONFIG),
-            "--root", str(root)]
+    # No --root: the overlay (mailinfra.lab.mta.relocate) already put the config's paths under the lab root.
+    argv = [sys.executable, "-m", "mailinfra.bounceproc", "--config", str(root / PROCESSOR_CONFIG)]
     log = root / "var/log" / f"{processor_name(host.name)}.log"
     pid = start_process(state, processor_name(host.name), in_namespace(namespace, argv), log, env=env)
     wait_for_path(socket, processor_name(host.name), pid, log)
