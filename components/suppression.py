@@ -24,6 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.tags import stack_tags
 from mailinfra.errors import MailinfraError
 from mailinfra.mta.intake import VERP_SECRET_FILE, suppression_table_name
 from mailinfra.plan.model import HostPlan, Plan
@@ -65,7 +66,7 @@ class Suppression(pulumi.ComponentResource):
             parameter = aws.ssm.Parameter(
                 f"{name}-{host.name}-verp-secret", name=verp_parameter_name(plan.stack, host.name),
                 type="SecureString", value=secret, description=f"VERP/feed secret of {host.fqdn}",
-                tags={"host": host.name, "environment": plan.environment}, opts=child)
+                tags=stack_tags(plan.environment, host=host.name), opts=child)
             self.parameters[host.name] = [parameter]
             self.deliveries[host.name] = [(verp_parameter_name(plan.stack, host.name), VERP_SECRET_FILE,
                                            VERP_SECRET_OWNER, "0640")]
@@ -80,7 +81,7 @@ class Suppression(pulumi.ComponentResource):
                 ttl=aws.dynamodb.TableTtlArgs(attribute_name="expires_at", enabled=True),
                 point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
                 server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
-                tags={"environment": plan.environment},
+                tags=stack_tags(plan.environment),
                 opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
             )
         table_arn = self.table.arn if self.table is not None else None

@@ -151,5 +151,11 @@ def _egress(plan: Plan, host: HostPlan) -> list[NetworkRule]:
 
 
 def _routes_of(plan: Plan, host: HostPlan) -> list[RoutePlan]:
-    names = dict.fromkeys(plan.stream(s).route for s in host.streams if plan.stream(s).route)
+    """The routes the host's MTA really uses. PowerMTA reroutes only from backoff mode, which only throttle
+    replies start (mailinfra.mta.powermta): a PowerMTA stream whose `fallback_on` lacks `throttle` renders no
+    reroute, so its route gets no egress either."""
+    streams = [plan.stream(s) for s in host.streams]
+    if host.mta == "powermta":
+        streams = [s for s in streams if "throttle" in s.fallback_on]
+    names = dict.fromkeys(s.route for s in streams if s.route)
     return [plan.route(name) for name in names if name is not None]

@@ -158,7 +158,8 @@ def test_spf_of_each_stream_lists_only_the_ips_that_send_for_it(tmp_path: Path) 
     """GIVEN a route host that also carries another stream's IPs (com-bulk on pmta2) THEN the marketing
     SPF still authorizes only marketing's own IPs (RFC 7208 §2.4: SPF says who may send for the domain;
     overflow leaves from the stream's own pools)."""
-    plan = _variant(tmp_path, [("    com-bulk:\n      hosts: [bulk1]", "    com-bulk:\n      hosts: [pmta2]"),
+    plan = _variant(tmp_path, [("    com-bulk:\n      injection_port: 10029\n      hosts: [bulk1]",
+                                "    com-bulk:\n      injection_port: 10029\n      hosts: [pmta2]"),
                                ("    pmta2:\n      mta: powermta\n      instance_type: c6i.xlarge",
                                 "    pmta2:\n      mta: powermta\n      instance_type: m6i.4xlarge")])
     assert any(ip.pool == "com-bulk" and ip.host == "pmta2" for ip in plan.ips)

@@ -22,10 +22,15 @@ def test_a_prefix_list_counts_as_its_max_entries() -> None:
 
 
 def test_prod_peers_of_a_route_are_one_rule_sized_to_its_peers() -> None:
-    """prod's pmta3 admits its hosts route's 14 sending EIPs: one rule (one prefix list), not 14 resources,
-    and within the quota as AWS counts it."""
+    """Every prod host that a hosts route targets admits that route's sending EIPs as one rule (one prefix
+    list), not one resource per EIP, and within the quota as AWS counts it."""
     plan = build_plan(load_stack("prod"))
-    network = plan_host_network(plan, plan.host("pmta3"))
-    peer_rules = [rule for rule in network.ingress if rule.key.startswith("peer-")]
-    assert len(peer_rules) == 1 and len(peer_rules[0].peers) == 14
-    assert peer_rules[0].quota_weight == 14 and check_rule_quota(network) == []
+    targets = {name for route in plan.routes if route.kind == "hosts" for name in route.hosts}
+    assert targets
+    for name in sorted(targets):
+        network = plan_host_network(plan, plan.host(name))
+        peer_rules = [rule for rule in network.ingress if rule.key.startswith("peer-")]
+        assert len({rule.key for rule in peer_rules}) == len(peer_rules), name
+        assert peer_rules and all(len(rule.peers) > 1 for rule in peer_rules), name
+        assert all(rule.quota_weight == len(rule.peers) for rule in peer_rules), name
+        assert check_rule_quota(network) == [], name
