@@ -37,10 +37,18 @@ def build_dsn(*, reporting_mta: str, recipient: str, status: str, diagnostic: st
     report["Message-ID"] = make_msgid(domain=reporting_mta)
     report["Auto-Submitted"] = "auto-replied"
     report.attach(MIMEText(f"Your message to {recipient} could not be delivered.\n\n{diagnostic}\n"))
+    # RFC 3464 §2.1: one per-message block, then one block per recipient. The email package holds a
+    # message/delivery-status body as a list of header blocks (its generator flattens each in turn; a plain
+    # string payload fails there), so each block is a Message of its own.
     status_part = MIMEBase("message", "delivery-status")
-    status_part.set_payload(f"Reporting-MTA: dns; {reporting_mta}\n\n"
-                            f"Final-Recipient: rfc822; {recipient}\nAction: failed\nStatus: {status}\n"
-                            f"Diagnostic-Code: smtp; {diagnostic}\n")
+    per_message = Message()
+    per_message["Reporting-MTA"] = f"dns; {reporting_mta}"
+    per_recipient = Message()
+    per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
+    per_recipient["Action"] = "failed"
+    per_recipient["Status"] = status
+    per_recipient["Diagnostic-Code"] = f"smtp; {diagnostic}"
+    status_part.set_payload([per_message, per_recipient])
     report.attach(status_part)
     headers = MIMEBase("text", "rfc822-headers")
     headers.set_payload(original.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("ascii", "replace"))

@@ -29,14 +29,15 @@ def _arrived(lab: Any, lab_ids: list[str]) -> list[dict[str, Any]]:
     return [a for a in read_arrivals(lab.layout.mail_dir) if a.get("lab_id") in wanted]
 
 
-def _queued_reasons(lab: Any, lab_ids: list[str]) -> dict[str, str]:
-    """lab id prefix (in the VERP sender) -> the deferral reason Postfix holds for it."""
+def _queued_reasons(lab: Any, sent: list[dict[str, Any]]) -> dict[str, str]:
+    """lab id -> the deferral reason Postfix holds for it (matched by the message's envelope sender: the
+    injector's signed VERP return path is unique per recipient and stream)."""
+    by_sender = {e["mail_from"]: e["lab_id"] for e in sent}
     reasons = {}
     for entry in lab_module.queue_entries(lab):
-        sender = entry.get("sender", "")
-        for lab_id in lab_ids:
-            if lab_id[:12] in sender:
-                reasons[lab_id] = " ".join(r.get("delay_reason", "") for r in entry.get("recipients", []))
+        lab_id = by_sender.get(entry.get("sender", ""))
+        if lab_id is not None:
+            reasons[lab_id] = " ".join(r.get("delay_reason", "") for r in entry.get("recipients", []))
     return reasons
 
 
@@ -63,7 +64,7 @@ def test_reputation_deferral_backs_off_and_never_takes_the_route(lab: Any, mode:
         assert all(e["accepted"] for e in sent)
         time.sleep(HOLD_SECONDS)
         assert _arrived(lab, ids) == []
-        reasons = _queued_reasons(lab, ids)
+        reasons = _queued_reasons(lab, sent)
         assert set(reasons) == set(ids)
         # The receiver's own words, marked as held back (mailinfra/mta/replies.py), and not a bounce.
         expected = "5.7.28 mailinfra-backoff" if mode == "reputation" else "mailinfra-backoff: [TSS04]"

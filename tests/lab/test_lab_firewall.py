@@ -31,6 +31,7 @@ from mailinfra.lab.layout import DNS_ADDRESS, OUTSIDER_ADDRESS
 from mailinfra.lab.namespace import in_namespace
 from mailinfra.lab.report import read_arrivals
 from mailinfra.model.load import NAMESPACE, load_stack
+from mailinfra.mta.postfix import SMTP_CONNECT_TIMEOUT
 from mailinfra.plan import build_plan
 from tests.pulumi.conftest import generate_keys
 from tests.tooling import stop_by_pid
@@ -149,7 +150,9 @@ def test_a_route_port_not_opened_blocks_the_secondary_route(lab: Any, deployment
         assert firewall.probe(lab.layout.namespace, source, relay.address, relay.port)["result"] == "timeout"
         sent = [e for e in lab_module.send(lab, pool="mkt-active", provider="gmail") if e["accepted"]]
         assert sent
-        time.sleep(8)  # a refused gmail, then the relay's connect timeout (5 s, rendered)
+        # A refused gmail, then the relay's connect timeout (rendered): the attempt must be over (deferred)
+        # before the firewall opens and the queue is flushed.
+        time.sleep(int(SMTP_CONNECT_TIMEOUT.removesuffix("s")) + 3)
         arrived = {a.get("lab_id") for a in read_arrivals(lab.layout.mail_dir)}
         assert not {e["lab_id"] for e in sent} & arrived
         lab_module.install_firewall(lab, deployment)
@@ -173,6 +176,10 @@ def _with_hosts_route(config: dict[str, Any]) -> None:
     (a route target runs PowerMTA, as in prod; the lab cannot run PowerMTA, hence the stand-in receiver)."""
     config["hosts"]["mta2"] = {**config["hosts"]["mta1"], "mta": "powermta"}
     config["pools"]["mkt-cold"]["hosts"] = ["mta2"]
+    # A route host carries an IP of each pool of the streams it takes (overflow stays in stream and tier).
+    config["pools"]["bulk"]["hosts"] = ["mta1", "mta2"]
+    config["pools"]["bulk"]["ips"]["bk1"] = {**(config["pools"]["bulk"]["ips"]["bk1"] or {}), "host": "mta1"}
+    config["pools"]["bulk"]["ips"]["bk2"] = {**(config["pools"]["bulk"]["ips"]["bk2"] or {}), "host": "mta2"}
     config["routes"]["spill"] = {"kind": "hosts", "hosts": ["mta2"]}
     config["streams"]["bulk"]["route"] = "spill"
 
