@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.pulumi_mock import scale  # noqa: E402
+from bench.sections import replace_section  # noqa: E402 - after the path fix above
 from mailinfra.deployment.mock_runtime import preview_config  # noqa: E402
 from mailinfra.drift.dns_check import DnsOptions, check_dns  # noqa: E402
 from mailinfra.drift.model import Status  # noqa: E402
@@ -171,14 +172,7 @@ def goal_line(name: str, m: dict[str, float]) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if HEADING in text:
-        before, _, rest = text.partition(HEADING)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    replace_section(path, HEADING, section)
 
 
 if __name__ == "__main__":

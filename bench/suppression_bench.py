@@ -36,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.sections import replace_section  # noqa: E402 - after the path fix above
 from mailinfra.model.schema import StreamKind  # noqa: E402
 from mailinfra.suppression.codec import kinds_to_bits, to_epoch  # noqa: E402
 from mailinfra.suppression.lookup import LookupTable  # noqa: E402
@@ -267,14 +268,7 @@ def _verdict(rate: float, ratio: float) -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if HEADING in text:
-        before, _, rest = text.partition(HEADING)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    replace_section(path, HEADING, section)
 
 
 if __name__ == "__main__":

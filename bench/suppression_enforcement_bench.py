@@ -15,15 +15,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
+import sys
 import time
 from pathlib import Path
 
-from mailinfra.lab import lab as lab_module
-from mailinfra.lab.layout import plan_layout
-from mailinfra.model.load import load_stack
-from mailinfra.plan.build import build_plan
-from mailinfra.suppression.paths import lab_db_path
-from mailinfra.suppression.sqlite_store import SqliteStore
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.sections import replace_section  # noqa: E402 - after the path fix above
+from mailinfra.lab import lab as lab_module  # noqa: E402
+from mailinfra.lab.layout import plan_layout  # noqa: E402
+from mailinfra.model.load import load_stack  # noqa: E402
+from mailinfra.plan.build import build_plan  # noqa: E402
+from mailinfra.suppression.paths import lab_db_path  # noqa: E402
+from mailinfra.suppression.sqlite_store import SqliteStore  # noqa: E402
 
 HEADING = "## Suppression enforcement"
 REFUSED = "550 5.7.1"
@@ -66,14 +71,7 @@ def render_section(stack: str, trials: list[dict[str, float]], command: str) -> 
 
 
 def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if HEADING in text:
-        before, _, rest = text.partition(HEADING)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    replace_section(path, HEADING, section)
 
 
 def main() -> int:

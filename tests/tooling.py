@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,3 +41,27 @@ def stop_by_pid(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeou
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@contextlib.contextmanager
+def moto_server(start_timeout: float = 30) -> Iterator[str]:
+    """A moto server (the AWS APIs boto3 talks to) in its own process on loopback; its URL; stopped by PID."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        stop_by_pid(server)

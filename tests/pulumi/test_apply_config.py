@@ -13,7 +13,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,9 +23,8 @@ import boto3
 import pytest
 
 from components.mta_host import MANIFEST_FORMAT, apply_program
-from tests.drift.knot import free_port
 from tests.pulumi.conftest import manifest_of
-from tests.tooling import require_tool, stop_by_pid
+from tests.tooling import moto_server, require_tool
 
 REGION = "us-east-1"
 BUCKET = "mailinfra-test-config"
@@ -70,23 +68,8 @@ SHELL_RECORDERS = {
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
     """A moto server in its own process, stopped by its PID."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with moto_server() as url:
         yield url
-    finally:
-        stop_by_pid(server)
 
 
 # What AWS answers a role whose policy has not reached the service yet (IAM is eventually consistent,

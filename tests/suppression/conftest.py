@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +12,13 @@ import pytest
 from mailinfra.suppression.dynamodb_store import DynamoStore
 from mailinfra.suppression.sqlite_store import SqliteStore
 from mailinfra.suppression.store import SuppressionStore
-from tests.drift.knot import free_port
-from tests.tooling import stop_by_pid
+from tests.tooling import moto_server
 
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.2)
+    with moto_server() as url:
         yield url
-    finally:
-        stop_by_pid(server)
 
 
 def dynamodb_client(url: str):
