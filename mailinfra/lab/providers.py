@@ -33,6 +33,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailinfra.lab import feedback
+from mailinfra.lab.control import read_control, write_control
 from mailinfra.lab.layout import FAULT_MODES
 from mailinfra.lab.verify import verify_message
 
@@ -53,13 +54,7 @@ UNKNOWN_LOCALPART = "unknown"
 
 
 def read_mode(control: Path | None) -> str:
-    if control is None:
-        return "ok"
-    try:
-        mode = control.read_text().strip()
-    except OSError:
-        return "ok"
-    return mode if mode in MODES else "ok"
+    return read_control(control, MODES)
 
 
 def read_blocked(path: Path | None) -> frozenset[str]:
@@ -73,12 +68,7 @@ def read_blocked(path: Path | None) -> frozenset[str]:
 
 
 def write_mode(control: Path, mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    control.parent.mkdir(parents=True, exist_ok=True)
-    tmp = control.with_suffix(".tmp")
-    tmp.write_text(mode + "\n")
-    tmp.replace(control)
+    write_control(control, mode, MODES)
 
 
 class FaultySMTP(SMTP):

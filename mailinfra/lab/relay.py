@@ -28,6 +28,7 @@ from typing import Any
 import dns.exception
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from mailinfra.lab.control import read_control, write_control
 from mailinfra.lab.resolver import shared_resolver
 
 ONWARD_TIMEOUT_SECONDS = 20
@@ -35,22 +36,11 @@ MODES = ("ok", "no-starttls", "untrusted-cert")
 
 
 def read_mode(control: Path | None) -> str:
-    if control is None:
-        return "ok"
-    try:
-        mode = control.read_text().strip()
-    except OSError:
-        return "ok"
-    return mode if mode in MODES else "ok"
+    return read_control(control, MODES)
 
 
 def write_mode(control: Path, mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    control.parent.mkdir(parents=True, exist_ok=True)
-    tmp = control.with_suffix(".tmp")
-    tmp.write_text(mode + "\n")
-    tmp.replace(control)
+    write_control(control, mode, MODES)
 
 
 class RelayHandler:
