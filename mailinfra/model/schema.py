@@ -548,6 +548,32 @@ class Isolation(Strict):
     to: IsolationAlternative | None = None  # default: route for a pool, siblings for an IP
 
 
+# ---------------------------------------------------------------- monitoring (delivery metrics and placement)
+
+
+class Seed(Strict):
+    """`monitoring.seeds.<name>`: one seed mailbox at a receiving provider, read over IMAP for inbox placement."""
+
+    provider: Key  # the receiving provider this mailbox belongs to (a key of the warmup/provider limits)
+    address: Annotated[str, AfterValidator(_check_mailbox)]
+    imap_host: DomainName
+    imap_port: int = Field(default=993, ge=1, le=65535, strict=True)  # IMAPS (RFC 8314)
+    username: str | None = None  # default: the address
+    # The Pulumi secret config key holding the mailbox password (`pulumi config set --secret mailinfra:<key> ...`).
+    password_secret: Key
+
+
+class Alerts(Strict):
+    """`monitoring.alerts`: the thresholds the rendered alert rules fire at, per pool x receiving provider."""
+
+
+class Monitoring(Strict):
+    """`monitoring`: delivery metrics, alert rules and inbox-placement seeds (mailinfra.metrics/.placement)."""
+
+    alerts: Alerts = Alerts()
+    seeds: dict[Key, Seed] = {}
+
+
 # ---------------------------------------------------------------- the stack
 
 
@@ -565,3 +591,4 @@ class StackConfig(Strict):
     warmup_schedules: dict[Key, WarmupSchedule] = {}
     isolations: dict[IsolationTarget, Isolation] = {}
     volume: Volume = Volume()
+    monitoring: Monitoring = Monitoring()

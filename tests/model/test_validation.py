@@ -143,7 +143,7 @@ def _cases() -> Iterator[Case]:
     yield case("unknown-top-level-key", rename("streams", to="stream"), "mailinfra:stream:",
                "mailinfra:stream: received unknown key 'stream', expected a known key (did you mean 'streams'?): "
                "environment, domains, streams, pools, hosts, routes, dns, bounces, warmup_schedules, isolations, "
-               "volume")
+               "volume, monitoring")
     yield case("unknown-key-no-hint", put("dns", "nameservers", value=["ns1"]), "nameservers",
                "mailinfra:dns.nameservers: received unknown key 'nameservers', "
                "expected a known key: provider, zones, ttl_seconds, infra_domain")
