@@ -66,7 +66,7 @@ def compare_own_vs_rent(plan: Plan, region: str, prices: AwsPrices, esp: EspPric
     for key, offer in esp.plans.items():
         options.append(RentOption(key, f"{offer.vendor} {offer.plan}", offer.monthly_usd(usage.messages_per_month),
                                   offer.source,
-                                  solve_break_even(offer.monthly_usd, owned, [*kinks, float(offer.included)])))
+                                  solve_break_even(offer.monthly_usd, owned, [*kinks, *offer.kinks()])))
     return OwnVsRent(usage.messages_per_month, owned(usage.messages_per_month), tuple(options))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mailinfra.errors import ConfigError, ConfigErrors, Described
 
@@ -81,16 +81,42 @@ class AwsPrices(_Strict):
         return self.regions[name]
 
 
+class OverageBand(_Strict):
+    """From this many messages sent in the month on, each 1,000 more cost `per_1000` (a vendor's volume tier)."""
+
+    from_messages: int = Field(ge=0)
+    per_1000: float = Field(ge=0)
+
+
 class EspPlan(_Strict):
     vendor: str
     plan: str
     base_usd: float = Field(ge=0)
     included: int = Field(ge=0)
+    # Flat overage above `included`; `overage_bands` (ascending) replaces it where the vendor tiers its overage.
     overage_per_1000: float = Field(ge=0)
+    overage_bands: list[OverageBand] = []
     source: str = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _bands_ascend_from_included(self) -> EspPlan:
+        starts = [band.from_messages for band in self.overage_bands]
+        if starts and (starts[0] != self.included or starts != sorted(set(starts))):
+            raise ValueError(f"overage_bands must start at included ({self.included}) and ascend, got {starts}")
+        return self
+
     def monthly_usd(self, messages: float) -> float:
-        return self.base_usd + max(0.0, messages - self.included) / 1000 * self.overage_per_1000
+        if not self.overage_bands:
+            return self.base_usd + max(0.0, messages - self.included) / 1000 * self.overage_per_1000
+        total = self.base_usd
+        ends = [band.from_messages for band in self.overage_bands[1:]] + [float("inf")]
+        for band, end in zip(self.overage_bands, ends, strict=True):
+            total += max(0.0, min(messages, end) - band.from_messages) / 1000 * band.per_1000
+        return total
+
+    def kinks(self) -> list[float]:
+        """Volumes where the monthly price changes slope: the included allowance and every band start."""
+        return sorted({float(self.included), *(float(band.from_messages) for band in self.overage_bands)})
 
 
 class EspPrices(_Strict):

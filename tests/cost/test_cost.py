@@ -19,6 +19,7 @@ from mailinfra.cli.main import main
 from mailinfra.cost import Usage, cost_plan, load_aws_prices, load_esp_prices, solve_break_even, usage_of
 from mailinfra.cost.compare import compare_own_vs_rent
 from mailinfra.cost.estimate import estimate_cost
+from mailinfra.errors import ConfigErrors
 from mailinfra.model.load import STACKS_DIR, load_stack
 from mailinfra.plan.build import build_plan
 
@@ -133,9 +134,40 @@ def test_break_even_volume_costs_the_same_owned_and_rented() -> None:
         if option.key == "ses":  # $0.10 per 1,000 + $0.12 per GB (SES a la carte)
             rented = volume / 1000 * 0.10 + volume * usage.average_message_kb * 1024 / 1024**3 * 0.12
         else:
-            offer = offers[option.key]
-            rented = offer["base_usd"] + max(0, volume - offer["included"]) / 1000 * offer["overage_per_1000"]
+            rented = _rented_by_hand(offers[option.key], volume)
         assert rented == pytest.approx(owned, rel=1e-9), option.name
+
+
+def _rented_by_hand(offer: dict[str, Any], volume: float) -> float:
+    """The vendor's arithmetic written out: base, then each overage band's messages at its rate."""
+    bands = offer.get("overage_bands") or [{"from_messages": offer["included"], "per_1000": offer["overage_per_1000"]}]
+    total = offer["base_usd"]
+    for i, band in enumerate(bands):
+        end = bands[i + 1]["from_messages"] if i + 1 < len(bands) else volume
+        total += max(0, min(volume, end) - band["from_messages"]) / 1000 * band["per_1000"]
+    return float(total)
+
+
+@pytest.mark.parametrize(("volume", "expected"), [
+    (50_000, 90.0),  # inside the 100K the base includes
+    (300_000, 90 + 150 * 0.80 + 50 * 0.65),  # 100K-250K at $0.80, then $0.65
+    (30_000_000, 90 + 150 * 0.80 + 500 * 0.65 + 250 * 0.50 + 1500 * 0.40 + 27_500 * 0.35),
+])
+def test_mailgun_scale_overage_follows_the_vendors_volume_bands(volume: int, expected: float) -> None:
+    """Mailgun bills overage per 1,000 at the rate of the month's volume so far ($0.80 down to $0.35, help centre)."""
+    assert load_esp_prices().plans["mailgun-scale"].monthly_usd(volume) == pytest.approx(expected)
+
+
+def test_overage_bands_that_skip_the_allowance_are_one_line_naming_the_file(tmp_path: Path) -> None:
+    """A band table that does not start at the plan's included messages is refused at load, in one line."""
+    doc = yaml.safe_load(ESP.read_text())
+    doc["plans"]["mailgun-scale"]["overage_bands"][0]["from_messages"] = 50_000
+    bad = tmp_path / "esp.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigErrors) as caught:
+        load_esp_prices(bad)
+    (line,) = str(caught.value).splitlines()
+    assert "esp.yaml" in line and "mailgun-scale" in line and "must start at included (100000)" in line
 
 
 def test_sendgrid_break_even_in_prod_is_near_the_rule_of_thumb() -> None:
