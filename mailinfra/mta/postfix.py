@@ -178,7 +178,8 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             message_rate_limit=INBOUND_MESSAGE_RATE_LIMIT, connection_count_limit=INBOUND_CONNECTION_COUNT_LIMIT,
             message_size_limit=INBOUND_MESSAGE_SIZE_LIMIT, recipient_limit=INBOUND_RECIPIENT_LIMIT)),
         rendered("etc/postfix/master.cf", render_template(
-            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=())),
+            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=(),
+            dsn_without_fallback=False)),
     ]
     # Bounce hosts: the accepted recipients and the processor; every host: the suppression lookup.
     files.extend(intake.render_intake(plan, host))
@@ -196,6 +197,7 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             from_pattern=from_domain_pattern(instance.stream.sending_domain))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
+            dsn_without_fallback=bool(instance.fallback),
             transports=instance.transports)))
         if instance.fallback:
             # Which replies may reach smtp_fallback_relay (mailinfra.mta.replies): reputation and policy

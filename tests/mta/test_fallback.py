@@ -37,6 +37,13 @@ REPUTATION = [
     "Reason for rate limitation is related to IP/domain reputation.",
     "421 4.7.26 This mail has been rate limited because it is unauthenticated.",
     "451 4.7.1 Greylisted, please try again later",
+    # Unmarked before (no reputation word): a full mailbox, a recipient receiving too fast, postgrey's
+    # default answer and Exchange-style greylisting reach the same mailbox on every route.
+    "452 4.2.2 The email account that you tried to reach is over quota.",
+    "450 4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional "
+    "messages from being delivered.",
+    "450 4.2.0 <user@example.org>: Recipient address rejected: Try again later",
+    "451 4.7.1 Please try again later",
 ]
 THROTTLE = [
     "421 4.7.0 Try again later, closing connection.",
@@ -202,3 +209,37 @@ def test_transactional_default_is_outage_and_throttle() -> None:
     """Transactional mail takes its route on outages and throttling unless the operator says otherwise."""
     plan = build_plan(load_stack("dev"), dt.date(2026, 12, 20))
     assert plan.stream("transactional").fallback_on == ("outage", "throttle")
+
+
+def _postconf(directory: Path, *args: str) -> str:
+    result = subprocess.run(["postconf", "-c", str(directory), *args], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result
+    return result.stdout
+
+
+def test_dsns_never_ride_the_fallback_relay(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
+    """Postfix's own reading of each pool instance with a secondary route: the services its DSNs (null
+    sender, to the VERP address at the bounce MX: transport_maps `smtp:[...]`) leave by have no
+    smtp_fallback_relay (postconf -P: master.cf overrides), while the pool's transports keep the route.
+    Before, `smtp` inherited main.cf's smtp_fallback_relay: with the bounce MX unreachable, bounces of
+    our mail went out through SES or the relay (postconf(5): smtp_fallback_relay is used for destinations
+    that cannot be found or reached)."""
+    if subprocess.run(["which", "postconf"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("postconf (Debian postfix) is not installed")
+    plan, dirs = rendered_stack
+    checked = 0
+    for root in dirs.values():
+        for main in sorted(root.glob("etc/postfix-*/main.cf")):
+            directory = main.parent
+            if not _postconf(directory, "-h", "smtp_fallback_relay").strip():
+                continue
+            if "smtp:[" not in _postconf(directory, "-h", "transport_maps"):
+                # A host without the bounce MX sends its DSNs by the pool's default transports (not yet
+                # separated from the route: docs/architecture.md, "Fallback").
+                continue
+            overrides = _postconf(directory, "-P").splitlines()
+            # Only the DSNs' services override it: the pool's transports keep main.cf's route.
+            assert sorted(line for line in overrides if "/smtp_fallback_relay" in line) == [
+                "relay/unix/smtp_fallback_relay =", "smtp/unix/smtp_fallback_relay ="], directory
+            checked += 1
+    assert checked, f"{plan.stack}: no instance with a secondary route was checked"
