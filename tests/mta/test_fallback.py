@@ -219,8 +219,9 @@ def _postconf(directory: Path, *args: str) -> str:
 
 def test_dsns_never_ride_the_fallback_relay(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
     """Postfix's own reading of each pool instance with a secondary route: the services its DSNs (null
-    sender, to the VERP address at the bounce MX: transport_maps `smtp:[...]`) leave by have no
-    smtp_fallback_relay (postconf -P: master.cf overrides), while the pool's transports keep the route.
+    sender, to the VERP address at the bounce MX: `smtp:[...]` on the bounce host, the IPs' `_dsn` services
+    elsewhere) leave by have no smtp_fallback_relay (postconf -P: master.cf overrides), while the pool's
+    transports keep the route.
     Before, `smtp` inherited main.cf's smtp_fallback_relay: with the bounce MX unreachable, bounces of
     our mail went out through SES or the relay (postconf(5): smtp_fallback_relay is used for destinations
     that cannot be found or reached)."""
@@ -233,13 +234,24 @@ def test_dsns_never_ride_the_fallback_relay(rendered_stack: tuple[Plan, dict[str
             directory = main.parent
             if not _postconf(directory, "-h", "smtp_fallback_relay").strip():
                 continue
-            if "smtp:[" not in _postconf(directory, "-h", "transport_maps"):
-                # A host without the bounce MX sends its DSNs by the pool's default transports (not yet
-                # separated from the route: docs/architecture.md, "Fallback").
-                continue
             overrides = _postconf(directory, "-P").splitlines()
-            # Only the DSNs' services override it: the pool's transports keep main.cf's route.
-            assert sorted(line for line in overrides if "/smtp_fallback_relay" in line) == [
-                "relay/unix/smtp_fallback_relay =", "smtp/unix/smtp_fallback_relay ="], directory
+            unrouted = {line.split("/")[0] for line in overrides if line.endswith("/smtp_fallback_relay =")}
+            transport_maps = _postconf(directory, "-h", "transport_maps")
+            if "smtp:[" in transport_maps:
+                # The host is the bounce MX: DSNs go by `smtp:[127.0.0.1]:25` (and `relay`).
+                assert unrouted == {"smtp", "relay"}, directory
+            else:
+                # The bounce MX is another host: the return path rotates across the IPs' DSN services.
+                return_path = next(m for m in transport_maps.split("pipemap:")[1:] if "=default" in m)
+                chosen = set(re.findall(r"\b(\w+_dsn)\b", return_path))
+                assert chosen and chosen <= unrouted, (directory, return_path)
+                assert not re.findall(r"\b\w+_default\b", return_path.split("randmap:")[1]), return_path
+                for name in chosen:
+                    service = _postconf(directory, "-M", f"{name}/unix").split()
+                    # An smtp(8) service bound to the IP like its default transport (bind address enforced).
+                    assert service[7] == "smtp" and any(o.startswith("smtp_bind_address=")
+                                                        and o != "smtp_bind_address=" for o in service), service
+            # The pool's provider transports keep main.cf's route.
+            assert not any(name.endswith(("_gmail", "_default")) for name in unrouted), directory
             checked += 1
     assert checked, f"{plan.stack}: no instance with a secondary route was checked"
