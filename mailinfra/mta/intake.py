@@ -4,7 +4,8 @@ Postfix's primary instance on a bounce host (`bounces.hosts`) accepts, at RCPT t
 - for every return-path domain, only well-formed VERP return paths (the shape mailinfra.suppression.verp
   builds; the token's MAC is verified by the processor, the regexp keeps dictionary attacks and
   `bounces+anything` out of the queue); a plain `bounces@<rp>` names no message and is refused too;
-- the FBL addresses (`bounces.fbl_addresses`) exactly, where ARF reports (RFC 5965) arrive.
+- the FBL addresses (`bounces.fbl_addresses`) exactly, where ARF reports (RFC 5965) arrive;
+- `postmaster@` each of those domains (RFC 5321 §4.5.1 requires it).
 Everything else at those domains is "550 5.1.1 unknown" (virtual_mailbox_maps, postconf(5)).
 
 Accepted mail goes by `virtual_transport = lmtp:unix:<socket>` to the processor (mailinfra.bounceproc), an
@@ -67,6 +68,12 @@ def recipient_patterns(plan: Plan, host: HostPlan) -> tuple[str, ...]:
         escaped = re.escape(domain)
         lines.append(f"/^{VERP_LOCAL_PATTERN}@{escaped}$/ verp")
     lines += [f"/^{re.escape(address)}$/ fbl" for address in fbl_addresses(plan, host)]
+    # RFC 5321 §4.5.1: every domain the server delivers for MUST accept "postmaster" (case-insensitive:
+    # regexp(5) tables are). What arrives there is mostly receivers' reports, so it goes to the processor,
+    # which parses a DSN or ARF report and answers 250 "no report" for anything else.
+    domains = "|".join(re.escape(domain) for domain in intake_domains(plan, host))
+    if domains:
+        lines.append(f"/^postmaster@({domains})$/ postmaster")
     return tuple(lines)
 
 

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from mailinfra.errors import PlanError
 from mailinfra.mta.files import RenderedFile, render_template, rendered
@@ -30,6 +31,9 @@ CAPS_UNIT = "mailinfra-caps"
 CAPS_STATE = "/var/lib/mailinfra/caps-state.json"
 # How often the counter runs: a transport may overshoot its cap by at most this long at its paced rate.
 CAPS_INTERVAL_SECONDS = 60
+# The instances' logs (maillog_file) rotate daily (`postfix logrotate`); rotated files are kept this long.
+LOGROTATE_UNIT = "mailinfra-logrotate"
+LOG_KEEP_DAYS = 14
 # The longest built-in schedule is 35 days and a gated tier waits 14 more; a custom table past this
 # many days would make a calendar too large for user data (16 KB).
 MAX_CALENDAR_DAYS = 366
@@ -90,8 +94,9 @@ def plan_limits_entry(plan: Plan, host: HostPlan) -> LimitsEntry:
 
 
 def render_limits_files(calendar: tuple[LimitsEntry, ...]) -> tuple[RenderedFile, ...]:
-    """The calendar file, the script that applies the day's entry, the daily-cap counter, and their
-    systemd services and timers."""
+    """The calendar file, the script that applies the day's entry, the daily-cap counter, the rotation of
+    the logs it reads, and their systemd services and timers."""
+    logs = calendar[-1].logs if calendar else {}
     return (
         rendered(LIMITS_FILE, encode_calendar(calendar)),
         rendered(APPLY_SCRIPT, render_template("postfix/mailinfra-apply-limits.j2", limits_file=f"/{LIMITS_FILE}",
@@ -105,7 +110,20 @@ def render_limits_files(calendar: tuple[LimitsEntry, ...]) -> tuple[RenderedFile
         rendered(f"etc/systemd/system/{UNIT}.service", render_template(
             "postfix/mailinfra-limits.service.j2", script=f"/{APPLY_SCRIPT}")),
         rendered(f"etc/systemd/system/{UNIT}.timer", render_template("postfix/mailinfra-limits.timer.j2")),
+        rendered(f"etc/systemd/system/{LOGROTATE_UNIT}.service", render_template(
+            "postfix/mailinfra-logrotate.service.j2", config_dirs=sorted(logs), keep_days=LOG_KEEP_DAYS,
+            log_dir=_log_dir(logs))),
+        rendered(f"etc/systemd/system/{LOGROTATE_UNIT}.timer", render_template(
+            "postfix/mailinfra-logrotate.timer.j2")),
     )
+
+
+def _log_dir(logs: dict[str, str]) -> str:
+    """The one directory the instances log to (postfix.instance_log)."""
+    directories = {str(PurePosixPath(log).parent) for log in logs.values()} or {"/var/log"}
+    if len(directories) != 1:
+        raise PlanError(f"instance logs in {sorted(directories)}, expected one directory")
+    return directories.pop()
 
 
 def encode_calendar(calendar: tuple[LimitsEntry, ...]) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailinfra.errors import PlanError
 from mailinfra.mta import enforcement, intake
@@ -84,6 +84,7 @@ INBOUND_RECIPIENT_LIMIT = 5
 
 # Where pool instances hand DSNs for this host's return-path domains to the primary instance.
 PRIMARY_LOOPBACK = "127.0.0.1"
+DEFAULT_PROVIDER = "default"  # the provider of every domain no list names
 MAIL_UID = 8  # Debian's `mail` user
 
 
@@ -178,7 +179,8 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             message_rate_limit=INBOUND_MESSAGE_RATE_LIMIT, connection_count_limit=INBOUND_CONNECTION_COUNT_LIMIT,
             message_size_limit=INBOUND_MESSAGE_SIZE_LIMIT, recipient_limit=INBOUND_RECIPIENT_LIMIT)),
         rendered("etc/postfix/master.cf", render_template(
-            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=())),
+            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=(),
+            dsn_without_fallback=False, dsn_transports=())),
     ]
     # Bounce hosts: the accepted recipients and the processor; every host: the suppression lookup.
     files.extend(intake.render_intake(plan, host))
@@ -196,6 +198,7 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             from_pattern=from_domain_pattern(instance.stream.sending_domain))))
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
+            dsn_without_fallback=bool(instance.fallback), dsn_transports=dsn_transports(instance),
             transports=instance.transports)))
         if instance.fallback:
             # Which replies may reach smtp_fallback_relay (mailinfra.mta.replies): reputation and policy
@@ -227,7 +230,7 @@ def plan_limit_parameters(instance: Instance) -> dict[str, str]:
             ] if instance.bounce_routes else []
     maps += [_rotation_map(PROVIDER_DOMAINS[p], p, instance.rotation[p]) for p in PROVIDERS if p != "default"]
     if not instance.bounce_routes:
-        maps.append(_rotation_map((instance.stream.return_path,), "default", instance.rotation["default"]))
+        maps.append(_rotation_map((instance.stream.return_path,), "default", dsn_rotation(instance)))
     parameters = {
         # A pool with no IP allowed to send defers injection (4xx): the app keeps the mail or overflows it.
         "smtpd_sender_restrictions": (f"check_sender_access inline:{{ {sender_domains} }}, reject"
@@ -306,6 +309,28 @@ def transport_limit_parameters(transport: Transport) -> dict[str, str]:
         # Unpaced: Postfix's default cohort limit (1); paced: postconf(5)'s advice for a rate delay.
         f"{transport.name}_destination_concurrency_failed_cohort_limit": str(FAILED_COHORT_LIMIT if delay else 1),
     }
+
+
+def dsn_transports(instance: Instance) -> tuple[Transport, ...]:
+    """The services an instance's DSNs leave by when its host is not their bounce MX: one per IP, a twin
+    of the IP's `default` transport without smtp_fallback_relay (master.cf), so a bounce of our mail never
+    goes out through SES or a relay. None without a route (the default transports already have none) or
+    when the host is the bounce MX (the `smtp` service carries them, also without the route)."""
+    if not instance.fallback or instance.bounce_routes:
+        return ()
+    return tuple(replace(t, name=_dsn_name(t.name)) for t in instance.transports
+                 if t.name.endswith(f"_{DEFAULT_PROVIDER}"))
+
+
+def dsn_rotation(instance: Instance) -> tuple[str, ...]:
+    """The return path's rotation: the default provider's, by the DSN twins where there are any."""
+    if not dsn_transports(instance):
+        return instance.rotation[DEFAULT_PROVIDER]
+    return tuple(_dsn_name(name) for name in instance.rotation[DEFAULT_PROVIDER])
+
+
+def _dsn_name(default_transport: str) -> str:
+    return default_transport.removesuffix(f"_{DEFAULT_PROVIDER}") + "_dsn"
 
 
 def _rotation_map(domains: tuple[str, ...], provider: str, rotation: tuple[str, ...]) -> str:

@@ -45,6 +45,14 @@ REPUTATION_REPLIES: tuple[ReplyClass, ...] = (
     # Yahoo/AOL: [TSS04] "deferred due to unexpected volume or user complaints", [TSS09] "permanently
     # deferred": both keyed on the sending IP's complaint rate.
     ReplyClass("yahoo-tss", r"\[TSS?[0-9]+\]", "Yahoo Sender Hub, SMTP error codes (TSS04, TSS09)"),
+    # Mailbox status (RFC 3463 §3.3, X.2.X: 4.2.2 mailbox full or over quota, 4.2.1 the recipient
+    # receives mail too fast, 4.2.0 postgrey's "Greylisted"): about one recipient's mailbox, which every
+    # route reaches alike; another route spends its reputation on a full mailbox and delivers nothing sooner.
+    ReplyClass("mailbox-status", r"^4\.2\.[0-9]+ ", "RFC 3463 §3.3 (X.2.X: mailbox status)"),
+    # X.7.1 "delivery not authorized, message refused" (RFC 3463 §3.8): the code greylisters and policy
+    # engines answer with ("451 4.7.1 Please try again later" from Exchange-style greylisting) even when
+    # the text names no greylist: a judgement on this sender, not the receiver's capacity.
+    ReplyClass("policy-refused", r"^4\.7\.1 ", "RFC 3463 §3.8 (X.7.1: delivery not authorized)"),
     # Everything else that names reputation, complaints, spam or a block list, and greylisting (the
     # same greylist answers every route: rerouting only moves the wait elsewhere).
     ReplyClass("named-reputation",

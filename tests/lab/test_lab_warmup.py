@@ -14,6 +14,7 @@ import pytest
 
 from mailinfra.lab import lab as lab_module
 from mailinfra.lab import mta
+from mailinfra.lab.namespace import in_namespace
 from mailinfra.lab.report import read_arrivals
 from mailinfra.mta.limits_calendar import APPLY_SCRIPT, CAPS_SCRIPT, CAPS_STATE, LIMITS_FILE
 
@@ -29,20 +30,22 @@ def _arrived(lab: Any, lab_ids: set[str]) -> set[str]:
     return {a["lab_id"] for a in read_arrivals(lab.layout.mail_dir) if a.get("lab_id") in lab_ids}
 
 
-def _run(script: Path, *args: str) -> None:
-    """What the host's systemd units run (mailinfra-caps.timer, mailinfra-limits.service)."""
-    subprocess.run([sys.executable, str(script), *args], check=True, capture_output=True, text=True)
+def _run(lab: Any, script: Path, *args: str, outside: bool = False) -> subprocess.CompletedProcess[str]:
+    """What the host's systemd units run (mailinfra-caps.timer, mailinfra-limits.service), in the host's
+    network (the lab namespace, where the instances' inet_interfaces addresses exist): postfix(1) checks
+    main.cf before it reloads and stops with a fatal error on an address the network lacks."""
+    argv = [sys.executable, str(script), *args]
+    return subprocess.run(argv if outside else in_namespace(lab.layout.namespace, argv), check=not outside,
+                          capture_output=True, text=True)
 
 
-@pytest.mark.xfail(reason="seen 2026-12-02 in the lab: the counter counted every delivery from Postfix's own log "
-                          "(bk1_gmail 3, bk2_gmail 3) but mail kept leaving after defer_transports was set: "
-                          "the reload path (postfix -c DIR status/reload from outside the namespace) is not yet "
-                          "shown to take effect", strict=False)
 def test_a_pool_stops_at_its_daily_cap_and_its_mail_waits_for_the_next_day(lab: Any) -> None:
     """GIVEN a day on which each IP of the bulk pool may deliver one message to gmail WHEN messages are
     injected one by one with the host's cap counter running in between THEN at most the pool's cap
     arrives, the rest stays deferred in the queue (real Postfix logs, defer_transports, reload);
-    WHEN the next day comes THEN the held mail is delivered, each message once."""
+    WHEN the next day comes THEN the held mail is delivered, each message once.
+    Before, the counter asked `postfix status` whether to reload: it exits 1 on a fatal main.cf check too
+    (here: run outside the host's network), so the cap was written but never in force, silently."""
     instance = next(i for _, i in lab_module.staged_instances(lab) if i.pool == POOL)
     root = instance.config_dir.parents[1]
     calendar, state = root / LIMITS_FILE, root / CAPS_STATE.lstrip("/")
@@ -56,7 +59,7 @@ def test_a_pool_stops_at_its_daily_cap_and_its_mail_waits_for_the_next_day(lab: 
     sent: list[str] = []
     try:
         # The counter's log position moves past earlier tests' deliveries (counted on the day before).
-        _run(enforce, str(calendar), str(state), (day - dt.timedelta(days=1)).isoformat())
+        _run(lab, enforce, str(calendar), str(state), (day - dt.timedelta(days=1)).isoformat())
         entries["entries"].append({"date": day.isoformat(), "instances": {}, "caps": {key: dict.fromkeys(gmail, 1)}})
         entries["entries"].sort(key=lambda entry: entry["date"])
         calendar.write_text(json.dumps(entries))
@@ -67,7 +70,7 @@ def test_a_pool_stops_at_its_daily_cap_and_its_mail_waits_for_the_next_day(lab: 
             deadline = time.monotonic() + ARRIVAL_SECONDS
             while entry["lab_id"] not in _arrived(lab, {entry["lab_id"]}) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            _run(enforce, str(calendar), str(state), day.isoformat())
+            _run(lab, enforce, str(calendar), str(state), day.isoformat())
             time.sleep(1.0)  # postfix reload: the new qmgr reads defer_transports
         arrived = _arrived(lab, set(sent))
         counts = json.loads(state.read_text())["counts"][key]
@@ -76,9 +79,17 @@ def test_a_pool_stops_at_its_daily_cap_and_its_mail_waits_for_the_next_day(lab: 
         assert sum(counts.get(t, 0) for t in gmail) == len(arrived)
         assert len(mta.queue_json(lab.layout.namespace, instance)) == SENDS - len(arrived)
 
+        # A reload that cannot happen (postfix(1) outside the host's network) fails the unit, loudly.
+        failed = _run(lab, enforce, str(calendar), str(state), (day + dt.timedelta(days=1)).isoformat(),
+                      outside=True)
+        assert failed.returncode != 0 and "postfix reload" in failed.stderr, failed
         # The next day: the counts start at 0, the transports are no longer deferred; the held mail leaves.
-        _run(enforce, str(calendar), str(state), (day + dt.timedelta(days=1)).isoformat())
+        _run(lab, enforce, str(calendar), str(state), (day + dt.timedelta(days=1)).isoformat())
         time.sleep(1.0)
+        # New mail leaves without a flush: the running qmgr no longer defers the transports (a flush,
+        # `postqueue -f`, delivers even through defer_transports, postconf(5), so it proves nothing here).
+        (fresh,) = lab_module.send(lab, pool=POOL, provider="gmail", count=1)
+        lab_module.wait_for_arrivals(lab, [fresh["lab_id"]], ARRIVAL_SECONDS)
         mta.flush_queue(lab.layout.namespace, instance)
         lab_module.wait_for_arrivals(lab, sent, 30.0)
         time.sleep(0.3)
@@ -87,5 +98,5 @@ def test_a_pool_stops_at_its_daily_cap_and_its_mail_waits_for_the_next_day(lab: 
     finally:
         calendar.write_text(original)
         state.unlink(missing_ok=True)
-        _run(apply, str(calendar), day.isoformat())
+        _run(lab, apply, str(calendar), day.isoformat())
         mta.flush_queue(lab.layout.namespace, instance)

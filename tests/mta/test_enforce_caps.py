@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,47 @@ def test_every_transport_has_a_daily_cap_no_larger_than_its_ips(host: dict[str, 
         if limit.pool == "mkt-cold":
             mine = [n for t, n in caps.items() if t.startswith(f"{limit.ip.replace('-', '_')}_")]
             assert mine and sum(mine) <= limit.daily_cap
+
+
+def test_no_delivery_goes_uncounted_across_a_postfix_logrotate(host: dict[str, Path],
+                                                               request: pytest.FixtureRequest) -> None:
+    """GIVEN deliveries the counter has read and more logged after its last run WHEN Postfix's own
+    `postfix logrotate` renames and compresses the log (postfix-script: mv to <name>.<suffix>, HUP to the
+    master, gzip) and postlogd writes on in a new file THEN the counter counts the rotated file's rest and
+    the new file's lines, each once. Before, a new inode started over at 0 in the new file: the lines
+    between the last run and the rotation were lost, and the cap overshot by up to a run's deliveries."""
+    require_tool("postfix")
+    # A short queue path: postfix(1) logs through <queue>/public/postlog, a socket path of at most 107 bytes.
+    queue = Path(tempfile.mkdtemp(prefix="mi-q-"))
+    request.addfinalizer(lambda: shutil.rmtree(queue, ignore_errors=True))
+    # postfix(1) checks main.cf first: the log under maillog_file_prefixes, an address this machine has.
+    subprocess.run(["postconf", "-c", str(host["pool"]), "-e", f"queue_directory={queue}",
+                    f"maillog_file_prefixes={host['root']}", "inet_interfaces=loopback-only",
+                    "multi_instance_enable=no"], check=True)
+    with host["log"].open("a") as log:
+        log.writelines(_delivery(n) for n in range(2))
+    _enforce(host)
+    with host["log"].open("a") as log:
+        log.writelines(_delivery(n) for n in range(2, 5))
+    done = subprocess.run(["postfix", "-c", str(host["pool"]), "logrotate"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done
+    rotated = sorted(p.name for p in host["log"].parent.iterdir())
+    assert any(name.startswith("postfix-mkt-cold.log.") and name.endswith(".gz") for name in rotated), (rotated, done)
+    assert not host["log"].exists()
+    host["log"].write_text("".join(_delivery(n) for n in range(5, 6)))  # postlogd's new file
+    _enforce(host)
+    state = json.loads(host["state"].read_text())
+    assert state["counts"][str(host["pool"])][TRANSPORT] == 6
+
+
+def test_the_logs_rotate_daily_with_postfix_logrotate(rendered: tuple[RenderedFile, ...]) -> None:
+    """Each pool instance's log the counter reads is rotated by `postfix -c DIR logrotate` (postfix(1):
+    the command that renames maillog_file and makes postlogd reopen it), daily; old ones are removed."""
+    files = {f.path: f.content for f in rendered}
+    service = files["etc/systemd/system/mailinfra-logrotate.service"]
+    calendar = json.loads(files[LIMITS_FILE])
+    for directory in calendar["logs"]:
+        assert f"ExecStart=/usr/sbin/postfix -c {directory} logrotate\n" in service
+    assert "-mtime +14 -delete" in service
+    assert "OnCalendar=" in files["etc/systemd/system/mailinfra-logrotate.timer"]

@@ -37,6 +37,13 @@ REPUTATION = [
     "Reason for rate limitation is related to IP/domain reputation.",
     "421 4.7.26 This mail has been rate limited because it is unauthenticated.",
     "451 4.7.1 Greylisted, please try again later",
+    # Unmarked before (no reputation word): a full mailbox, a recipient receiving too fast, postgrey's
+    # default answer and Exchange-style greylisting reach the same mailbox on every route.
+    "452 4.2.2 The email account that you tried to reach is over quota.",
+    "450 4.2.1 The user you are trying to contact is receiving mail at a rate that prevents additional "
+    "messages from being delivered.",
+    "450 4.2.0 <user@example.org>: Recipient address rejected: Try again later",
+    "451 4.7.1 Please try again later",
 ]
 THROTTLE = [
     "421 4.7.0 Try again later, closing connection.",
@@ -202,3 +209,49 @@ def test_transactional_default_is_outage_and_throttle() -> None:
     """Transactional mail takes its route on outages and throttling unless the operator says otherwise."""
     plan = build_plan(load_stack("dev"), dt.date(2026, 12, 20))
     assert plan.stream("transactional").fallback_on == ("outage", "throttle")
+
+
+def _postconf(directory: Path, *args: str) -> str:
+    result = subprocess.run(["postconf", "-c", str(directory), *args], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result
+    return result.stdout
+
+
+def test_dsns_never_ride_the_fallback_relay(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
+    """Postfix's own reading of each pool instance with a secondary route: the services its DSNs (null
+    sender, to the VERP address at the bounce MX: `smtp:[...]` on the bounce host, the IPs' `_dsn` services
+    elsewhere) leave by have no smtp_fallback_relay (postconf -P: master.cf overrides), while the pool's
+    transports keep the route.
+    Before, `smtp` inherited main.cf's smtp_fallback_relay: with the bounce MX unreachable, bounces of
+    our mail went out through SES or the relay (postconf(5): smtp_fallback_relay is used for destinations
+    that cannot be found or reached)."""
+    if subprocess.run(["which", "postconf"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("postconf (Debian postfix) is not installed")
+    plan, dirs = rendered_stack
+    checked = 0
+    for root in dirs.values():
+        for main in sorted(root.glob("etc/postfix-*/main.cf")):
+            directory = main.parent
+            if not _postconf(directory, "-h", "smtp_fallback_relay").strip():
+                continue
+            overrides = _postconf(directory, "-P").splitlines()
+            unrouted = {line.split("/")[0] for line in overrides if line.endswith("/smtp_fallback_relay =")}
+            transport_maps = _postconf(directory, "-h", "transport_maps")
+            if "smtp:[" in transport_maps:
+                # The host is the bounce MX: DSNs go by `smtp:[127.0.0.1]:25` (and `relay`).
+                assert unrouted == {"smtp", "relay"}, directory
+            else:
+                # The bounce MX is another host: the return path rotates across the IPs' DSN services.
+                return_path = next(m for m in transport_maps.split("pipemap:")[1:] if "=default" in m)
+                chosen = set(re.findall(r"\b(\w+_dsn)\b", return_path))
+                assert chosen and chosen <= unrouted, (directory, return_path)
+                assert not re.findall(r"\b\w+_default\b", return_path.split("randmap:")[1]), return_path
+                for name in chosen:
+                    service = _postconf(directory, "-M", f"{name}/unix").split()
+                    # An smtp(8) service bound to the IP like its default transport (bind address enforced).
+                    assert service[7] == "smtp" and any(o.startswith("smtp_bind_address=")
+                                                        and o != "smtp_bind_address=" for o in service), service
+            # The pool's provider transports keep main.cf's route.
+            assert not any(name.endswith(("_gmail", "_default")) for name in unrouted), directory
+            checked += 1
+    assert checked, f"{plan.stack}: no instance with a secondary route was checked"

@@ -54,6 +54,14 @@ def test_anything_else_at_a_return_path_domain_is_unknown(recipient_map: Path, a
     assert not accepted(recipient_map, address)
 
 
+@pytest.mark.parametrize("address", ["postmaster@bounce.news.example.com", "PostMaster@bounce.mail.example.com"])
+def test_postmaster_is_accepted_at_every_intake_domain(recipient_map: Path, address: str) -> None:
+    """RFC 5321 §4.5.1: a server that delivers mail for a domain MUST accept its reserved, case-insensitive
+    "postmaster" mailbox (before: 550 5.1.1 at RCPT, like any unknown address)."""
+    assert accepted(recipient_map, address)
+    assert not accepted(recipient_map, address.replace("@", "-x@"))
+
+
 def test_the_fbl_address_is_accepted_exactly(recipient_map: Path) -> None:
     assert accepted(recipient_map, "fbl@bounce.news.example.com")
     assert not accepted(recipient_map, "fbl2@bounce.news.example.com")

@@ -105,6 +105,18 @@ def test_connections_outlive_the_rate_delay_of_a_warmed_ip(rendered_stack: tuple
     assert checked or not warmed
 
 
+def test_tls_connections_are_reused(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
+    """postconf(5) smtp_tls_connection_reuse (Postfix >= 3.4, default no): the connection cache keeps TLS
+    sessions only through tlsproxy(8), which master.cf must run; without both every paced message to a
+    STARTTLS receiver is a new TCP and TLS handshake."""
+    plan, dirs = rendered_stack
+    for _instance, directory in _instances(plan, dirs):
+        assert _postconf(directory, "smtp_tls_connection_reuse") == "yes"
+        done = subprocess.run([require_tool("postconf"), "-c", str(directory.resolve()), "-M", "tlsproxy/unix"],
+                              capture_output=True, text=True, check=True)
+        assert done.stdout.split()[-1] == "tlsproxy", done.stdout
+
+
 def test_injected_mail_gets_a_message_id(rendered_stack: tuple[Plan, dict[str, Path]]) -> None:
     """Postfix adds Message-ID/Date to mail from the app (a remote client) only with always_add_missing_headers
     (default no: local_header_rewrite_clients); Gmail's sender guidelines refuse mail without Message-ID."""
@@ -122,6 +134,11 @@ def test_injected_mail_gets_a_message_id(rendered_stack: tuple[Plan, dict[str, P
     ("From: hello@sub.{d}", True),  # another (sub)domain: another stream's reputation
     ('From: "hello@{d}" <evil@other.example>', True),  # the domain only in the display name
     ("Subject: hello@other.example", False),  # only From is judged
+    # Two mailboxes (RFC 5322 §3.6.2 allows a list): receivers may judge either (RFC 7489 §6.6.1), so
+    # the aligned one last must not carry an unaligned one through.
+    ("From: evil@other.example, hello@{d}", True),
+    ("From: <evil@other.example>,<hello@{d}>", True),
+    ('From: "Doe, Jane" <hello@{d}>', False),  # a comma inside a quoted display name is one mailbox
 ])
 def test_from_header_must_be_the_streams_sending_domain(rendered_stack: tuple[Plan, dict[str, Path]],
                                                         header: str, refused: bool) -> None:
