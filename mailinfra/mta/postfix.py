@@ -184,7 +184,7 @@ class Instance:
     injectors: tuple[str, ...] = ()  # who may inject (mynetworks besides loopback)
     # transports taken out of rotation by mailinfra:isolations -> their alternative (route | siblings)
     isolated: dict[str, str] = field(default_factory=dict)
-    route_transport: RouteTransport | None = None  # only when an isolation sends this pool's mail to the route
+    route_transport: RouteTransport | None = None  # the stream's route, when this host can reach it
 
 
 def injection_ports(plan: Plan) -> dict[str, int]:
@@ -399,8 +399,10 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
         route = plan.route(stream.route) if stream.route else None
         destinations, route_sasl = _route_destinations(plan, route, host)
         isolated = plan_isolated(plan.isolations, transports, pool.name)
+        # Standing whenever the route is reachable from here: an isolation and the host's automatic response
+        # (mailinfra.shaping) move a share onto it by changing main.cf maps only.
         route_transport = (RouteTransport(ROUTE_TRANSPORT, on_host[0].address, on_host[0].helo, destinations)
-                           if destinations and "route" in isolated.values() else None)
+                           if destinations else None)
         hops = route_transport.hops() if route_transport else ()
         rotation = {
             provider: plan_rotation([t for t in transports if t.limit.provider == provider], sending_ips,
@@ -408,7 +410,7 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             for provider in PROVIDERS
         }
         fallback = destinations if stream.fallback_on else ()
-        sasl = route_sasl if fallback or route_transport else ()
+        sasl = route_sasl if route_transport else ()
         tls_policies = plan_tls_policies(route)
         result.append(Instance(
             name=instance_name(pool.name), pool=pool.name, hostname=instance_hostname(pool.name, host),
