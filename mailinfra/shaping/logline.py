@@ -15,6 +15,9 @@ _DELIVERY = re.compile(
 # The receiver's own reply inside the status text ("host H[A] said: <reply> (in reply to X command)");
 # a greeting refusal has "refused to talk to me: <reply>".
 _REPLY = re.compile(r"(?:said|refused to talk to me): (?P<reply>.*?)(?: \(in reply to [A-Z /]+ command\))?$")
+# A 4xx the pool instance's smtp_reply_filter marked as 5xx so it backs off instead of taking the route
+# (mailinfra.mta.replies: "550 5.7.28 mailinfra-backoff: <text>"): read as the receiver's own 4xx again.
+_MARKED = re.compile(r"^5(?P<code>\d\d)(?P<sep>[ -])(?:5(?P<detail>\.\d+\.\d+) )?mailinfra-backoff: (?P<text>.*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,5 +36,8 @@ def parse_delivery(line: str) -> Delivery | None:
     if match is None:
         return None
     reply = _REPLY.search(match["text"])
-    return Delivery(match["instance"], match["transport"], match["rcpt"], match["dsn"], match["status"],
-                    reply["reply"] if reply else "")
+    text = reply["reply"] if reply else ""
+    if marked := _MARKED.match(text):
+        detail = f"4{marked['detail']} " if marked["detail"] else ""
+        text = f"4{marked['code']}{marked['sep']}{detail}{marked['text']}"
+    return Delivery(match["instance"], match["transport"], match["rcpt"], match["dsn"], match["status"], text)

@@ -69,6 +69,11 @@ REPLY_RULES: tuple[ReplyRule, ...] = (
     # Microsoft: "451 4.7.650 The mail server [IP] has been temporarily rate limited due to IP reputation".
     ReplyRule("microsoft-4.7.650", "microsoft", REPUTATION, r"\b4\.7\.650\b", 5, 300,
               "https://learn.microsoft.com/exchange/troubleshoot/email-delivery/ndr/non-delivery-reports-in-exchange-online"),
+    # A deferral (4xx) naming a blocklist or reputation is the receiver asking this IP to back off: slow,
+    # never reroute (the same list is read by every receiver the route reaches).
+    ReplyRule("listed-deferral", "*", REPUTATION,
+              r"^4\d\d\b.*(spamhaus|blocked using|block ?list|blacklist|\blisted\b|reputation)", 5, 300,
+              "https://www.rfc-editor.org/rfc/rfc3463#section-3.8"),
     # Gmail: "421-4.7.0 Try again later, closing connection." (load shedding: a rate, not a judgement).
     ReplyRule("rate-421-4.7.0", "*", THROTTLE, r"^4\d\d[ -]4\.7\.0\b.*(try again later|rate|too many)", 5, 60,
               "https://support.google.com/a/answer/3726730"),

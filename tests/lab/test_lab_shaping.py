@@ -9,6 +9,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,57 +69,106 @@ def _via(lab: Any, sent: list[dict[str, Any]]) -> set[str]:
     return {a["via"] for a in read_arrivals(lab.layout.mail_dir) if a.get("lab_id") in ids}
 
 
-def _bounce_log_lines(log: Path) -> int:
-    return sum("status=bounced" in line and "5.7.1" in line for line in log.read_text().splitlines())
+@dataclass
+class Running:
+    out: Path  # the service's stdout: its action lines
+    instance_log: Path  # the cold tier instance's Postfix log
+    config_dir: Path
 
 
-def test_a_blocked_pool_moves_to_its_route_within_seconds_and_returns_after_recovery(lab: Any,
-                                                                                      tmp_path: Path) -> None:
-    """GIVEN the service running on the lab host WHEN Gmail answers 550 5.7.1 to mkt-cold's IPs (twice)
-    THEN within ACTION_SECONDS one `action=reroute` line, mkt-cold's next Gmail mail arrives through the route
-    relay while its Yahoo mail still leaves from the pool, and the metrics say rerouted; WHEN Gmail takes the
-    IPs again THEN after the cool-down one `action=return` line and the pool delivers to Gmail itself."""
+@pytest.fixture
+def shaping(lab: Any, tmp_path: Path) -> Iterator[Running]:
+    """The service started from the checkout inside the lab's namespace, stopped by PID afterwards; the cold
+    tier's instance leaves with the plan's settings whatever happened (later tests share the lab)."""
     config = _service_config(lab, tmp_path)
     (staged,) = [s for _, s in lab_module.staged_instances(lab) if s.pool == POOL]
-    instance_log = Path(mta.read_main_cf(staged.config_dir / "main.cf")["maillog_file"])
-    out = tmp_path / "shaping.log"
-    with out.open("wb") as sink:
+    running = Running(tmp_path / "shaping.log",
+                      Path(mta.read_main_cf(staged.config_dir / "main.cf")["maillog_file"]), staged.config_dir)
+    with running.out.open("wb") as sink:
         service = subprocess.Popen(in_namespace(lab.layout.namespace, [
             sys.executable, "-m", "mailinfra.shaping", "--config", str(config)]),
             stdout=sink, stderr=subprocess.STDOUT, env=lab_module.python_env(), start_new_session=True)
-    route = lab.plan.stream("marketing").route
     try:
-        time.sleep(1.5)  # the service starts reading at the log's end
-        assert service.poll() is None, out.read_text()
-        bounced_before = _bounce_log_lines(instance_log)
-        lab_module.block_pool(lab, PROVIDER, POOL)
-        sent = lab_module.send(lab, pool=POOL, provider=PROVIDER, count=2)
-        assert all(e["accepted"] for e in sent)
-        deadline = time.monotonic() + 20
-        while _bounce_log_lines(instance_log) < bounced_before + 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _bounce_log_lines(instance_log) >= bounced_before + 2, "Gmail's 550 5.7.1 never reached the log"
-        line, took = _wait_for_line(out, "action=reroute", ACTION_SECONDS)
-        assert f"pool={POOL} provider={PROVIDER} state=normal->rerouted" in line and took < ACTION_SECONDS
-        print(f"shaping: reroute {took:.2f} s after the second 550 5.7.1 in the log")
-        assert _via(lab, lab_module.send(lab, pool=POOL, provider=PROVIDER)) == {f"secondary:{route}"}
-        assert _via(lab, lab_module.send(lab, pool=POOL, provider="yahoo")) == {"primary"}
-        metrics = _metrics(lab)
-        assert (f'mailinfra_shaping_actions_total{{action="reroute",pool="{POOL}",provider="{PROVIDER}"}} 1.0'
-                in metrics), metrics
-        assert f'mailinfra_shaping_state{{pool="{POOL}",provider="{PROVIDER}",state="rerouted"}} 1.0' in metrics
-
-        lab_module.block_pool(lab, PROVIDER, None)  # recovery: Gmail takes the IPs again
-        line, _ = _wait_for_line(out, "action=return", COOLDOWN_SECONDS + ACTION_SECONDS)
-        assert f"pool={POOL} provider={PROVIDER} state=rerouted->normal" in line
-        assert _via(lab, lab_module.send(lab, pool=POOL, provider=PROVIDER)) == {"primary"}
-        assert f'mailinfra_shaping_state{{pool="{POOL}",provider="{PROVIDER}",state="normal"}} 1.0' in _metrics(lab)
-        assert sum("mailinfra-shaping action=" in x for x in out.read_text().splitlines()) == 2
+        time.sleep(1.5)  # the service starts reading at the logs' end
+        assert service.poll() is None, running.out.read_text()
+        yield running
     finally:
         stop_by_pid(service)
         lab_module.block_pool(lab, PROVIDER, None)
-        # Whatever happened, the instance leaves with the plan's settings (the lab is shared by later tests).
+        lab_module.fault(lab, PROVIDER, "ok")
         (planned,) = [i for i in plan_instances(lab.plan, lab.plan.host("mta1")) if i.pool == POOL]
         mta.postconf_set(staged.config_dir, plan_limit_parameters(planned))
         subprocess.run(in_namespace(lab.layout.namespace, ["postfix", "-c", str(staged.config_dir), "reload"]),
                        capture_output=True, check=False)
+        mta.flush_queue(lab.layout.namespace, staged)
+
+
+def _wait_for_log(log: Path, needle: str, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(needle in line for line in log.read_text().splitlines()) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} {needle!r} lines in {log}"
+        time.sleep(0.05)
+
+
+def _count(log: Path, needle: str) -> int:
+    return sum(needle in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_blocked_pool_moves_to_its_route_within_seconds_and_returns_after_recovery(
+        lab: Any, shaping: Running) -> None:
+    """GIVEN the service running on the lab host WHEN Gmail answers 550 5.7.1 to mkt-cold's IPs (twice)
+    THEN within ACTION_SECONDS one `action=reroute` line, mkt-cold's next Gmail mail arrives through the route
+    relay while its Yahoo mail still leaves from the pool, and the metrics say rerouted; WHEN Gmail takes the
+    IPs again THEN after the cool-down one `action=return` line and the pool delivers to Gmail itself."""
+    route = lab.plan.stream("marketing").route
+    bounced = _count(shaping.instance_log, "status=bounced")
+    lab_module.block_pool(lab, PROVIDER, POOL)
+    sent = lab_module.send(lab, pool=POOL, provider=PROVIDER, count=2)
+    assert all(e["accepted"] for e in sent)
+    _wait_for_log(shaping.instance_log, "status=bounced", bounced + 2)
+    line, took = _wait_for_line(shaping.out, "action=reroute", ACTION_SECONDS)
+    assert f"pool={POOL} provider={PROVIDER} state=normal->rerouted" in line and took < ACTION_SECONDS
+    print(f"shaping: reroute {took:.2f} s after the second 550 5.7.1 in the log")
+    assert _via(lab, lab_module.send(lab, pool=POOL, provider=PROVIDER)) == {f"secondary:{route}"}
+    assert _via(lab, lab_module.send(lab, pool=POOL, provider="yahoo")) == {"primary"}
+    metrics = _metrics(lab)
+    assert (f'mailinfra_shaping_actions_total{{action="reroute",pool="{POOL}",provider="{PROVIDER}"}} 1.0'
+            in metrics), metrics
+    assert f'mailinfra_shaping_state{{pool="{POOL}",provider="{PROVIDER}",state="rerouted"}} 1.0' in metrics
+
+    lab_module.block_pool(lab, PROVIDER, None)  # recovery: Gmail takes the IPs again
+    line, _ = _wait_for_line(shaping.out, "action=return", COOLDOWN_SECONDS + ACTION_SECONDS)
+    assert f"pool={POOL} provider={PROVIDER} state=rerouted->normal" in line
+    assert _via(lab, lab_module.send(lab, pool=POOL, provider=PROVIDER)) == {"primary"}
+    assert f'mailinfra_shaping_state{{pool="{POOL}",provider="{PROVIDER}",state="normal"}} 1.0' in _metrics(lab)
+    assert _count(shaping.out, "mailinfra-shaping action=") == 2
+
+
+def test_a_reputation_deferral_slows_the_pool_and_is_never_rerouted(lab: Any, shaping: Running) -> None:
+    """GIVEN Gmail deferring the pool with 421 4.7.28 (its published "unusual rate of unsolicited mail" reply,
+    https://support.google.com/a/answer/3726730) WHEN five such deferrals are logged THEN within ACTION_SECONDS
+    `action=slow` (the gmail rate delays x4), never `action=reroute`: nothing reaches any route, the mail
+    waits on the pool's own IPs; WHEN Gmail recovers THEN after the cool-down it returns and the held mail
+    leaves from the pool itself."""
+    postconf = ["postconf", "-c", str(shaping.config_dir), "-h", "mc1_gmail_destination_rate_delay"]
+    before = subprocess.run(postconf, capture_output=True, text=True, check=True).stdout.strip()
+    deferred = _count(shaping.instance_log, "status=deferred")
+    lab_module.fault(lab, PROVIDER, "reputation")
+    sent = lab_module.send(lab, pool=POOL, provider=PROVIDER, count=6)
+    assert len(sent) >= 5 and all(e["accepted"] for e in sent)
+    _wait_for_log(shaping.instance_log, "status=deferred", deferred + 5, timeout=30)
+    line, took = _wait_for_line(shaping.out, "action=slow", ACTION_SECONDS)
+    assert f"pool={POOL} provider={PROVIDER} state=normal->slowed rule=gmail-4.7.28" in line
+    print(f"shaping: slow {took:.2f} s after the fifth 4.7.28 in the log")
+    after = subprocess.run(postconf, capture_output=True, text=True, check=True).stdout.strip()
+    assert after == f"{max(1, int(before.rstrip('s'))) * 4}s"
+    ids = {e["lab_id"] for e in sent}
+    assert not [a for a in read_arrivals(lab.layout.mail_dir) if a.get("lab_id") in ids]
+    assert _count(shaping.out, "action=reroute") == 0
+
+    lab_module.fault(lab, PROVIDER, "ok")
+    _wait_for_line(shaping.out, "action=return", COOLDOWN_SECONDS + ACTION_SECONDS + 30)
+    (staged,) = [s for _, s in lab_module.staged_instances(lab) if s.pool == POOL]
+    mta.flush_queue(lab.layout.namespace, staged)
+    assert _via(lab, sent) == {"primary"}
+    assert _count(shaping.out, "action=reroute") == 0

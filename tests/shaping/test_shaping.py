@@ -102,6 +102,20 @@ def test_a_real_postfix_delivery_line_is_read() -> None:
     assert parse_delivery("Dec  2 15:00:00 mta1 postfix-mkt-cold/qmgr[1]: 4Q1xYz1abc: removed") is None
 
 
+def test_a_deferral_marked_by_the_reply_filter_is_read_as_the_receivers_4xx() -> None:
+    """The pool instance's smtp_reply_filter turns a reputation 4xx into a marked 550 (mailinfra.mta.replies)
+    so it never takes smtp_fallback_relay: the service reads the receiver's own 4xx, a reputation deferral,
+    never a block (a block would move the mail to the route)."""
+    line = ("Dec  2 15:00:00 mta1 postfix-mkt-cold/mc1_gmail/smtp[4242]: 4Q1xYz1abc: to=<u@gmail.com>, "
+            "relay=mx.gmail.com[192.0.2.10]:25, delay=0.1, delays=0/0/0/0.1, dsn=4.7.1, status=deferred "
+            "(host mx.gmail.com[192.0.2.10] said: 550 5.7.1 mailinfra-backoff: Service unavailable, client "
+            "[203.0.113.5] listed at zen.spamhaus.org (in reply to RCPT TO command))")
+    delivery = parse_delivery(line)
+    assert delivery is not None and delivery.reply.startswith("450 4.7.1 Service unavailable")
+    rule = classify("gmail", delivery.reply)
+    assert rule is not None and rule.kind == REPUTATION
+
+
 def _control(tmp_path: Path) -> tuple[InstanceControl, Path, dict[str, object]]:
     plan = build_plan(load_stack("dev"), AS_OF)
     root = write_host(tmp_path, render_host(plan, "mta1"))
