@@ -241,7 +241,8 @@ def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None, isolations: S
         covering = {iso.to for iso in isolations if iso.provider in (None, provider)}
         # `route` wins: with the whole pool on the route, the siblings are on it too.
         isolated = "route" if "route" in covering else ("siblings" if covering else None)
-        held = isolated == "siblings"
+        # Isolated to a route this host cannot use (it is one of the route's hosts): held, never sent from here.
+        held = isolated == "siblings" or (isolated == "route" and route is None)
         for domain in names:
             domains.append(DomainLimit(
                 domain=domain, max_msg_rate=rate, max_smtp_out=limit.concurrency if rate and not held else 0,
