@@ -64,6 +64,7 @@ from mailinfra.mta.resolver import resolver_packages
 from mailinfra.plan.disks import ROOT_SIZE_GIB, SPOOL_SIZE_GIB, VOLUME_TYPE
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
+from mailinfra.shaping.plan import shaping_services
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "cloud-init"
 # Debian 12 images published by the Debian cloud team (https://wiki.debian.org/Cloud/AmazonEC2Image).
@@ -80,7 +81,9 @@ BOOTSTRAP_TAG = "mailinfra:bootstrap"
 
 # python3-boto3: mailinfra-apply-config reads the manifest (S3) and the host's secrets (SSM) with the role.
 PACKAGES = {
-    "postfix": ["postfix", "opendkim", "opendkim-tools", "python3-boto3", "awscli", "curl"],
+    "postfix": ["postfix", "opendkim", "opendkim-tools", "python3-boto3", "awscli", "curl",
+                # mailinfra-shaping exposes its counters with prometheus-client (Debian 12: 0.16).
+                "python3-prometheus-client"],
     # PowerMTA is licensed software, not in Debian: its package comes from the vendor's repository.
     "powermta": ["python3-boto3", "awscli", "curl"],
 }
@@ -546,7 +549,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
-        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta]],
+        # The automatic response last: it edits and reloads the running instances (mailinfra.shaping).
+        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta], *shaping_services(args.host)],
         # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
         "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
                          for c in postfix.plan_host_certificates(args.host)],

@@ -95,11 +95,13 @@ def check_environment() -> None:
                          "iproute2 knot knot-dnsutils postfix opendkim nftables")
 
 
-def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None) -> LabState:
+def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None,
+       stacks_dir: Path | None = None) -> LabState:
     """Build the whole lab; a previous (crashed) run of the same stack is torn down first.
 
     `deployment`: the resources to build it from (default: the program run as `pulumi up` with the lab's
-    keys and route passwords); tests pass a changed one to show the lab fails as AWS would."""
+    keys and route passwords); tests pass a changed one to show the lab fails as AWS would.
+    `stacks_dir`: where the stack file the program runs is (default stacks/; a test's changed copy)."""
     check_environment()
     plan, layout = lab.plan, lab.layout
     down(lab)
@@ -125,7 +127,7 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         route_secrets, credentials = route_credentials(plan)
         clock.mark("namespace, keys")
         if deployment is None:
-            deployment = deploy_lab(plan, keys, route_secrets)
+            deployment = deploy_lab(plan, keys, route_secrets, stacks_dir)
         clock.mark("deployment (the program as pulumi up)")
         credentials |= deployed_ses_credentials(plan, deployment)
         rrsets = lab_dns.lab_rrsets(plan, layout, deployment)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mailinfra.errors import PlanError
 from mailinfra.mta import enforcement, intake
@@ -20,7 +20,16 @@ from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_
 from mailinfra.mta.opendkim import plan_milters
 from mailinfra.mta.replies import render_reply_filter, render_status_filter
 from mailinfra.mta.resolver import render_resolver
-from mailinfra.plan.model import HostPlan, IpLimits, Plan, PoolPlan, ProviderLimit, RoutePlan, StreamPlan
+from mailinfra.plan.model import (
+    HostPlan,
+    IpLimits,
+    IsolationPlan,
+    Plan,
+    PoolPlan,
+    ProviderLimit,
+    RoutePlan,
+    StreamPlan,
+)
 from mailinfra.warmup import PROVIDER_DOMAINS, PROVIDERS
 
 # The app injects a pool's mail on its own port, the same on every host: the pool's injection_port
@@ -47,6 +56,10 @@ STATUS_FILTER_FILE = "delivery_status_filter"
 # transport is deferred for that provider rather than handed more than its cap; its backlog would stall
 # the instance's active queue).
 ROTATION_SLOTS = 40
+
+# Incident isolation (mailinfra.plan.isolation): the master.cf service that carries an isolated share to the
+# stream's secondary route. No `_` so it never collides with a `<ip>_<provider>` transport.
+ROUTE_TRANSPORT = "route"
 
 # Verified TLS towards a relay or SES (credentials cross it): Postfix reads no trust store unless told
 # (tls_append_default_CA = no since 2.8); Debian's ca-certificates bundle is the system's.
@@ -97,6 +110,25 @@ class Transport:
     address: str
     helo: str
     limit: ProviderLimit
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTransport:
+    """The master.cf smtp service an isolated share leaves by, towards the stream's secondary route.
+
+    It binds to one of the pool's addresses (the host's own address may have no public mapping; every pool
+    address reaches the route), and the route delivers from its own addresses: the provider never sees the
+    pool's IP. No fallback of its own: the route is already the alternative, and the same destination as
+    fallback made the connection cache drop it (an address and its own fallback share one cache entry)."""
+
+    name: str
+    address: str
+    helo: str
+    destinations: tuple[str, ...]  # [host]:port as in smtp_fallback_relay (SASL and TLS policies key on it)
+
+    def hops(self) -> tuple[str, ...]:
+        """The transport_maps values, one per destination (transport(5): `transport:nexthop`)."""
+        return tuple(f"{self.name}:{d}" for d in self.destinations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +183,9 @@ class Instance:
     bounce_routes: dict[str, str]  # return-path domain -> transport:[nexthop] of the primary instance
     tls_policies: tuple[TlsPolicy, ...] = ()  # route destinations that must verify (relay, SES)
     injectors: tuple[str, ...] = ()  # who may inject (mynetworks besides loopback)
+    # transports taken out of rotation by mailinfra:isolations -> their alternative (route | siblings)
+    isolated: dict[str, str] = field(default_factory=dict)
+    route_transport: RouteTransport | None = None  # the stream's route, when this host can reach it
 
 
 def injection_ports(plan: Plan) -> dict[str, int]:
@@ -179,7 +214,7 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
             message_rate_limit=INBOUND_MESSAGE_RATE_LIMIT, connection_count_limit=INBOUND_CONNECTION_COUNT_LIMIT,
             message_size_limit=INBOUND_MESSAGE_SIZE_LIMIT, recipient_limit=INBOUND_RECIPIENT_LIMIT)),
         rendered("etc/postfix/master.cf", render_template(
-            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=(),
+            "postfix/master.cf.j2", plan=plan, host=host, smtpd="smtp", transports=(), route_transport=None,
             dsn_without_fallback=False, dsn_transports=())),
     ]
     # Bounce hosts: the accepted recipients and the processor; every host: the suppression lookup.
@@ -199,7 +234,7 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/master.cf", render_template(
             "postfix/master.cf.j2", plan=plan, host=host, smtpd=str(instance.port),
             dsn_without_fallback=bool(instance.fallback), dsn_transports=dsn_transports(instance),
-            transports=instance.transports)))
+            transports=instance.transports, route_transport=instance.route_transport)))
         if instance.fallback:
             # Which replies may reach smtp_fallback_relay (mailinfra.mta.replies): reputation and policy
             # deferrals back off on this IP; only throttling and outages move to the route.
@@ -248,20 +283,37 @@ def plan_limit_parameters(instance: Instance) -> dict[str, str]:
 
 
 def _deferred(instance: Instance, transport: Transport) -> bool:
-    return not instance.sending or transport.limit.deferred or transport.ip not in instance.sending_ips
+    # An isolated transport is deferred too: mail it already holds goes back to the queue, and qmgr looks
+    # its recipients up again at the next retry, in the rotation without it.
+    return (not instance.sending or transport.limit.deferred or transport.ip not in instance.sending_ips
+            or transport.name in instance.isolated)
 
 
-def plan_rotation(transports: Sequence[Transport], sending_ips: frozenset[str]) -> tuple[str, ...]:
+def plan_rotation(transports: Sequence[Transport], sending_ips: frozenset[str],
+                  isolated: dict[str, str] | None = None, route_hops: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The randmap entries of one provider: each transport that may send, repeated in proportion to its
     msgs/hour (so a day-1 IP gets its small share and a warmed IP the rest). When none may send, every
     transport of the provider (all deferred): the mail waits in the queue and is looked up again at its
-    next retry (qmgr resolves a message's recipients each time it enters the active queue)."""
+    next retry (qmgr resolves a message's recipients each time it enters the active queue).
+
+    Isolated transports (`isolated`: name -> alternative) never appear: a `siblings` one is left out, so its
+    share falls to the pool's other IPs at their own rate delays (their caps do not grow); a `route` one's
+    entries become the route's (`route_hops`), so the route carries exactly the isolated share."""
+    isolated = {name: (to if route_hops else "siblings") for name, to in (isolated or {}).items()}
     rates = [(t.name, t.limit.msgs_per_hour) for t in transports
-             if t.ip in sending_ips and not t.limit.deferred and t.limit.msgs_per_hour > 0]
+             if t.ip in sending_ips and not t.limit.deferred and t.limit.msgs_per_hour > 0
+             and isolated.get(t.name) != "siblings"]
     if not rates:
-        return tuple(t.name for t in transports)
+        waiting = tuple(t.name for t in transports if t.name not in isolated)
+        # Nothing of the pool may send to this provider: with the whole share isolated to the route, the
+        # route takes it (warmup limits the pool's IPs, not the route); otherwise the mail waits.
+        return waiting or route_hops or tuple(t.name for t in transports)
     weights = _apportion(rates, ROTATION_SLOTS)
-    return tuple(name for name, weight in weights for _ in range(weight))
+    if all(name in isolated for name, _ in weights):
+        return route_hops
+    entries = [name for name, weight in weights for _ in range(weight)]
+    hops = iter(route_hops * len(entries))
+    return tuple(next(hops) if name in isolated else name for name in entries)
 
 
 def _apportion(rates: list[tuple[str, int]], slots: int) -> list[tuple[str, int]]:
@@ -283,6 +335,19 @@ def _apportion(rates: list[tuple[str, int]], slots: int) -> list[tuple[str, int]
         return _apportion(kept, slots)
     divisor = math.gcd(*weights.values())
     return [(name, weights[name] // divisor) for name, _ in rates]
+
+
+def plan_isolated(isolations: Sequence[IsolationPlan], transports: Sequence[Transport],
+                  pool: str) -> dict[str, str]:
+    """transport -> the alternative of the isolations that cover it (a pool x provider isolation covers
+    only that provider's transports; an IP's only that IP's). `route` wins over `siblings`: when the whole
+    pool goes to the route, an IP of it handing its share to its siblings would hand it to the route too."""
+    result: dict[str, str] = {}
+    for transport in transports:
+        covering = {iso.to for iso in isolations if iso.covers(transport.ip, pool, transport.limit.provider)}
+        if covering:
+            result[transport.name] = "route" if "route" in covering else "siblings"
+    return result
 
 
 def plan_transport_caps(instance: Instance) -> dict[str, int]:
@@ -356,12 +421,21 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             for ip in on_host for provider in PROVIDERS)
         _check_unique_names(pool, transports)
         sending_ips = frozenset(ip.name for ip in on_host if _limit_of(limits, ip.name).sending)
+        route = plan.route(stream.route) if stream.route else None
+        destinations, route_sasl = _route_destinations(plan, route, host)
+        isolated = plan_isolated(plan.isolations, transports, pool.name)
+        # Standing whenever the route is reachable from here: an isolation and the host's automatic response
+        # (mailinfra.shaping) move a share onto it by changing main.cf maps only.
+        route_transport = (RouteTransport(ROUTE_TRANSPORT, on_host[0].address, on_host[0].helo, destinations)
+                           if destinations else None)
+        hops = route_transport.hops() if route_transport else ()
         rotation = {
-            provider: plan_rotation([t for t in transports if t.limit.provider == provider], sending_ips)
+            provider: plan_rotation([t for t in transports if t.limit.provider == provider], sending_ips,
+                                    isolated, hops)
             for provider in PROVIDERS
         }
-        route = plan.route(stream.route) if stream.route else None
-        fallback, sasl = _fallback(plan, route, host, stream)
+        fallback = destinations if stream.fallback_on else ()
+        sasl = route_sasl if route_transport else ()
         tls_policies = plan_tls_policies(route)
         result.append(Instance(
             name=instance_name(pool.name), pool=pool.name, hostname=instance_hostname(pool.name, host),
@@ -369,7 +443,8 @@ def plan_instances(plan: Plan, host: HostPlan) -> tuple[Instance, ...]:
             config_dir=f"/etc/{instance_name(pool.name)}", port=ports[pool.name], transports=transports,
             rotation=rotation, sender_domains=tuple(dict.fromkeys((stream.sending_domain, stream.return_path))),
             sending=bool(sending_ips), sending_ips=sending_ips, fallback=fallback, sasl=sasl,
-            bounce_routes=bounce_routes, tls_policies=tls_policies, injectors=stream_injectors(stream, host)))
+            bounce_routes=bounce_routes, tls_policies=tls_policies, injectors=stream_injectors(stream, host),
+            isolated=isolated, route_transport=route_transport))
     return tuple(result)
 
 
@@ -407,15 +482,16 @@ def _check_unique_names(pool: PoolPlan, transports: tuple[Transport, ...]) -> No
                         "in Postfix transport names; rename one IP")
 
 
-def _fallback(plan: Plan, route: RoutePlan | None, host: HostPlan,
-              stream: StreamPlan) -> tuple[tuple[str, ...], tuple[SaslEntry, ...]]:
-    """smtp_fallback_relay destinations of a route, and SASL credentials for those that authenticate.
+def _route_destinations(plan: Plan, route: RoutePlan | None,
+                        host: HostPlan) -> tuple[tuple[str, ...], tuple[SaslEntry, ...]]:
+    """A route's destinations (`[host]:port`, as smtp_fallback_relay and the isolation's route transport
+    use them), and SASL credentials for those that authenticate.
 
-    None when the stream declared no condition to use it (`fallback_on: []`, or a marketing/bulk stream
-    that did not declare one), and none on a host that is itself one of the route's hosts: it takes
+    smtp_fallback_relay uses them only when the stream declared a condition (`fallback_on`); an isolation
+    to the route uses them regardless. None on a host that is itself one of the route's hosts: it takes
     other hosts' overflow and must never send it back (A -> B -> A).
     """
-    if route is None or not stream.fallback_on:
+    if route is None:
         return (), ()
     if route.kind == "hosts" and host.name in route.hosts:
         return (), ()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_placeholder
 from mailinfra.mta.intake import fbl_addresses
-from mailinfra.plan.model import HostPlan, IpLimits, IpPlan, Plan, RoutePlan, StreamPlan
+from mailinfra.plan.model import HostPlan, IpLimits, IpPlan, IsolationPlan, Plan, RoutePlan, StreamPlan
 from mailinfra.warmup import PROVIDERS
 
 CONFIG_PATH = "etc/pmta/config"
@@ -59,6 +60,11 @@ class DomainLimit:
     max_smtp_out: int
     max_msg_per_connection: int
     backoff_max_msg_rate: int
+    # Incident isolation (mailinfra:isolations) of this IP x provider: "route" sends this block's mail to
+    # the stream's route (smtp-hosts of `route`), "siblings" holds it (max-smtp-out 0; the IP has left the
+    # pool, so only mail it already held waits here until the isolation is lifted).
+    isolated: str | None = None
+    route: Fallback | None = None
 
     def warmup_directives(self) -> dict[str, str]:
         """The directives of this <domain> block that follow the warmup, as the config spells them: the
@@ -77,6 +83,7 @@ class VirtualMta:
     limits: IpLimits
     domains: tuple[DomainLimit, ...]
     fallback: str | None
+    out_of_pool: bool = False  # isolated to its siblings: not a member of its pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +148,18 @@ def plan_vmtas(plan: Plan, host: HostPlan, fallbacks: dict[str, Fallback] | None
     """
     limits = {limit.ip: limit for limit in plan.warmup}
     fallbacks = fallbacks or {}
-    return [_vmta(plan.ip(name), limits[name], fallbacks.get(plan.ip(name).pool)) for name in host.ips]
+    vmtas = []
+    for name in host.ips:
+        ip = plan.ip(name)
+        covering = [iso for iso in plan.isolations if iso.pool == ip.pool and (iso.kind == "pool" or iso.ip == name)]
+        route = _route_vmta(plan, plan.stream(ip.stream), host, _pool_source(plan, host, ip.pool)) if any(
+            iso.to == "route" for iso in covering) else None
+        vmtas.append(_vmta(ip, limits[name], fallbacks.get(ip.pool), covering, route))
+    return vmtas
+
+
+def _pool_source(plan: Plan, host: HostPlan, pool: str) -> IpPlan:
+    return next(plan.ip(n) for n in plan.pool(pool).ips if plan.ip(n).host == host.name)
 
 
 def plan_fallbacks(plan: Plan, host: HostPlan) -> dict[str, Fallback]:
@@ -160,7 +178,10 @@ def plan_pool_members(plan: Plan, vmtas: list[VirtualMta]) -> dict[str, tuple[st
     held at zero connections: mail named to it waits instead of being refused."""
     pools: dict[str, tuple[str, ...]] = {}
     for pool in plan.pools:
-        members = [v for v in vmtas if v.ip.pool == pool.name]
+        # An IP isolated to its siblings leaves the pool (rules keep at least one IP of it in rotation):
+        # PowerMTA picks a member per message, not per domain, so even an IP x provider isolation to the
+        # siblings takes the IP out for every provider; its other providers' share goes to the siblings too.
+        members = [v for v in vmtas if v.ip.pool == pool.name and not v.out_of_pool]
         if members:
             sending = [v for v in members if v.limits.sending]
             pools[pool_name(pool.name)] = tuple(v.name for v in sending or members)
@@ -207,19 +228,30 @@ def plan_route_peer_ips(plan: Plan, host: HostPlan) -> dict[str, tuple[str, ...]
     return result
 
 
-def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None) -> VirtualMta:
+def _vmta(ip: IpPlan, limits: IpLimits, fallback: Fallback | None, isolations: Sequence[IsolationPlan] = (),
+          route: Fallback | None = None) -> VirtualMta:
+    """`isolations`: those covering this IP (mailinfra.plan.isolation); `route`: where an isolation to the
+    route sends its mail. The warmup values stay the plan's (an isolation resets no cap)."""
     domains = []
     for provider in PROVIDERS:
         limit = limits.provider(provider)
         names = limit.domains or ("*",)
         # PowerMTA queues per domain: the provider's rate is shared across its domains, rounded down.
         rate = math.floor(limit.msgs_per_hour / len(names))
+        covering = {iso.to for iso in isolations if iso.provider in (None, provider)}
+        # `route` wins: with the whole pool on the route, the siblings are on it too.
+        isolated = "route" if "route" in covering else ("siblings" if covering else None)
+        # Isolated to a route this host cannot use (it is one of the route's hosts): held, never sent from here.
+        held = isolated == "siblings" or (isolated == "route" and route is None)
         for domain in names:
             domains.append(DomainLimit(
-                domain=domain, max_msg_rate=rate, max_smtp_out=limit.concurrency if rate else 0,
+                domain=domain, max_msg_rate=rate, max_smtp_out=limit.concurrency if rate and not held else 0,
                 max_msg_per_connection=MSGS_PER_CONNECTION[provider],
-                backoff_max_msg_rate=max(1, rate // BACKOFF_RATE_DIVISOR) if rate else 0))
-    return VirtualMta(vmta_name(ip.name), ip, limits, tuple(domains), fallback.name if fallback else None)
+                backoff_max_msg_rate=max(1, rate // BACKOFF_RATE_DIVISOR) if rate else 0,
+                isolated=isolated, route=route if isolated == "route" else None))
+    out_of_pool = any(d.isolated == "siblings" for d in domains)
+    return VirtualMta(vmta_name(ip.name), ip, limits, tuple(domains), fallback.name if fallback else None,
+                      out_of_pool)
 
 
 def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan, source: IpPlan) -> Fallback | None:
@@ -229,7 +261,14 @@ def _fallback(plan: Plan, stream: StreamPlan, host: HostPlan, source: IpPlan) ->
     only THROTTLE_REPLIES start), and None on a host that is itself one of the route's hosts: it takes
     other hosts' overflow and never sends it back (no A -> B -> A).
     """
-    if stream.route is None or "throttle" not in stream.fallback_on:
+    if "throttle" not in stream.fallback_on:
+        return None
+    return _route_vmta(plan, stream, host, source)
+
+
+def _route_vmta(plan: Plan, stream: StreamPlan, host: HostPlan, source: IpPlan) -> Fallback | None:
+    """The virtual-mta that delivers to a stream's route (backoff reroutes and isolations), or None."""
+    if stream.route is None:
         return None
     route: RoutePlan = plan.route(stream.route)
     if route.kind == "hosts":

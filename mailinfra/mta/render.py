@@ -20,7 +20,10 @@ def render_host(plan: Plan, host: str) -> tuple[RenderedFile, ...]:
         from mailinfra.mta.powermta import render_powermta
 
         return render_powermta(plan, host_plan)
-    return render_postfix(plan, host_plan) + render_opendkim(plan, host_plan)
+    from mailinfra.shaping.plan import render_shaping
+
+    # The automatic response (mailinfra.shaping) acts on the Postfix instances rendered here.
+    return render_postfix(plan, host_plan) + render_opendkim(plan, host_plan) + render_shaping(plan, host_plan)
 
 
 def render_all(plan: Plan) -> dict[str, tuple[RenderedFile, ...]]:

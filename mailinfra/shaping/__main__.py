@@ -1,0 +1,3 @@
+from mailinfra.shaping.service import main
+
+main()
