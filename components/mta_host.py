@@ -56,6 +56,7 @@ from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
+from mailinfra.mta.host_code import DEBIAN_PACKAGES, render_host_code
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
@@ -564,7 +565,9 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
     in `bucket`, the warmup limits service. Only what needs a new instance to change is in it."""
     key = bundle_key(host.name)
     return str(_template().render(
-        environment=args.environment, host=host, packages=[*PACKAGES[host.mta], *resolver_packages(host)],
+        environment=args.environment, host=host,
+        # DEBIAN_PACKAGES: the third-party imports of the host services' code the manifest ships.
+        packages=[*PACKAGES[host.mta], *DEBIAN_PACKAGES, *resolver_packages(host)],
         bucket=bucket, bundle_key=key,
         apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
         install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP,
@@ -599,6 +602,9 @@ def rendered_files(plan_at: Callable[[dt.date], Plan], host: HostPlan, today: Pl
         files += render_limits_files(plan_limits_calendar(plan_at, host.name))
     else:
         files += render_config_calendar_files(plan_config_calendar(plan_at, host.name))
+    # The host services' Python code (mailinfra.mta.host_code): in the manifest, so a release reaches a
+    # running host with its next refresh, and a dropped module is removed like any dropped file.
+    files += render_host_code()
     maps = _hashed_maps(files)
     return [
         HostFile(path=f"/{f.path}", content=f.content, mode=f"{f.mode:04o}",

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailinfra.model.schema import StreamKind, Suppression
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.model import Policy
-from mailinfra.suppression.policy import policy_from_config
+from mailinfra.suppression.policy import policy_from_rendered
 from mailinfra.suppression.reports import Context
 
 
@@ -51,13 +50,13 @@ def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
         if previous.exists():
             secrets.append(previous.read_bytes().strip())
     try:
-        suppression = Suppression.model_validate(data.get("policy") or {})
+        policy = policy_from_rendered(data["policy"])
         streams = {name: StreamKind(kind) for name, kind in data["streams"].items()}
     except (KeyError, ValueError) as error:
         raise ConfigError(f"{path}: policy/streams: received {error}, expected the rendered values") from None
     context = Context(secrets=tuple(secrets), streams=streams, pools=dict(data.get("stream_pools") or {}),
                       fbl_addresses=frozenset(a.lower() for a in data.get("fbl_addresses") or ()),
-                      max_age=dt.timedelta(days=suppression.token_max_age_days))
+                      max_age=policy.token_max_age)
     listen = data.get("feed_listen")
     address, _, port = str(listen or "").rpartition(":")
     store = data.get("store") or {}
@@ -67,6 +66,6 @@ def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
         host=str(data.get("host", "")), lmtp_socket=where("lmtp_socket"), socket_group=data.get("socket_group"),
         store_path=Path(f"{root}{store['path']}") if root is not None else Path(store["path"]),
         feed_listen=(address, int(port)) if listen else None, context=context,
-        policy=policy_from_config(suppression),
+        policy=policy,
         ses_queues=tuple((str(q["name"]), q.get("region")) for q in data.get("ses_queues") or ()),
         secret=secrets[0])

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.model import BounceClass, Entry, Source
 from mailinfra.suppression.store import Change
 

@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.address import try_normalise
 from mailinfra.suppression.lookup import LookupTable
 from mailinfra.suppression_service import socketmap
 from mailinfra.suppression_service.feed import FeedError, RemoteFeed
 
 log = logging.getLogger("mailinfra.suppression_service")
+
+
+class NotSyncedError(Exception):
+    """A replica that has never completed a sync cannot say "not suppressed": the lookup must defer."""
 
 
 class Replicas:
@@ -43,6 +47,12 @@ class Replicas:
         normalised = try_normalise(address)
         if normalised is None:
             return None  # not an address we could have suppressed (smtpd checks syntax itself)
+        # Fail closed before the first sync (a new host, a replica lost with the cache): "not found" from an
+        # empty replica would let mail through to every suppressed address. TEMP makes smtpd answer
+        # 451 4.3.0 (postconf(5), check_recipient_access: a lookup error defers), and the sender retries.
+        unsynced = [url for url, table in self.tables.items() if not table.has_synced()]
+        if unsynced:
+            raise NotSyncedError(f"replica of {', '.join(unsynced)} not synced yet")
         now = dt.datetime.now(dt.UTC)
         for table in self.tables.values():
             hit = table.lookup(normalised, StreamKind(kind), now)
@@ -99,6 +109,8 @@ async def handle_client(replica: Replicas, reader: asyncio.StreamReader, writer:
             request = socketmap.parse_request(payload)
             try:
                 answer = replica.lookup(request.key, request.name)
+            except NotSyncedError as error:
+                writer.write(socketmap.reply_temporary(str(error)))
             except Exception as error:  # any failure must defer (TEMP), never let mail through
                 log.warning("lookup %s failed: %s", request.key, error)
                 writer.write(socketmap.reply_temporary("suppression lookup failed"))

@@ -453,7 +453,8 @@ def save_state(host: Host, state: dict[str, Any]) -> None:
     write_file(path, (json.dumps(state, indent=1) + "\n").encode(), 0o600)
 
 
-def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> None:
+def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """Apply `manifest`; returns the services the previously applied manifest listed."""
     state = load_state(host)
     previous = state["manifest"]
     secrets = fetch_secrets(manifest, args)  # all of them before any write: a failed read changes nothing
@@ -468,6 +469,8 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
         print(f"mailinfra-apply-config: spool volume {manifest['spool']['volume_id']} not mounted: "
               "mounted at boot only", file=sys.stderr)
     stop_dropped_instances(host, manifest, previous)  # before their files go
+    if args.services == "reload":
+        disable_dropped_services(host, manifest["services"], previous.get("services", []))  # before their units go
     changed = write_secrets(host, manifest, secrets)
     for file in manifest["files"]:
         if write_file(host.path(file["path"]), filled(file, secrets), int(file["mode"], 8)):
@@ -479,19 +482,37 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
     added = ensure_addresses(host, manifest["addresses"], state["added_addresses"])
     prepare_instances(host, manifest, previous, changed)
     save_state(host, {"manifest": manifest, "added_addresses": added})
+    return list(previous.get("services", []))
 
 
-def run_services(host: Host, services: list[str], how: str) -> None:
+def disable_dropped_services(host: Host, services: list[str], before: list[str]) -> None:
+    """Stop and disable the units the previous manifest listed and this one does not, while their unit files
+    are still there (`systemctl disable` reads the [Install] section to find the links it removes)."""
+    for service in before:
+        if service not in services:
+            code, _ = host.probe("systemctl", "disable", "--now", service)
+            host.log.append(f"service disabled: {service}" + ("" if code == 0 else f" (exit {code})"))
+
+
+def run_services(host: Host, services: list[str], how: str, before: list[str]) -> None:
+    """Boot: enable and (re)start every listed unit. Refresh: reload the units the previous manifest already
+    listed, and enable and start the new ones: a unit file written on a running host is neither enabled
+    nor started by anything else (cloud-init ran once), so a new service (or timer) would never run."""
     # Debian's generator turns each multi_instance_directories entry into a postfix@<instance> unit
-    # wanted by postfix.service: reload first so that (re)starting postfix covers every instance.
+    # wanted by postfix.service: reload first so that (re)starting postfix covers every instance; a new
+    # unit file is loaded by it too.
     host.run("systemctl", "daemon-reload")
     for service in services:
         if how == "start":
             host.run("systemctl", "enable", "--now", service)
             host.run("systemctl", "restart", service)
+            host.log.append(f"service {how}: {service}")
+        elif service not in before:
+            host.run("systemctl", "enable", "--now", service)
+            host.log.append(f"service enabled: {service}")
         else:
             host.run("systemctl", "reload-or-restart", service)
-        host.log.append(f"service {how}: {service}")
+            host.log.append(f"service {how}: {service}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -544,9 +565,9 @@ def main(argv: list[str]) -> int:
             ensure_spool(host, load_state(host)["manifest"].get("spool"), args.device_wait_seconds)
         else:
             manifest = fetch_manifest(args)
-            apply(host, manifest, args)
+            before = apply(host, manifest, args)
             if args.services != "none":
-                run_services(host, manifest["services"], args.services)
+                run_services(host, manifest["services"], args.services, before)
     except ApplyError as error:
         print(f"mailinfra-apply-config: {error}", file=sys.stderr)
         return 1

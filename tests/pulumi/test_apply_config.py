@@ -332,6 +332,42 @@ def test_boot_puts_the_applied_addresses_back_and_services_start_or_reload(host,
     assert sum(proxy.fetched.values()) == fetched
 
 
+def test_a_refresh_enables_and_starts_units_new_in_the_manifest_and_disables_dropped_ones(
+        host, aws, tmp_path: Path) -> None:
+    """GIVEN a host launched with one manifest (`bootstrap: launched`: its user data never runs again) WHEN a
+    second manifest adds a service with its unit file (a new host service or timer) and drops another THEN
+    the refresh loads the new unit, enables and starts it (`systemctl enable --now`, systemctl(1): enable
+    alone only links it for the next boot, reload-or-restart fails on a unit that is not running), reloads
+    the kept ones, and disables the dropped one before its unit file is removed."""
+    _, s3, ssm = aws
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    old_unit = {"path": "/etc/systemd/system/mailinfra-old.service", "mode": "0644",
+                "content": "[Service]\nExecStart=/bin/true\n", "fills": [], "postmap": None}
+    first = _manifest([old_unit], [], instances=False) | {"services": ["mailinfra-old", "opendkim", "postfix"]}
+    _publish(s3, first)
+    assert host("--services", "start").returncode == 0
+    new_unit = {"path": "/etc/systemd/system/mailinfra-new.timer", "mode": "0644",
+                "content": "[Timer]\nOnCalendar=daily\n", "fills": [], "postmap": None}
+    _publish(s3, _manifest([new_unit], [], instances=False) | {"services": ["mailinfra-new.timer", "opendkim",
+                                                                             "postfix"]})
+    refreshed = host("--services", "reload")
+    assert refreshed.returncode == 0, refreshed.stderr
+    log = _tool_log(tmp_path)
+    assert [c for c in log if c.startswith("systemctl")] == [
+        "systemctl disable --now mailinfra-old", "systemctl daemon-reload",
+        "systemctl enable --now mailinfra-new.timer", "systemctl reload-or-restart opendkim",
+        "systemctl reload-or-restart postfix"]
+    assert (tmp_path / "root/etc/systemd/system/mailinfra-new.timer").is_file()
+    assert not (tmp_path / "root/etc/systemd/system/mailinfra-old.service").exists()
+    assert "service enabled: mailinfra-new.timer" in refreshed.stdout
+    # A second refresh of the same manifest: the timer is now a known unit, reloaded like the others.
+    again = host("--services", "reload")
+    assert [c for c in _tool_log(tmp_path) if c.startswith("systemctl")] == [
+        "systemctl daemon-reload", "systemctl reload-or-restart mailinfra-new.timer",
+        "systemctl reload-or-restart opendkim", "systemctl reload-or-restart postfix"]
+    assert again.returncode == 0
+
+
 def test_a_missing_parameter_is_one_line_and_changes_nothing(host, aws, tmp_path: Path) -> None:
     _, s3, _ = aws
     _publish(s3, _manifest(FIRST, ["10.0.0.5"]))

@@ -14,6 +14,7 @@ import yaml
 from components.dkim_keys import delivered_keys, dkim_parameter_name
 from mailinfra.model.load import load_stack
 from mailinfra.mta import opendkim
+from mailinfra.mta.host_code import render_host_code
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.opendkim import plan_signing
 from mailinfra.mta.render import render_host
@@ -62,6 +63,8 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
     plan_at = functools.cache(functools.partial(build_plan, load_stack("dev")))
     anchor = limits_anchor(plan, plan.host("mta1"))
     files = render_host(plan_at(anchor), "mta1") + render_limits_files(plan_limits_calendar(plan_at, "mta1"))
+    # And the host services' code (mailinfra.mta.host_code), which nothing else installs on EC2.
+    files += render_host_code()
     assert f"warmup plan of {anchor}" in next(f.content for f in files if f.path == "etc/postfix-tx/main.cf")
     assert files
     assert set(written) == {f"/{f.path}" for f in files}
