@@ -56,7 +56,7 @@ from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
-from mailinfra.mta.host_code import DEBIAN_PACKAGES, render_host_code
+from mailinfra.mta.host_code import DEBIAN_PACKAGES, HOST_PYTHON_PATH, render_host_code
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
@@ -119,7 +119,11 @@ SERVICE_ACCOUNTS = {
 BIND_POSITIONS = (
     re.compile(r"(-o smtp_bind_address=)([0-9.]+)"),  # Postfix master.cf transport
     re.compile(r"(?m)^(\s*smtp-source-host\s+)([0-9.]+)"),  # PowerMTA virtual-mta
+    re.compile(r'("source_address": ")([0-9.]+)'),  # the lookup's feed polls (mailinfra.mta.enforcement)
 )
+# Where they name a bounce host's change feed by the planned address of its first IP: bound to that IP's
+# PRIVATE address (the feed is polled inside the VPC: mailinfra.mta.enforcement.feed_urls).
+FEED_POSITION = re.compile(rf"(http://)([0-9.]+)(:{intake.FEED_PORT}/)")
 # Where they name another host's address: PowerMTA's <source ADDR/32> for the hosts of a `hosts` route.
 PEER_POSITION = re.compile(r"(?m)^(<source\s+)([0-9.]+)(/32>)")
 POWERMTA_PACKAGE = "/opt/mailinfra/PowerMTA.deb"
@@ -190,6 +194,8 @@ class MtaHostArgs:
     planned_addresses: Mapping[str, str] = field(default_factory=dict)
     # Planned address of another host's IP -> that EIP's public address (peers of a `hosts` route).
     peer_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Planned address of a bounce host's feed IP -> its private address (feed_private_address).
+    feed_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # IP name -> address key (mailinfra.plan.private_addresses) of every IP in this host's subnet: the
     # set its IPs' private addresses are allocated among. Defaults to this host's own IPs.
     subnet_address_keys: Mapping[str, str] = field(default_factory=dict)
@@ -242,8 +248,7 @@ class MtaHost(pulumi.ComponentResource):
                                   "expected each among the host's own secrets")
         child = pulumi.ResourceOptions(parent=self)
         tags = stack_tags(args.environment, Name=host.fqdn, host=host.name, mta=host.mta)
-        subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
-                  aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
+        subnet = host_subnet(host)
         group = self._security_group(name, args, subnet.vpc_id, tags)
         # IP name -> its private address, derived from the IP's name inside the subnet's CIDR (not from its
         # position in the ENI's list, which shifted when an IP was added or removed and replaced every
@@ -295,13 +300,16 @@ class MtaHost(pulumi.ComponentResource):
         )
         # Only strings are computed inside apply (no resource): preview and up register the same resources.
         peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
+        feeds = sorted(args.feed_addresses)
         bundle = aws.s3.BucketObjectv2(
             f"{name}-bundle",
             bucket=args.config_bundle.bucket,
             key=bundle_key(host.name),
-            content=pulumi.Output.all(private, spool.id, *(args.peer_addresses[a] for a in peers)).apply(
-                lambda values: render_manifest(args, values[0], dict(zip(peers, values[2:], strict=True)),
-                                               spool_volume_id=values[1])),
+            content=pulumi.Output.all(private, spool.id, *(args.peer_addresses[a] for a in peers),
+                                      *(args.feed_addresses[a] for a in feeds)).apply(
+                lambda values: render_manifest(
+                    args, values[0], dict(zip(peers, values[2:2 + len(peers)], strict=True)),
+                    spool_volume_id=values[1], feeds=dict(zip(feeds, values[2 + len(peers):], strict=True)))),
             content_type="application/json",
             server_side_encryption="AES256",
             tags=tags,
@@ -458,9 +466,28 @@ def _prefix_list_entry(ip: str) -> Callable[[str], aws.ec2.ManagedPrefixListEntr
 def address_salt(args: MtaHostArgs) -> str:
     """What tells this stack's private addresses from another stack's in the same subnet: the host's
     `address_salt` when set ("" for a host deployed with the unsalted derivation), else project/stack."""
-    if args.host.address_salt is not None:
-        return args.host.address_salt
+    return host_address_salt(args.host)
+
+
+def host_address_salt(host: HostPlan) -> str:
+    if host.address_salt is not None:
+        return host.address_salt
     return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def host_subnet(host: HostPlan) -> Any:
+    """The subnet lookup of a host (its configured subnet, else the default subnet of its AZ)."""
+    return (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
+            aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
+
+
+def feed_private_address(host: HostPlan, subnet_address_keys: Mapping[str, str]) -> pulumi.Output[str]:
+    """The private address of a bounce host's feed IP (its first), by the derivation MtaHost gives its ENI
+    (the same subnet lookup, keys and salt): another host's manifest polls its feed there."""
+    keys = dict(subnet_address_keys) or {ip: ip for ip in host.ips}
+    ip, salt = host.ips[0], host_address_salt(host)
+    return pulumi.Output.from_input(host_subnet(host).cidr_block).apply(
+        lambda cidr: private_addresses(cidr, keys, (ip,), salt)[ip])
 
 
 def bootstrap_version(user_data: str) -> str:
@@ -486,7 +513,8 @@ def _peer_positions(content: str) -> set[str]:
     return {m[2] for m in PEER_POSITION.finditer(content)}
 
 
-def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapping[str, str]) -> str:
+def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapping[str, str],
+                           feeds: Mapping[str, str] | None = None) -> str:
     """`content` with each address the MTA binds replaced by the private address of the same IP, and each
     peer address replaced by that peer EIP's public address.
 
@@ -495,6 +523,8 @@ def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapp
     `peers`: planned address -> public address. Peers stay PUBLIC: a `hosts` route targets this host by its
     fqdn (its EIP), and traffic to an EIP leaves the VPC through the internet gateway, which rewrites the
     sender's private source to its own EIP — so this host sees the peer's public address, never its private one.
+    `feeds`: planned address -> private address of a bounce host's feed IP (FEED_POSITION); a feed at any
+    other non-loopback address would be polled over the Internet, which its group does not admit: a PlanError.
     """
     def bind(match: re.Match[str]) -> str:
         if match[2] not in private:
@@ -502,8 +532,17 @@ def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapp
                             f"({', '.join(sorted(private))})")
         return match[1] + private[match[2]]
 
+    def feed(match: re.Match[str]) -> str:
+        if match[2] == "127.0.0.1":
+            return match[0]
+        if feeds is None or match[2] not in feeds:
+            raise PlanError(f"rendered file polls a change feed at {match[2]}, expected the planned address of a "
+                            f"bounce host's feed IP ({', '.join(sorted(feeds or ())) or 'none given'})")
+        return match[1] + feeds[match[2]] + match[3]
+
     for position in BIND_POSITIONS:
         content = position.sub(bind, content)
+    content = FEED_POSITION.sub(feed, content)
     return PEER_POSITION.sub(lambda m: m[1] + peers.get(m[2], m[2]) + m[3], content)
 
 
@@ -528,7 +567,7 @@ def apply_program() -> str:
 
 
 def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None,
-                    spool_volume_id: str | None = None) -> str:
+                    spool_volume_id: str | None = None, feeds: Mapping[str, str] | None = None) -> str:
     """The host's config manifest (a JSON object; mailinfra-apply-config applies it): every rendered file
     bound to the private addresses paired with its EIPs (and its peers' public ones), with its secret
     marker fills and postmap type; the secrets to fetch (SSM parameter names, never values); the private
@@ -538,8 +577,10 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
     manifest = {
         "format": MANIFEST_FORMAT,
         "host": args.host.name,
+        # The host services' code is shipped as it is: no address of it is the plan's.
         "files": [{"path": f.path, "mode": f.mode,
-                   "content": bind_private_addresses(f.content, by_planned, peers or {}),
+                   "content": f.content if f.path.startswith(f"{HOST_PYTHON_PATH}/")
+                   else bind_private_addresses(f.content, by_planned, peers or {}, feeds or {}),
                    "fills": [list(fill) for fill in f.fills], "postmap": f.postmap} for f in args.files],
         "secrets": [{"parameter": s.parameter, "path": s.path, "owner": s.owner, "mode": s.mode,
                      "directories": list(s.directories)} for s in args.secrets],
@@ -565,7 +606,7 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
     in `bucket`, the warmup limits service. Only what needs a new instance to change is in it."""
     key = bundle_key(host.name)
     return str(_template().render(
-        environment=args.environment, host=host,
+        environment=args.environment, host=host, region=args.region,
         # DEBIAN_PACKAGES: the third-party imports of the host services' code the manifest ships.
         packages=[*PACKAGES[host.mta], *DEBIAN_PACKAGES, *resolver_packages(host)],
         bucket=bucket, bundle_key=key,

@@ -28,6 +28,8 @@ class ProcessorConfig:
     policy: Policy
     ses_queues: tuple[tuple[str, str | None], ...]  # (queue name, region)
     secret: bytes  # the current VERP secret (the feed key is derived from it)
+    store_kind: str = "sqlite"  # bounces.suppression.store: sqlite (store_path) | dynamodb (store_table)
+    store_table: str | None = None
 
 
 def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
@@ -62,10 +64,13 @@ def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
     store = data.get("store") or {}
     if not isinstance(store, dict) or not str(store.get("path", "")).startswith("/"):
         raise ConfigError(f"{path}: store.path: received {store!r}, expected an absolute path")
+    kind = str(store.get("kind") or "sqlite")
+    if kind not in ("sqlite", "dynamodb") or (kind == "dynamodb" and not store.get("table")):
+        raise ConfigError(f"{path}: store: received {store!r}, expected kind sqlite, or dynamodb with a table")
     return ProcessorConfig(
         host=str(data.get("host", "")), lmtp_socket=where("lmtp_socket"), socket_group=data.get("socket_group"),
         store_path=Path(f"{root}{store['path']}") if root is not None else Path(store["path"]),
         feed_listen=(address, int(port)) if listen else None, context=context,
         policy=policy,
         ses_queues=tuple((str(q["name"]), q.get("region")) for q in data.get("ses_queues") or ()),
-        secret=secrets[0])
+        secret=secrets[0], store_kind=kind, store_table=str(store["table"]) if kind == "dynamodb" else None)

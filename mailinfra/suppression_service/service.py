@@ -38,9 +38,11 @@ class Replicas:
     """One replica (mailinfra.suppression.lookup.LookupTable) per bounce host's feed: with several bounce
     hosts each keeping its own store, an address is suppressed when any of them says so."""
 
-    def __init__(self, directory: Path, feeds: Sequence[str], secret: bytes) -> None:
+    def __init__(self, directory: Path, feeds: Sequence[str], secret: bytes, source_address: str | None = None) -> None:
         self.tables = {url: LookupTable(directory / f"replica-{i}.db") for i, url in enumerate(feeds)}
-        self.feeds = {url: RemoteFeed(url, secret) for url in feeds}
+        # The loopback feed (this host's own processor) needs no source address.
+        self.feeds = {url: RemoteFeed(url, secret, None if url.startswith("http://127.0.0.1:") else source_address)
+                      for url in feeds}
 
     def lookup(self, address: str, kind: str) -> str | None:
         """The RCPT reply refusing `address` for a stream of `kind`, or None."""
@@ -79,6 +81,7 @@ class LookupConfig:
     feeds: tuple[str, ...]
     poll_seconds: float
     secret: bytes
+    source_address: str | None = None
 
 
 def load_config(path: Path, root: Path | None = None) -> LookupConfig:
@@ -91,7 +94,8 @@ def load_config(path: Path, root: Path | None = None) -> LookupConfig:
     return LookupConfig(socket=where(data["socket"]), socket_group=data.get("socket_group"),
                         replica=where(data["replica"]), feeds=tuple(data["feeds"]),
                         poll_seconds=float(data.get("poll_seconds", 1.0)),
-                        secret=where(data["verp_secret_file"]).read_bytes().strip())
+                        secret=where(data["verp_secret_file"]).read_bytes().strip(),
+                        source_address=data.get("source_address"))
 
 
 async def handle_client(replica: Replicas, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -134,7 +138,7 @@ async def poll_forever(replica: Replicas, config: LookupConfig) -> None:
 
 
 async def serve(config: LookupConfig) -> None:
-    replica = Replicas(config.replica, config.feeds, config.secret)
+    replica = Replicas(config.replica, config.feeds, config.secret, config.source_address)
     config.socket.parent.mkdir(parents=True, exist_ok=True)
     config.socket.unlink(missing_ok=True)
     server = await asyncio.start_unix_server(lambda r, w: handle_client(replica, r, w), path=str(config.socket))

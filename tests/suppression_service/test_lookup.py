@@ -46,10 +46,12 @@ class Feed:
         self.changes: list[Change] = []
         self.unauthorized = 0
         self.down = False  # the bounce host's processor not answering yet (503)
+        self.clients: set[str] = set()  # the source addresses of the polls
         feed = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                feed.clients.add(self.client_address[0])
                 if feed.down:
                     self.send_response(503)
                     self.end_headers()
@@ -109,6 +111,8 @@ def postmap_query(socket_path: Path, kind: str, address: str) -> tuple[int, str]
                            f"socketmap:unix:{socket_path}:{kind}"],
                           capture_output=True, text=True, check=False, timeout=20)
     assert "lookup error" not in done.stderr, done.stderr
+    if "socketmap server temporary error" in done.stderr:
+        return 2, done.stderr.strip()  # TEMP (not synced yet): postmap dies with exit 1, as for not found
     return done.returncode, done.stdout.strip()
 
 
@@ -192,6 +196,29 @@ def test_a_replica_that_never_synced_defers_instead_of_letting_mail_through(tmp_
     process = start()
     try:
         assert postmap_query(tmp_path / "run/lookup.sock", "marketing", "someone@gmail.com")[0] == 1
+    finally:
+        stop_by_pid(process)
+        feed.server.shutdown()
+
+
+def test_a_remote_feed_is_polled_from_the_configured_source_address(tmp_path: Path) -> None:
+    """`source_address` (the host's first private address, the one the bounce host's group admits) is the
+    source of every poll of another host's feed."""
+    secret = secrets.token_bytes(32)
+    (tmp_path / "verp.key").write_bytes(secret)
+    feed = Feed(secret)
+    url = feed.url.replace("127.0.0.1", "localhost")  # not this host's own loopback feed
+    config = {"socket": str(tmp_path / "run/lookup.sock"), "socket_group": None, "replica": str(tmp_path / "cache"),
+              "feeds": [url], "poll_seconds": 0.2, "verp_secret_file": str(tmp_path / "verp.key"),
+              "source_address": "127.0.0.2"}
+    (tmp_path / "lookup.json").write_text(json.dumps(config))
+    process = subprocess.Popen([sys.executable, "-m", "mailinfra.suppression_service", "--config",
+                                str(tmp_path / "lookup.json")], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_for(lambda: bool(feed.clients))
+        wait_for(lambda: postmap_query(tmp_path / "run/lookup.sock", "marketing", "x@gmail.com")[0] == 1)
+        assert feed.clients == {"127.0.0.2"}
     finally:
         stop_by_pid(process)
         feed.server.shutdown()
