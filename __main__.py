@@ -77,6 +77,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
     from components.suppression import FeedAccessArgs, FeedAccessRules, Suppression, SuppressionArgs
     from mailinfra.mta.enforcement import feed_address
+    from mailinfra.mta.host_code import render_host_code_object
     from mailinfra.mta.network import plan_feed_access, plan_host_network
     from mailinfra.plan.private_addresses import subnet_address_keys
 
@@ -100,7 +101,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     keys = DkimKeys("dkim", DkimKeysArgs(plan, plan.hosts))
     routes = [SecondaryRoute(f"route-{r.name}", SecondaryRouteArgs(plan, r, keys.private_keys, aws_region))
               for r in plan.routes]
-    bundle = ConfigBundle("config", ConfigBundleArgs(env))
+    bundle = ConfigBundle("config", ConfigBundleArgs(env, host_code=render_host_code_object()))
     suppression = Suppression("suppression", SuppressionArgs(
         plan, [route.events_queue_arn for route in routes if route.events_queue_arn is not None]))
     # Where the hosts poll each bounce host's change feed: its feed IP's private address.

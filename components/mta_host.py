@@ -56,7 +56,7 @@ from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
-from mailinfra.mta.host_code import DEBIAN_PACKAGES, HOST_PYTHON_PATH, render_host_code
+from mailinfra.mta.host_code import DEBIAN_PACKAGES, HOST_PYTHON_PATH
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
@@ -246,7 +246,6 @@ class MtaHost(pulumi.ComponentResource):
             # The role reads only the parameters delivered to this host: a fill from any other would fail at boot.
             raise pulumi.RunError(f"host {host.name}: rendered files need SSM parameters {', '.join(unreadable)}, "
                                   "expected each among the host's own secrets")
-        child = pulumi.ResourceOptions(parent=self)
         tags = stack_tags(args.environment, Name=host.fqdn, host=host.name, mta=host.mta)
         subnet = host_subnet(host)
         group = self._security_group(name, args, subnet.vpc_id, tags)
@@ -301,6 +300,7 @@ class MtaHost(pulumi.ComponentResource):
         # Only strings are computed inside apply (no resource): preview and up register the same resources.
         peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
         feeds = sorted(args.feed_addresses)
+        code_object = [args.config_bundle.code_object] if args.config_bundle.code_object is not None else []
         bundle = aws.s3.BucketObjectv2(
             f"{name}-bundle",
             bucket=args.config_bundle.bucket,
@@ -313,7 +313,8 @@ class MtaHost(pulumi.ComponentResource):
             content_type="application/json",
             server_side_encryption="AES256",
             tags=tags,
-            opts=child,
+            # The code object it names exists before any host can read the manifest.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=code_object),
         )
         object_arn = pulumi.Output.concat(args.config_bundle.arn, "/", bundle_key(host.name))
         profile, policies = self._instance_profile(name, args, object_arn, tags)
@@ -358,7 +359,7 @@ class MtaHost(pulumi.ComponentResource):
                                 if host.bootstrap == "launched" else ["ami"]),
                 # The first boot reads the bundle and the host's SSM parameters with the role (its policies
                 # must exist) and reaches S3/SSM through its EIPs, the ENI's only way out.
-                depends_on=[bundle, *policies, *args.secret_parameters, *associations]),
+                depends_on=[bundle, *policies, *args.secret_parameters, *associations, *code_object]),
         )
         # After the instance runs (a volume attaches to a running or stopped instance); the boot program
         # waits for the device before it starts the MTA. The instance declares no ebs_block_device: the
@@ -449,9 +450,12 @@ class MtaHost(pulumi.ComponentResource):
                 f"{name}-own-secrets", role=role.id,
                 policy=arns.apply(lambda a: _own_secrets_policy(a, args.region)), opts=child))
         # Its own bundle only (like its own SSM parameters): no s3:ListBucket, no other host's files.
-        bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=object_arn.apply(
-            lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
+        # And the host services' code (the same for every host, no secret in it).
+        code = args.config_bundle.code_key
+        bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=pulumi.Output.all(
+            object_arn, args.config_bundle.arn).apply(lambda arns: json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": arns[0] if not code else [arns[0], f"{arns[1]}/{code}"]}]})), opts=child)
         policies += [aws.iam.RolePolicy(f"{name}-{key}", role=role.id, policy=document, opts=child)
                      for key, document in sorted(args.policies.items())]
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
@@ -589,6 +593,11 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
         "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta]],
+        # The host services' code (mailinfra.mta.host_code), one object of the bucket for every host:
+        # applied with the manifest, so a release reaches a running host with its next refresh, and a
+        # dropped module is removed like any dropped file.
+        **({"code": {"key": args.config_bundle.code_key, "sha256": args.config_bundle.code_sha256}}
+           if args.config_bundle.code_key else {}),
         # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
         "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
                          for c in postfix.plan_host_certificates(args.host)],
@@ -643,9 +652,6 @@ def rendered_files(plan_at: Callable[[dt.date], Plan], host: HostPlan, today: Pl
         files += render_limits_files(plan_limits_calendar(plan_at, host.name))
     else:
         files += render_config_calendar_files(plan_config_calendar(plan_at, host.name))
-    # The host services' Python code (mailinfra.mta.host_code): in the manifest, so a release reaches a
-    # running host with its next refresh, and a dropped module is removed like any dropped file.
-    files += render_host_code()
     maps = _hashed_maps(files)
     return [
         HostFile(path=f"/{f.path}", content=f.content, mode=f"{f.mode:04o}",

@@ -27,6 +27,7 @@ AWS stand-in (--endpoint-url).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -165,13 +166,42 @@ def retried(what: str, call: Any, args: argparse.Namespace) -> Any:
 
 def fetch_manifest(args: argparse.Namespace) -> dict[str, Any]:
     if args.manifest:
-        return check_manifest(json.loads(Path(args.manifest).read_text()))
+        return with_code(check_manifest(json.loads(Path(args.manifest).read_text())), args)
     s3 = aws_client("s3", args.region, args.endpoint_url)
 
     def read() -> bytes:
         return bytes(s3.get_object(Bucket=args.bucket, Key=args.key)["Body"].read())
 
-    return check_manifest(json.loads(retried(f"s3://{args.bucket}/{args.key}", read, args)))
+    return with_code(check_manifest(json.loads(retried(f"s3://{args.bucket}/{args.key}", read, args))), args)
+
+
+def with_code(manifest: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The manifest with the files of the code object it names (the host services' Python tree, one object
+    of the bucket for every host): fetched, its sha256 checked, its files added like any rendered file (so a
+    dropped module is removed, and a second run changes nothing)."""
+    code = manifest.get("code")
+    if code is None:
+        return manifest
+    key, digest = (code.get("key"), code.get("sha256")) if isinstance(code, dict) else (None, None)
+    if not isinstance(key, str) or not key.startswith("code/") or not isinstance(digest, str) or len(digest) != 64:
+        raise ApplyError(f"manifest code: received {code!r}, expected a code/<sha256>.json key and its sha256")
+    if not args.bucket:
+        raise ApplyError(f"manifest code {key}: no --bucket to fetch it from, expected the config bucket")
+    s3 = aws_client("s3", args.region, args.endpoint_url)
+
+    def read() -> bytes:
+        return bytes(s3.get_object(Bucket=args.bucket, Key=key)["Body"].read())
+
+    data = retried(f"s3://{args.bucket}/{key}", read, args)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ApplyError(f"s3://{args.bucket}/{key}: received sha256 {hashlib.sha256(data).hexdigest()}, "
+                         f"expected {digest} (the manifest's)")
+    files = json.loads(data)
+    for file in files:
+        check_path(file.get("path"), "code files[].path")
+    manifest["files"] = [*manifest["files"], *({"path": f["path"], "mode": f["mode"], "content": f["content"],
+                                               "fills": [], "postmap": None} for f in files)]
+    return manifest
 
 
 def fetch_secrets(manifest: dict[str, Any], args: argparse.Namespace) -> dict[str, str]:

@@ -4,6 +4,7 @@ recorder scripts standing in for `ip`, `postmap`, `postfix` and `systemctl`."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import http.server
 import json
@@ -23,6 +24,7 @@ import boto3
 import pytest
 
 from components.mta_host import MANIFEST_FORMAT, apply_program
+from mailinfra.mta.host_code import render_host_code_object
 from tests.pulumi.conftest import manifest_of
 from tests.tooling import moto_server, require_tool
 
@@ -368,6 +370,26 @@ def test_a_refresh_enables_and_starts_units_new_in_the_manifest_and_disables_dro
     assert again.returncode == 0
 
 
+def test_a_code_object_that_is_not_the_named_one_is_refused_and_nothing_written(host, aws, tmp_path: Path) -> None:
+    """The manifest names the host services' code by key and sha256: an object with other bytes (a partial
+    upload, a tampered copy) stops the apply in one line before any file is written."""
+    _, s3, _ = aws
+    code = json.dumps([{"path": "/usr/local/lib/mailinfra/python/mailinfra/__init__.py", "mode": "0644",
+                        "content": ""}])
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    s3.put_object(Bucket=BUCKET, Key=f"code/{digest}.json", Body=(code + " ").encode())
+    _publish(s3, _manifest(FIRST[:1], [], secrets=False, instances=False)
+             | {"code": {"key": f"code/{digest}.json", "sha256": digest}})
+    done = host()
+    assert done.returncode == 1 and f"expected {digest} (the manifest's)" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+    s3.put_object(Bucket=BUCKET, Key=f"code/{digest}.json", Body=code.encode())
+    applied = host()
+    assert applied.returncode == 0, applied.stderr
+    assert (tmp_path / "root/usr/local/lib/mailinfra/python/mailinfra/__init__.py").is_file()
+
+
 def test_a_missing_parameter_is_one_line_and_changes_nothing(host, aws, tmp_path: Path) -> None:
     _, s3, _ = aws
     _publish(s3, _manifest(FIRST, ["10.0.0.5"]))
@@ -401,8 +423,14 @@ def test_dev_mta1_s_real_manifest_applies_with_real_postconf_and_postmap(host, a
     for parameter in parameters:
         ssm.put_parameter(Name=parameter, Value=f"value-of-{parameter}", Type="SecureString")
     _publish(s3, manifest)
+    # The host services' code object the manifest names (ConfigBundle puts it beside the manifests).
+    code_key, _, code_text = render_host_code_object()
+    assert manifest["code"]["key"] == code_key
+    s3.put_object(Bucket=BUCKET, Key=code_key, Body=code_text.encode())
     done = host(tools=tools)
     assert done.returncode == 0, done.stderr
+    for code_file in json.loads(code_text):
+        assert (root / code_file["path"].lstrip("/")).read_text() == code_file["content"], code_file["path"]
     assert proxy.fetched == Counter(dict.fromkeys(parameters, 1))
     for file in manifest["files"]:
         written = root / file["path"].lstrip("/")

@@ -14,7 +14,7 @@ import yaml
 from components.dkim_keys import delivered_keys, dkim_parameter_name
 from mailinfra.model.load import load_stack
 from mailinfra.mta import opendkim
-from mailinfra.mta.host_code import render_host_code
+from mailinfra.mta.host_code import render_host_code_object
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.opendkim import plan_signing
 from mailinfra.mta.render import render_host
@@ -63,8 +63,6 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
     plan_at = functools.cache(functools.partial(build_plan, load_stack("dev")))
     anchor = limits_anchor(plan, plan.host("mta1"))
     files = render_host(plan_at(anchor), "mta1") + render_limits_files(plan_limits_calendar(plan_at, "mta1"))
-    # And the host services' code (mailinfra.mta.host_code), which nothing else installs on EC2.
-    files += render_host_code()
     assert f"warmup plan of {anchor}" in next(f.content for f in files if f.path == "etc/postfix-tx/main.cf")
     assert files
     assert set(written) == {f"/{f.path}" for f in files}
@@ -75,6 +73,9 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
         assert int(entry["mode"], 8) == file.mode, file.path
     # The suppression services start before the MTA that asks them (mailinfra.mta.enforcement.host_services).
     assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix"]
+    # The host services' code is one object of the bucket for every host, named by key and digest.
+    key, digest, _ = render_host_code_object()
+    assert manifest["code"] == {"key": key, "sha256": digest}
 
 
 @pytest.mark.parametrize("days", [(AS_OF, AS_OF + dt.timedelta(days=9))])
