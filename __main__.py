@@ -70,12 +70,15 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
         MtaHost,
         MtaHostArgs,
         dkim_host_secret,
+        feed_private_address,
         postfix_instances,
         rendered_files,
     )
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
-    from components.suppression import Suppression, SuppressionArgs
-    from mailinfra.mta.network import plan_host_network
+    from components.suppression import FeedAccessArgs, FeedAccessRules, Suppression, SuppressionArgs
+    from mailinfra.mta.enforcement import feed_address
+    from mailinfra.mta.host_code import render_host_code_object
+    from mailinfra.mta.network import plan_feed_access, plan_host_network
     from mailinfra.plan.private_addresses import subnet_address_keys
 
     env = plan.environment  # a label (tags); account-wide physical names use plan.stack
@@ -98,9 +101,12 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     keys = DkimKeys("dkim", DkimKeysArgs(plan, plan.hosts))
     routes = [SecondaryRoute(f"route-{r.name}", SecondaryRouteArgs(plan, r, keys.private_keys, aws_region))
               for r in plan.routes]
-    bundle = ConfigBundle("config", ConfigBundleArgs(env))
+    bundle = ConfigBundle("config", ConfigBundleArgs(env, host_code=render_host_code_object()))
     suppression = Suppression("suppression", SuppressionArgs(
         plan, [route.events_queue_arn for route in routes if route.events_queue_arn is not None]))
+    # Where the hosts poll each bounce host's change feed: its feed IP's private address.
+    feed_addresses = {feed_address(plan, b): feed_private_address(b, subnet_address_keys(plan, b.name))
+                      for b in plan.hosts if b.accepts_bounces}
     hosts = {}
     for host in plan.hosts:
         secrets = [dkim_host_secret(dkim_parameter_name(plan.stack, host.name, k), host, k)
@@ -115,11 +121,16 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
             rendered_files(plan_at, host, plan),
             planned_addresses={ip: plan.ip(ip).address for ip in host.ips},
             peer_addresses={ip.address: pools[ip.pool].public_ips[ip.name] for ip in plan.ips if ip.host != host.name},
+            feed_addresses={a: p for a, p in feed_addresses.items()
+                            if a not in {plan.ip(ip).address for ip in host.ips}},
             subnet_address_keys=subnet_address_keys(plan, host.name),
             previous_names={ip: plan.ip(ip).previous_names for ip in host.ips},
             postfix_instances=postfix_instances(plan, host), network=plan_host_network(plan, host),
             policies={"suppression": suppression.host_policies[host.name]}
             if host.name in suppression.host_policies else {}))
+    access = plan_feed_access(plan)
+    if access:
+        FeedAccessRules("feed", FeedAccessArgs(access, {name: h.security_group_id for name, h in hosts.items()}))
     return {
         # The SQS queue of each SES route's bounce/complaint/delivery events (components/secondary_route.py).
         "ses_event_queues": {r.name: route.events_queue_url for r, route in zip(plan.routes, routes, strict=True)

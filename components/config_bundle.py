@@ -42,6 +42,8 @@ def bundle_key(host: str) -> str:
 @dataclass
 class ConfigBundleArgs:
     environment: str
+    # The host services' code (mailinfra.mta.host_code.render_host_code_object): key, sha256, JSON text.
+    host_code: tuple[str, str, str] | None = None
 
 
 class ConfigBundle(pulumi.ComponentResource):
@@ -93,6 +95,17 @@ class ConfigBundle(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]))
         self.bucket: pulumi.Output[str] = bucket.bucket
         self.arn: pulumi.Output[str] = bucket.arn
+        # One object for every host (not a copy in each manifest): the hosts' manifests name it by key and
+        # digest, mailinfra-apply-config checks the digest before writing a file of it.
+        self.code_key: str | None = None
+        self.code_sha256: str | None = None
+        self.code_object: aws.s3.BucketObjectv2 | None = None
+        if args.host_code is not None:
+            self.code_key, self.code_sha256, text = args.host_code
+            self.code_object = aws.s3.BucketObjectv2(
+                f"{name}-host-code", bucket=bucket.bucket, key=self.code_key, content=text,
+                content_type="application/json", server_side_encryption="AES256",
+                tags=stack_tags(args.environment, purpose="host-code"), opts=child)
         self.register_outputs({"bucket": bucket.bucket, "arn": bucket.arn})
 
 

@@ -56,6 +56,7 @@ from mailinfra.errors import PlanError
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
+from mailinfra.mta.host_code import DEBIAN_PACKAGES, HOST_PYTHON_PATH
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule, check_rule_quota
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
@@ -121,7 +122,11 @@ SERVICE_ACCOUNTS = {
 BIND_POSITIONS = (
     re.compile(r"(-o smtp_bind_address=)([0-9.]+)"),  # Postfix master.cf transport
     re.compile(r"(?m)^(\s*smtp-source-host\s+)([0-9.]+)"),  # PowerMTA virtual-mta
+    re.compile(r'("source_address": ")([0-9.]+)'),  # the lookup's feed polls (mailinfra.mta.enforcement)
 )
+# Where they name a bounce host's change feed by the planned address of its first IP: bound to that IP's
+# PRIVATE address (the feed is polled inside the VPC: mailinfra.mta.enforcement.feed_urls).
+FEED_POSITION = re.compile(rf"(http://)([0-9.]+)(:{intake.FEED_PORT}/)")
 # Where they name another host's address: PowerMTA's <source ADDR/32> for the hosts of a `hosts` route.
 PEER_POSITION = re.compile(r"(?m)^(<source\s+)([0-9.]+)(/32>)")
 POWERMTA_PACKAGE = "/opt/mailinfra/PowerMTA.deb"
@@ -192,6 +197,8 @@ class MtaHostArgs:
     planned_addresses: Mapping[str, str] = field(default_factory=dict)
     # Planned address of another host's IP -> that EIP's public address (peers of a `hosts` route).
     peer_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Planned address of a bounce host's feed IP -> its private address (feed_private_address).
+    feed_addresses: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # IP name -> address key (mailinfra.plan.private_addresses) of every IP in this host's subnet: the
     # set its IPs' private addresses are allocated among. Defaults to this host's own IPs.
     subnet_address_keys: Mapping[str, str] = field(default_factory=dict)
@@ -242,10 +249,8 @@ class MtaHost(pulumi.ComponentResource):
             # The role reads only the parameters delivered to this host: a fill from any other would fail at boot.
             raise pulumi.RunError(f"host {host.name}: rendered files need SSM parameters {', '.join(unreadable)}, "
                                   "expected each among the host's own secrets")
-        child = pulumi.ResourceOptions(parent=self)
         tags = stack_tags(args.environment, Name=host.fqdn, host=host.name, mta=host.mta)
-        subnet = (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
-                  aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
+        subnet = host_subnet(host)
         group = self._security_group(name, args, subnet.vpc_id, tags)
         # IP name -> its private address, derived from the IP's name inside the subnet's CIDR (not from its
         # position in the ENI's list, which shifted when an IP was added or removed and replaced every
@@ -297,17 +302,22 @@ class MtaHost(pulumi.ComponentResource):
         )
         # Only strings are computed inside apply (no resource): preview and up register the same resources.
         peers = sorted({a for f in args.files for a in _peer_positions(f.content)} & set(args.peer_addresses))
+        feeds = sorted(args.feed_addresses)
+        code_object = [args.config_bundle.code_object] if args.config_bundle.code_object is not None else []
         bundle = aws.s3.BucketObjectv2(
             f"{name}-bundle",
             bucket=args.config_bundle.bucket,
             key=bundle_key(host.name),
-            content=pulumi.Output.all(private, spool.id, *(args.peer_addresses[a] for a in peers)).apply(
-                lambda values: render_manifest(args, values[0], dict(zip(peers, values[2:], strict=True)),
-                                               spool_volume_id=values[1])),
+            content=pulumi.Output.all(private, spool.id, *(args.peer_addresses[a] for a in peers),
+                                      *(args.feed_addresses[a] for a in feeds)).apply(
+                lambda values: render_manifest(
+                    args, values[0], dict(zip(peers, values[2:2 + len(peers)], strict=True)),
+                    spool_volume_id=values[1], feeds=dict(zip(feeds, values[2 + len(peers):], strict=True)))),
             content_type="application/json",
             server_side_encryption="AES256",
             tags=tags,
-            opts=child,
+            # The code object it names exists before any host can read the manifest.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=code_object),
         )
         object_arn = pulumi.Output.concat(args.config_bundle.arn, "/", bundle_key(host.name))
         profile, policies = self._instance_profile(name, args, object_arn, tags)
@@ -352,7 +362,7 @@ class MtaHost(pulumi.ComponentResource):
                                 if host.bootstrap == "launched" else ["ami"]),
                 # The first boot reads the bundle and the host's SSM parameters with the role (its policies
                 # must exist) and reaches S3/SSM through its EIPs, the ENI's only way out.
-                depends_on=[bundle, *policies, *args.secret_parameters, *associations]),
+                depends_on=[bundle, *policies, *args.secret_parameters, *associations, *code_object]),
         )
         # After the instance runs (a volume attaches to a running or stopped instance); the boot program
         # waits for the device before it starts the MTA. The instance declares no ebs_block_device: the
@@ -443,9 +453,12 @@ class MtaHost(pulumi.ComponentResource):
                 f"{name}-own-secrets", role=role.id,
                 policy=arns.apply(lambda a: _own_secrets_policy(a, args.region)), opts=child))
         # Its own bundle only (like its own SSM parameters): no s3:ListBucket, no other host's files.
-        bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=object_arn.apply(
-            lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": arn}]})), opts=child)
+        # And the host services' code (the same for every host, no secret in it).
+        code = args.config_bundle.code_key
+        bundle_read = aws.iam.RolePolicy(f"{name}-own-config", role=role.id, policy=pulumi.Output.all(
+            object_arn, args.config_bundle.arn).apply(lambda arns: json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:GetObject",
+                 "Resource": arns[0] if not code else [arns[0], f"{arns[1]}/{code}"]}]})), opts=child)
         policies += [aws.iam.RolePolicy(f"{name}-{key}", role=role.id, policy=document, opts=child)
                      for key, document in sorted(args.policies.items())]
         profile = aws.iam.InstanceProfile(f"{name}-profile", role=role.name, tags=tags, opts=child)
@@ -460,9 +473,28 @@ def _prefix_list_entry(ip: str) -> Callable[[str], aws.ec2.ManagedPrefixListEntr
 def address_salt(args: MtaHostArgs) -> str:
     """What tells this stack's private addresses from another stack's in the same subnet: the host's
     `address_salt` when set ("" for a host deployed with the unsalted derivation), else project/stack."""
-    if args.host.address_salt is not None:
-        return args.host.address_salt
+    return host_address_salt(args.host)
+
+
+def host_address_salt(host: HostPlan) -> str:
+    if host.address_salt is not None:
+        return host.address_salt
     return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def host_subnet(host: HostPlan) -> Any:
+    """The subnet lookup of a host (its configured subnet, else the default subnet of its AZ)."""
+    return (aws.ec2.get_subnet_output(id=host.subnet_id) if host.subnet_id else
+            aws.ec2.get_subnet_output(default_for_az=True, availability_zone=host.availability_zone))
+
+
+def feed_private_address(host: HostPlan, subnet_address_keys: Mapping[str, str]) -> pulumi.Output[str]:
+    """The private address of a bounce host's feed IP (its first), by the derivation MtaHost gives its ENI
+    (the same subnet lookup, keys and salt): another host's manifest polls its feed there."""
+    keys = dict(subnet_address_keys) or {ip: ip for ip in host.ips}
+    ip, salt = host.ips[0], host_address_salt(host)
+    return pulumi.Output.from_input(host_subnet(host).cidr_block).apply(
+        lambda cidr: private_addresses(cidr, keys, (ip,), salt)[ip])
 
 
 def bootstrap_version(user_data: str) -> str:
@@ -488,7 +520,8 @@ def _peer_positions(content: str) -> set[str]:
     return {m[2] for m in PEER_POSITION.finditer(content)}
 
 
-def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapping[str, str]) -> str:
+def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapping[str, str],
+                           feeds: Mapping[str, str] | None = None) -> str:
     """`content` with each address the MTA binds replaced by the private address of the same IP, and each
     peer address replaced by that peer EIP's public address.
 
@@ -497,6 +530,8 @@ def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapp
     `peers`: planned address -> public address. Peers stay PUBLIC: a `hosts` route targets this host by its
     fqdn (its EIP), and traffic to an EIP leaves the VPC through the internet gateway, which rewrites the
     sender's private source to its own EIP — so this host sees the peer's public address, never its private one.
+    `feeds`: planned address -> private address of a bounce host's feed IP (FEED_POSITION); a feed at any
+    other non-loopback address would be polled over the Internet, which its group does not admit: a PlanError.
     """
     def bind(match: re.Match[str]) -> str:
         if match[2] not in private:
@@ -504,8 +539,17 @@ def bind_private_addresses(content: str, private: Mapping[str, str], peers: Mapp
                             f"({', '.join(sorted(private))})")
         return match[1] + private[match[2]]
 
+    def feed(match: re.Match[str]) -> str:
+        if match[2] == "127.0.0.1":
+            return match[0]
+        if feeds is None or match[2] not in feeds:
+            raise PlanError(f"rendered file polls a change feed at {match[2]}, expected the planned address of a "
+                            f"bounce host's feed IP ({', '.join(sorted(feeds or ())) or 'none given'})")
+        return match[1] + feeds[match[2]] + match[3]
+
     for position in BIND_POSITIONS:
         content = position.sub(bind, content)
+    content = FEED_POSITION.sub(feed, content)
     return PEER_POSITION.sub(lambda m: m[1] + peers.get(m[2], m[2]) + m[3], content)
 
 
@@ -530,7 +574,7 @@ def apply_program() -> str:
 
 
 def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mapping[str, str] | None = None,
-                    spool_volume_id: str | None = None) -> str:
+                    spool_volume_id: str | None = None, feeds: Mapping[str, str] | None = None) -> str:
     """The host's config manifest (a JSON object; mailinfra-apply-config applies it): every rendered file
     bound to the private addresses paired with its EIPs (and its peers' public ones), with its secret
     marker fills and postmap type; the secrets to fetch (SSM parameter names, never values); the private
@@ -540,8 +584,10 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
     manifest = {
         "format": MANIFEST_FORMAT,
         "host": args.host.name,
+        # The host services' code is shipped as it is: no address of it is the plan's.
         "files": [{"path": f.path, "mode": f.mode,
-                   "content": bind_private_addresses(f.content, by_planned, peers or {}),
+                   "content": f.content if f.path.startswith(f"{HOST_PYTHON_PATH}/")
+                   else bind_private_addresses(f.content, by_planned, peers or {}, feeds or {}),
                    "fills": [list(fill) for fill in f.fills], "postmap": f.postmap} for f in args.files],
         "secrets": [{"parameter": s.parameter, "path": s.path, "owner": s.owner, "mode": s.mode,
                      "directories": list(s.directories)} for s in args.secrets],
@@ -551,6 +597,11 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
         # The automatic response last: it edits and reloads the running instances (mailinfra.shaping).
         "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta], *shaping_services(args.host)],
+        # The host services' code (mailinfra.mta.host_code), one object of the bucket for every host:
+        # applied with the manifest, so a release reaches a running host with its next refresh, and a
+        # dropped module is removed like any dropped file.
+        **({"code": {"key": args.config_bundle.code_key, "sha256": args.config_bundle.code_sha256}}
+           if args.config_bundle.code_key else {}),
         # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
         "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
                          for c in postfix.plan_host_certificates(args.host)],
@@ -568,7 +619,9 @@ def render_user_data(host: HostPlan, args: MtaHostArgs, bucket: str) -> str:
     in `bucket`, the warmup limits service. Only what needs a new instance to change is in it."""
     key = bundle_key(host.name)
     return str(_template().render(
-        environment=args.environment, host=host, packages=[*PACKAGES[host.mta], *resolver_packages(host)],
+        environment=args.environment, host=host, region=args.region,
+        # DEBIAN_PACKAGES: the third-party imports of the host services' code the manifest ships.
+        packages=[*PACKAGES[host.mta], *DEBIAN_PACKAGES, *resolver_packages(host)],
         bucket=bucket, bundle_key=key,
         apply_program=apply_program(), apply_args=f"--region {args.region} --bucket {bucket} --key {key}",
         install=INSTALL[host.mta], dkim_socket_group=opendkim.SOCKET_GROUP,

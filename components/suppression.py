@@ -27,6 +27,7 @@ import pulumi_aws as aws
 from components.tags import stack_tags
 from mailinfra.errors import MailinfraError
 from mailinfra.mta.intake import VERP_SECRET_FILE, suppression_table_name
+from mailinfra.mta.network import FeedAccess
 from mailinfra.plan.model import HostPlan, Plan
 
 # What the processor's store calls (mailinfra.suppression.dynamodb_store: reads, conditional writes,
@@ -129,3 +130,33 @@ def verp_secret(plan: Plan) -> pulumi.Output[str]:
 
 
 MIN_SECRET_BYTES = 16
+
+
+@dataclass
+class FeedAccessArgs:
+    # Every (bounce host, polling host) pair (mailinfra.mta.network.plan_feed_access).
+    access: Sequence[FeedAccess]
+    # Host name -> its security group id (MtaHost.security_group_id).
+    groups: Mapping[str, pulumi.Input[str]]
+
+
+class FeedAccessRules(pulumi.ComponentResource):
+    """The change feed's port between the hosts' groups: an ingress rule on each bounce host's group from each
+    polling host's group, and the egress rule on the poller's group (egress is exactly its rules). A group
+    reference admits the members' private addresses only (VPC User Guide, "Security group rules"), so the
+    feed is reachable inside the VPC from the stack's own sending hosts and from nothing else."""
+
+    def __init__(self, name: str, args: FeedAccessArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mailinfra:suppression:FeedAccessRules", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        for access in args.access:
+            bounce, client = args.groups[access.bounce_host], args.groups[access.client_host]
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{access.bounce_host}-from-{access.client_host}", security_group_id=bounce,
+                referenced_security_group_id=client, ip_protocol="tcp", from_port=access.port, to_port=access.port,
+                description=f"suppression feed polled by {access.client_host}", opts=child)
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{access.client_host}-to-{access.bounce_host}", security_group_id=client,
+                referenced_security_group_id=bounce, ip_protocol="tcp", from_port=access.port, to_port=access.port,
+                description=f"suppression feed of {access.bounce_host}", opts=child)
+        self.register_outputs({"rules": len(args.access) * 2})

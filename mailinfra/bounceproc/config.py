@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailinfra.model.schema import StreamKind, Suppression
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.model import Policy
-from mailinfra.suppression.policy import policy_from_config
+from mailinfra.suppression.policy import policy_from_rendered
 from mailinfra.suppression.reports import Context
 
 
@@ -29,6 +28,8 @@ class ProcessorConfig:
     policy: Policy
     ses_queues: tuple[tuple[str, str | None], ...]  # (queue name, region)
     secret: bytes  # the current VERP secret (the feed key is derived from it)
+    store_kind: str = "sqlite"  # bounces.suppression.store: sqlite (store_path) | dynamodb (store_table)
+    store_table: str | None = None
 
 
 def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
@@ -51,22 +52,25 @@ def load_config(path: Path, root: Path | None = None) -> ProcessorConfig:
         if previous.exists():
             secrets.append(previous.read_bytes().strip())
     try:
-        suppression = Suppression.model_validate(data.get("policy") or {})
+        policy = policy_from_rendered(data["policy"])
         streams = {name: StreamKind(kind) for name, kind in data["streams"].items()}
     except (KeyError, ValueError) as error:
         raise ConfigError(f"{path}: policy/streams: received {error}, expected the rendered values") from None
     context = Context(secrets=tuple(secrets), streams=streams, pools=dict(data.get("stream_pools") or {}),
                       fbl_addresses=frozenset(a.lower() for a in data.get("fbl_addresses") or ()),
-                      max_age=dt.timedelta(days=suppression.token_max_age_days))
+                      max_age=policy.token_max_age)
     listen = data.get("feed_listen")
     address, _, port = str(listen or "").rpartition(":")
     store = data.get("store") or {}
     if not isinstance(store, dict) or not str(store.get("path", "")).startswith("/"):
         raise ConfigError(f"{path}: store.path: received {store!r}, expected an absolute path")
+    kind = str(store.get("kind") or "sqlite")
+    if kind not in ("sqlite", "dynamodb") or (kind == "dynamodb" and not store.get("table")):
+        raise ConfigError(f"{path}: store: received {store!r}, expected kind sqlite, or dynamodb with a table")
     return ProcessorConfig(
         host=str(data.get("host", "")), lmtp_socket=where("lmtp_socket"), socket_group=data.get("socket_group"),
         store_path=Path(f"{root}{store['path']}") if root is not None else Path(store["path"]),
         feed_listen=(address, int(port)) if listen else None, context=context,
-        policy=policy_from_config(suppression),
+        policy=policy,
         ses_queues=tuple((str(q["name"]), q.get("region")) for q in data.get("ses_queues") or ()),
-        secret=secrets[0])
+        secret=secrets[0], store_kind=kind, store_table=str(store["table"]) if kind == "dynamodb" else None)

@@ -24,10 +24,22 @@ from mailinfra.bounceproc.lmtp import IntakeHandler, lmtp_factory
 from mailinfra.suppression.model import Report
 from mailinfra.suppression.pipeline import process_message, process_reports
 from mailinfra.suppression.sqlite_store import SqliteStore
-from mailinfra.suppression.store import Applied
+from mailinfra.suppression.store import Applied, SuppressionStore
 
 log = logging.getLogger("mailinfra.bounceproc")
 SES_RETRY_SECONDS = 5.0
+
+
+def open_store(config: ProcessorConfig) -> SuppressionStore:
+    """The store `bounces.suppression.store` names: the SQLite file on the spool volume, or the stack's
+    DynamoDB table, reached with the instance role's credentials (boto3's default chain: the instance
+    metadata service on EC2) in the host's region (AWS_REGION, /etc/default/mailinfra from the user data).
+    MAILINFRA_DYNAMODB_ENDPOINT points it at a stand-in (the tests' moto server)."""
+    if config.store_kind == "dynamodb" and config.store_table:
+        from mailinfra.suppression.dynamodb_store import DynamoStore
+
+        return DynamoStore(config.store_table, endpoint_url=os.environ.get("MAILINFRA_DYNAMODB_ENDPOINT") or None)
+    return SqliteStore(config.store_path)
 
 
 class Processor:
@@ -39,7 +51,7 @@ class Processor:
         # One writer thread owns the store's connection (sqlite3 objects stay in their thread): LMTP and the
         # SES drain both hand their work to it, so writes are serial.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self.store = self.writer.submit(SqliteStore, config.store_path).result()
+        self.store = self.writer.submit(open_store, config).result()
 
     def message(self, raw: bytes, rcpt: str, now: dt.datetime) -> list[Applied]:
         return self.writer.submit(
@@ -85,7 +97,9 @@ async def serve(config: ProcessorConfig) -> None:
         with contextlib.suppress(KeyError, PermissionError):
             os.chown(config.lmtp_socket, -1, grp.getgrnam(config.socket_group).gr_gid)
     config.lmtp_socket.chmod(0o660)
-    feed = (serve_feed(config.feed_listen, config.secret, lambda: SqliteStore(config.store_path))
+    # The feed serves the same store (with `dynamodb`, every bounce host's feed serves the whole table: a
+    # replica that folds in two feeds applies each change twice, harmlessly: a change carries the entry's state).
+    feed = (serve_feed(config.feed_listen, config.secret, lambda: open_store(config))
             if config.feed_listen else None)
     stop = threading.Event()
     if config.ses_queues:

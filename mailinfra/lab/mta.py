@@ -56,6 +56,7 @@ from mailinfra.deployment.aws_world import HostAccess, MotoServer
 from mailinfra.deployment.program import Deployment
 from mailinfra.lab.namespace import LabError, in_namespace, namespace_pids
 from mailinfra.lab.procs import LabState, adopt_process, start_process, stop_process
+from mailinfra.mta.host_code import HOST_PYTHON_PATH
 from mailinfra.mta.limits_calendar import APPLY_SCRIPT, LIMITS_FILE
 from mailinfra.mta.opendkim import Signer, plan_signers
 from mailinfra.mta.postfix import plan_instances
@@ -227,6 +228,8 @@ def _relocate_applied(manifest: dict[str, Any], root: Path) -> None:
     """Overlay 1 on every file the manifest wrote (not the secrets: their values are not touched); a map
     whose source changed is indexed again, as the apply program would."""
     for file in manifest["files"]:
+        if file["path"].startswith(f"{HOST_PYTHON_PATH}/"):
+            continue  # code, not config: its path constants stay; the services get --root or relocated configs
         path = root / file["path"].lstrip("/")
         text = path.read_text()
         moved = relocate(text, root)

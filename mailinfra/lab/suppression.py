@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ from typing import Any
 from mailinfra.lab.namespace import LabError, in_namespace
 from mailinfra.lab.procs import LabState, start_process, stop_process
 from mailinfra.mta.enforcement import LOOKUP_CONFIG, LOOKUP_SOCKET
+from mailinfra.mta.host_code import HOST_PYTHON_PATH
 from mailinfra.mta.intake import LMTP_SOCKET, PROCESSOR_CONFIG, VERP_SECRET_FILE
 from mailinfra.plan.model import HostPlan
 from mailinfra.suppression.paths import lab_db_path
 
+HOST_PYTHON = "/usr/bin/python3"  # ExecStart of templates/mailinfra/*.service.j2
 START_TIMEOUT_SECONDS = 30.0  # the processor imports the whole core (schema, parsers): seconds on a busy machine
 
 
@@ -40,9 +41,10 @@ def start_services(state: LabState, namespace: str, root: Path, host: HostPlan, 
     if host.accepts_bounces:
         start_processor(state, namespace, root, host, env)
     # No --root: the overlay (mailinfra.lab.mta.relocate) already put the config's paths under the lab root.
-    argv = [sys.executable, "-m", "mailinfra.suppression_service", "--config", str(root / LOOKUP_CONFIG)]
+    argv = [*host_python(), "-m", "mailinfra.suppression_service", "--config", str(root / LOOKUP_CONFIG)]
     log = root / "var/log" / f"{lookup_name(host.name)}.log"
-    pid = start_process(state, lookup_name(host.name), in_namespace(namespace, argv), log, env=env)
+    pid = start_process(state, lookup_name(host.name), in_namespace(namespace, argv), log,
+                        env=host_environment(root, env))
     wait_for_path(root / LOOKUP_SOCKET.lstrip("/"), lookup_name(host.name), pid, log)
 
 
@@ -50,10 +52,24 @@ def start_processor(state: LabState, namespace: str, root: Path, host: HostPlan,
     socket = root / LMTP_SOCKET.lstrip("/")
     socket.unlink(missing_ok=True)
     # No --root: the overlay (mailinfra.lab.mta.relocate) already put the config's paths under the lab root.
-    argv = [sys.executable, "-m", "mailinfra.bounceproc", "--config", str(root / PROCESSOR_CONFIG)]
+    argv = [*host_python(), "-m", "mailinfra.bounceproc", "--config", str(root / PROCESSOR_CONFIG)]
     log = root / "var/log" / f"{processor_name(host.name)}.log"
-    pid = start_process(state, processor_name(host.name), in_namespace(namespace, argv), log, env=env)
+    pid = start_process(state, processor_name(host.name), in_namespace(namespace, argv), log,
+                        env=host_environment(root, env))
     wait_for_path(socket, processor_name(host.name), pid, log)
+
+
+def host_python() -> list[str]:
+    """The unit's interpreter (Debian's python3 and its python3-* packages, not the lab's venv); -P keeps the
+    working directory (the checkout) off sys.path, -s the user site."""
+    return [HOST_PYTHON, "-P", "-s"]
+
+
+def host_environment(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """The unit's `PYTHONPATH=/usr/local/lib/mailinfra/python`, inside the lab root: the services import
+    the code the host's manifest shipped there (mailinfra.mta.host_code), never the checkout."""
+    kept = {k: v for k, v in env.items() if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"}}
+    return kept | {"PYTHONPATH": str(root / HOST_PYTHON_PATH.lstrip("/"))}
 
 
 def stop_processor(state: LabState, host: str) -> None:

@@ -15,6 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+# Re-exported (mypy strict wants the alias form): the schema's users keep importing StreamKind from here.
+from mailinfra.model.kinds import StreamKind as StreamKind  # noqa: PLC0414
+
 # RFC 1035 §2.3.1 / RFC 1123 §2.1: letters, digits, hyphen; labels 1-63 octets, name <= 253.
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _KEY = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
@@ -184,12 +187,6 @@ class Domain(Strict):
 
 
 # ---------------------------------------------------------------- streams
-
-
-class StreamKind(StrEnum):
-    TRANSACTIONAL = "transactional"
-    MARKETING = "marketing"
-    BULK = "bulk"
 
 
 class FallbackCondition(StrEnum):

@@ -36,27 +36,50 @@ def recipient_check(stream_kind: str) -> str:
 
 
 def feed_urls(plan: Plan, host: HostPlan) -> list[str]:
-    """Where the host polls changes: every bounce host's feed (its own over loopback)."""
+    """Where the host polls changes: every bounce host's feed (its own over loopback).
+
+    Another bounce host's feed is reached at its private address, inside the VPC: the security groups admit
+    the feed port only from the sending hosts' groups (mailinfra.mta.network.plan_feed_access), a rule that
+    matches private traffic only (VPC User Guide, "Security group rules": a referenced group admits "the
+    private IP addresses of the network interfaces" in it), and the plain-HTTP feed never crosses the
+    Internet gateway. The URL names the bounce host's first IP by its planned address; the host's manifest
+    binds it to that IP's private address (components/mta_host.py, FEED_POSITION)."""
     urls = []
     for bounce_host in (h for h in plan.hosts if h.accepts_bounces):
-        address = "127.0.0.1" if bounce_host.name == host.name else bounce_host.fqdn
+        address = "127.0.0.1" if bounce_host.name == host.name else feed_address(plan, bounce_host)
         urls.append(f"http://{address}:{FEED_PORT}/v1/changes")
     return urls
 
 
+def feed_address(plan: Plan, bounce_host: HostPlan) -> str:
+    """The planned address of the IP whose private address a bounce host's feed is polled at."""
+    return plan.ip(bounce_host.ips[0]).address
+
+
+def feed_clients(plan: Plan, bounce_host: HostPlan) -> list[HostPlan]:
+    """The other hosts that poll `bounce_host`'s feed (each runs the lookup service)."""
+    return [h for h in plan.hosts if h.name != bounce_host.name and host_services(h)] \
+        if bounce_host.accepts_bounces else []
+
+
 def render_enforcement(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     """The lookup service's configuration and systemd unit (every Postfix host)."""
-    config = {
+    feeds = feed_urls(plan, host)
+    config: dict[str, object] = {
         "stack": plan.stack,
         "host": host.name,
         "socket": LOOKUP_SOCKET,
         "socket_group": "postfix",
         "replica": REPLICA_DIRECTORY,
-        "feeds": feed_urls(plan, host),
+        "feeds": feeds,
         "poll_seconds": POLL_SECONDS,
         "verp_secret_file": VERP_SECRET_FILE,
         "store": {"kind": plan.intake.store},
     }
+    if any(not url.startswith("http://127.0.0.1:") for url in feeds):
+        # The polls leave from the host's first IP's private address (bound by the manifest like the MTA's
+        # bind addresses): the address the bounce host's group admits, whichever the kernel would pick.
+        config["source_address"] = plan.ip(host.ips[0]).address
     return (
         rendered(LOOKUP_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n"),
         rendered(f"etc/systemd/system/{LOOKUP_UNIT}.service", render_template(

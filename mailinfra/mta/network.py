@@ -77,6 +77,25 @@ class HostNetwork:
         return self.ingress + self.egress
 
 
+@dataclass(frozen=True, slots=True)
+class FeedAccess:
+    """A sending host polls a bounce host's change feed: tcp FEED_PORT from the client's group to the bounce
+    host's group (group references: private traffic only), an ingress rule on one and an egress on the other."""
+
+    bounce_host: str
+    client_host: str
+    port: int
+
+
+def plan_feed_access(plan: Plan) -> tuple[FeedAccess, ...]:
+    """Every (bounce host, polling host) pair, in plan order (mailinfra.mta.enforcement.feed_urls)."""
+    from mailinfra.mta.enforcement import feed_clients
+    from mailinfra.mta.intake import FEED_PORT
+
+    return tuple(FeedAccess(bounce.name, client.name, FEED_PORT)
+                 for bounce in plan.hosts for client in feed_clients(plan, bounce))
+
+
 def plan_host_network(plan: Plan, host: HostPlan) -> HostNetwork:
     """The security group rules of one host, ingress then egress, each in a stable order."""
     return HostNetwork(host.name, tuple(_ingress(plan, host)), tuple(_egress(plan, host)))

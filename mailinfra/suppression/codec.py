@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.model import BounceClass, Entry, Source
 
 # Fixed bits (never reorder: stores and replicas keep them): transactional 1, marketing 2, bulk 4.

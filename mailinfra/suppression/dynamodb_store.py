@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.codec import bits_to_kinds, from_epoch, kinds_to_bits, to_epoch
 from mailinfra.suppression.model import Action, BounceClass, Decision, Entry, Source
 from mailinfra.suppression.store import Applied, AuditEvent, Change

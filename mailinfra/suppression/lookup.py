@@ -16,7 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.codec import KIND_BITS, from_epoch, kinds_to_bits, to_epoch
 from mailinfra.suppression.model import Entry, Source
 from mailinfra.suppression.store import ChangeFeed
@@ -68,6 +68,10 @@ class LookupTable:
         row = self._db.execute("SELECT seq FROM feed WHERE source = ?", (source,)).fetchone()
         return int(row[0]) if row else 0
 
+    def has_synced(self, source: str = "store") -> bool:
+        """Whether a sync of `source` ever completed: before that, "not found" would only mean "not known yet"."""
+        return self._db.execute("SELECT 1 FROM feed WHERE source = ?", (source,)).fetchone() is not None
+
     def sync(self, store: ChangeFeed, *, source: str = "store", batch: int = 10000) -> int:
         """Fold every change of `store` since its last sync in; the number of changes applied.
 
@@ -77,6 +81,9 @@ class LookupTable:
         while True:
             changes = store.changes_since(self.seq(source), batch)
             if not changes:
+                # A sync that completed, even of an empty feed: the replica now knows every entry of that
+                # store up to this moment (has_synced), kept across restarts with the replica file.
+                self._db.execute("INSERT OR IGNORE INTO feed (source, seq) VALUES (?, 0)", (source,))
                 return applied
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 
 ALL_KINDS: frozenset[StreamKind] = frozenset(StreamKind)
 

@@ -17,8 +17,10 @@ The rules (issue 12; /work/shared/notes/deliverability.md "Suppress on address-l
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from mailinfra.model.schema import StreamKind, Suppression
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.classify import Severity, classify
 from mailinfra.suppression.model import (
     ALL_KINDS,
@@ -33,6 +35,9 @@ from mailinfra.suppression.model import (
     Source,
 )
 
+if TYPE_CHECKING:  # the schema (pydantic) is not on the hosts: mailinfra.mta.host_code
+    from mailinfra.model.schema import Suppression
+
 _COMPLAINT_TYPES = frozenset({FeedbackType.ABUSE, FeedbackType.FRAUD, FeedbackType.VIRUS})
 
 
@@ -45,6 +50,28 @@ def policy_from_config(config: Suppression) -> Policy:
         complaint_kinds=frozenset(config.complaint_streams),
         token_max_age=dt.timedelta(days=config.token_max_age_days),
     )
+
+
+def policy_from_rendered(policy: Mapping[str, object]) -> Policy:
+    """The Policy from the processor config's `policy` (the plan's validated `bounces.suppression`, dumped as
+    JSON by mailinfra.plan.build): read without the schema, which needs pydantic (not on the hosts). A key
+    left out keeps Policy's default (the schema's); a mistyped one raises ValueError naming it."""
+    default = Policy()
+
+    def number(key: str, fallback: int) -> int:
+        value = policy.get(key, fallback)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{key}: received {value!r}, expected a whole number >= 1")
+        return value
+
+    streams = policy.get("complaint_streams", sorted(default.complaint_kinds))
+    if not isinstance(streams, list) or not streams:
+        raise ValueError(f"complaint_streams: received {streams!r}, expected a list of stream kinds")
+    return Policy(soft_threshold=number("soft_bounce_threshold", default.soft_threshold),
+                  soft_window=dt.timedelta(days=number("soft_bounce_window_days", default.soft_window.days)),
+                  soft_expiry=dt.timedelta(days=number("soft_expiry_days", default.soft_expiry.days)),
+                  complaint_kinds=frozenset(StreamKind(kind) for kind in streams),
+                  token_max_age=dt.timedelta(days=number("token_max_age_days", default.token_max_age.days)))
 
 
 def decide(report: Report, policy: Policy, *, soft_count_before: int, now: dt.datetime,

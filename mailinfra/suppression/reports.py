@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailinfra.model.schema import StackConfig, StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression import verp
 from mailinfra.suppression.address import try_normalise
 from mailinfra.suppression.model import FeedbackType, Report, ReportKind
+
+if TYPE_CHECKING:  # the schema (pydantic) is not on the hosts: mailinfra.mta.host_code
+    from mailinfra.model.schema import StackConfig
 
 _HEADERS = BytesParser()
 _REPORT_TYPE = re.compile(r'report-type\s*=\s*"?([A-Za-z0-9-]+)', re.IGNORECASE)

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.codec import KIND_BITS, bits_to_kinds, from_epoch, kinds_to_bits, to_epoch
 from mailinfra.suppression.model import Action, BounceClass, Decision, Entry, Source
 from mailinfra.suppression.store import Applied, AuditEvent, Change

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.model import Decision, Entry
 
 

@@ -15,12 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.model import BounceClass, Entry, Source
 from mailinfra.suppression.store import Change
 
@@ -56,18 +58,23 @@ def decode_page(body: bytes) -> tuple[int, list[Change]]:
 class RemoteFeed:
     """A bounce host's store as the lookup's replica sees it (`changes_since`, over HTTP)."""
 
-    def __init__(self, url: str, secret: bytes) -> None:
+    def __init__(self, url: str, secret: bytes, source_address: str | None = None) -> None:
         self.url = url
         self.secret = secret
+        self.source_address = source_address
 
     def changes_since(self, seq: int, limit: int = PAGE) -> list[Change]:
-        return fetch_page(self.url, seq, self.secret)[1][:limit]
+        return fetch_page(self.url, seq, self.secret, source_address=self.source_address)[1][:limit]
 
 
-def fetch_page(url: str, after: int, secret: bytes, *, timeout: float = 5.0) -> tuple[int, list[Change]]:
-    """One page of changes after `after` (urllib: the host's Debian python3 has no third-party HTTP client)."""
+def fetch_page(url: str, after: int, secret: bytes, *, timeout: float = 5.0,
+               source_address: str | None = None) -> tuple[int, list[Change]]:
+    """One page of changes after `after` (stdlib HTTP: the host's Debian python3 has no third-party client).
+    `source_address`: the local address the poll leaves from (the one the bounce host's group admits)."""
     if not url.startswith(("http://", "https://")):
         raise FeedError(f"feed {url!r}: expected an http(s) URL")
+    if source_address is not None and url.startswith("http://"):
+        return _fetch_from(url, after, secret, timeout, source_address)
     request = urllib.request.Request(f"{url}?after={after}&limit={PAGE}",  # noqa: S310 - scheme checked above
                                      headers={"Authorization": f"Bearer {feed_key(secret)}"})
     try:
@@ -75,6 +82,24 @@ def fetch_page(url: str, after: int, secret: bytes, *, timeout: float = 5.0) -> 
             return decode_page(response.read())
     except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
         raise FeedError(f"{url}: {error}") from None
+
+
+def _fetch_from(url: str, after: int, secret: bytes, timeout: float, source: str) -> tuple[int, list[Change]]:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=timeout,
+                                            source_address=(source, 0))
+    try:
+        connection.request("GET", f"{parts.path}?after={after}&limit={PAGE}",
+                           headers={"Authorization": f"Bearer {feed_key(secret)}"})
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise FeedError(f"{url}: HTTP {response.status} {response.reason}")
+        return decode_page(body)
+    except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
+        raise FeedError(f"{url}: {error}") from None
+    finally:
+        connection.close()
 
 
 def entry_json(entry: Entry | None) -> dict[str, Any] | None:

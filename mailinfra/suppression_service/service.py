@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailinfra.model.schema import StreamKind
+from mailinfra.model.kinds import StreamKind
 from mailinfra.suppression.address import try_normalise
 from mailinfra.suppression.lookup import LookupTable
 from mailinfra.suppression_service import socketmap
@@ -30,19 +30,31 @@ from mailinfra.suppression_service.feed import FeedError, RemoteFeed
 log = logging.getLogger("mailinfra.suppression_service")
 
 
+class NotSyncedError(Exception):
+    """A replica that has never completed a sync cannot say "not suppressed": the lookup must defer."""
+
+
 class Replicas:
     """One replica (mailinfra.suppression.lookup.LookupTable) per bounce host's feed: with several bounce
     hosts each keeping its own store, an address is suppressed when any of them says so."""
 
-    def __init__(self, directory: Path, feeds: Sequence[str], secret: bytes) -> None:
+    def __init__(self, directory: Path, feeds: Sequence[str], secret: bytes, source_address: str | None = None) -> None:
         self.tables = {url: LookupTable(directory / f"replica-{i}.db") for i, url in enumerate(feeds)}
-        self.feeds = {url: RemoteFeed(url, secret) for url in feeds}
+        # The loopback feed (this host's own processor) needs no source address.
+        self.feeds = {url: RemoteFeed(url, secret, None if url.startswith("http://127.0.0.1:") else source_address)
+                      for url in feeds}
 
     def lookup(self, address: str, kind: str) -> str | None:
         """The RCPT reply refusing `address` for a stream of `kind`, or None."""
         normalised = try_normalise(address)
         if normalised is None:
             return None  # not an address we could have suppressed (smtpd checks syntax itself)
+        # Fail closed before the first sync (a new host, a replica lost with the cache): "not found" from an
+        # empty replica would let mail through to every suppressed address. TEMP makes smtpd answer
+        # 451 4.3.0 (postconf(5), check_recipient_access: a lookup error defers), and the sender retries.
+        unsynced = [url for url, table in self.tables.items() if not table.has_synced()]
+        if unsynced:
+            raise NotSyncedError(f"replica of {', '.join(unsynced)} not synced yet")
         now = dt.datetime.now(dt.UTC)
         for table in self.tables.values():
             hit = table.lookup(normalised, StreamKind(kind), now)
@@ -69,6 +81,7 @@ class LookupConfig:
     feeds: tuple[str, ...]
     poll_seconds: float
     secret: bytes
+    source_address: str | None = None
 
 
 def load_config(path: Path, root: Path | None = None) -> LookupConfig:
@@ -81,7 +94,8 @@ def load_config(path: Path, root: Path | None = None) -> LookupConfig:
     return LookupConfig(socket=where(data["socket"]), socket_group=data.get("socket_group"),
                         replica=where(data["replica"]), feeds=tuple(data["feeds"]),
                         poll_seconds=float(data.get("poll_seconds", 1.0)),
-                        secret=where(data["verp_secret_file"]).read_bytes().strip())
+                        secret=where(data["verp_secret_file"]).read_bytes().strip(),
+                        source_address=data.get("source_address"))
 
 
 async def handle_client(replica: Replicas, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -99,6 +113,8 @@ async def handle_client(replica: Replicas, reader: asyncio.StreamReader, writer:
             request = socketmap.parse_request(payload)
             try:
                 answer = replica.lookup(request.key, request.name)
+            except NotSyncedError as error:
+                writer.write(socketmap.reply_temporary(str(error)))
             except Exception as error:  # any failure must defer (TEMP), never let mail through
                 log.warning("lookup %s failed: %s", request.key, error)
                 writer.write(socketmap.reply_temporary("suppression lookup failed"))
@@ -122,7 +138,7 @@ async def poll_forever(replica: Replicas, config: LookupConfig) -> None:
 
 
 async def serve(config: LookupConfig) -> None:
-    replica = Replicas(config.replica, config.feeds, config.secret)
+    replica = Replicas(config.replica, config.feeds, config.secret, config.source_address)
     config.socket.parent.mkdir(parents=True, exist_ok=True)
     config.socket.unlink(missing_ok=True)
     server = await asyncio.start_unix_server(lambda r, w: handle_client(replica, r, w), path=str(config.socket))

@@ -27,6 +27,7 @@ AWS stand-in (--endpoint-url).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -165,13 +166,42 @@ def retried(what: str, call: Any, args: argparse.Namespace) -> Any:
 
 def fetch_manifest(args: argparse.Namespace) -> dict[str, Any]:
     if args.manifest:
-        return check_manifest(json.loads(Path(args.manifest).read_text()))
+        return with_code(check_manifest(json.loads(Path(args.manifest).read_text())), args)
     s3 = aws_client("s3", args.region, args.endpoint_url)
 
     def read() -> bytes:
         return bytes(s3.get_object(Bucket=args.bucket, Key=args.key)["Body"].read())
 
-    return check_manifest(json.loads(retried(f"s3://{args.bucket}/{args.key}", read, args)))
+    return with_code(check_manifest(json.loads(retried(f"s3://{args.bucket}/{args.key}", read, args))), args)
+
+
+def with_code(manifest: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The manifest with the files of the code object it names (the host services' Python tree, one object
+    of the bucket for every host): fetched, its sha256 checked, its files added like any rendered file (so a
+    dropped module is removed, and a second run changes nothing)."""
+    code = manifest.get("code")
+    if code is None:
+        return manifest
+    key, digest = (code.get("key"), code.get("sha256")) if isinstance(code, dict) else (None, None)
+    if not isinstance(key, str) or not key.startswith("code/") or not isinstance(digest, str) or len(digest) != 64:
+        raise ApplyError(f"manifest code: received {code!r}, expected a code/<sha256>.json key and its sha256")
+    if not args.bucket:
+        raise ApplyError(f"manifest code {key}: no --bucket to fetch it from, expected the config bucket")
+    s3 = aws_client("s3", args.region, args.endpoint_url)
+
+    def read() -> bytes:
+        return bytes(s3.get_object(Bucket=args.bucket, Key=key)["Body"].read())
+
+    data = retried(f"s3://{args.bucket}/{key}", read, args)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ApplyError(f"s3://{args.bucket}/{key}: received sha256 {hashlib.sha256(data).hexdigest()}, "
+                         f"expected {digest} (the manifest's)")
+    files = json.loads(data)
+    for file in files:
+        check_path(file.get("path"), "code files[].path")
+    manifest["files"] = [*manifest["files"], *({"path": f["path"], "mode": f["mode"], "content": f["content"],
+                                               "fills": [], "postmap": None} for f in files)]
+    return manifest
 
 
 def fetch_secrets(manifest: dict[str, Any], args: argparse.Namespace) -> dict[str, str]:
@@ -453,7 +483,8 @@ def save_state(host: Host, state: dict[str, Any]) -> None:
     write_file(path, (json.dumps(state, indent=1) + "\n").encode(), 0o600)
 
 
-def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> None:
+def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """Apply `manifest`; returns the services the previously applied manifest listed."""
     state = load_state(host)
     previous = state["manifest"]
     secrets = fetch_secrets(manifest, args)  # all of them before any write: a failed read changes nothing
@@ -468,6 +499,8 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
         print(f"mailinfra-apply-config: spool volume {manifest['spool']['volume_id']} not mounted: "
               "mounted at boot only", file=sys.stderr)
     stop_dropped_instances(host, manifest, previous)  # before their files go
+    if args.services == "reload":
+        disable_dropped_services(host, manifest["services"], previous.get("services", []))  # before their units go
     changed = write_secrets(host, manifest, secrets)
     for file in manifest["files"]:
         if write_file(host.path(file["path"]), filled(file, secrets), int(file["mode"], 8)):
@@ -479,19 +512,37 @@ def apply(host: Host, manifest: dict[str, Any], args: argparse.Namespace) -> Non
     added = ensure_addresses(host, manifest["addresses"], state["added_addresses"])
     prepare_instances(host, manifest, previous, changed)
     save_state(host, {"manifest": manifest, "added_addresses": added})
+    return list(previous.get("services", []))
 
 
-def run_services(host: Host, services: list[str], how: str) -> None:
+def disable_dropped_services(host: Host, services: list[str], before: list[str]) -> None:
+    """Stop and disable the units the previous manifest listed and this one does not, while their unit files
+    are still there (`systemctl disable` reads the [Install] section to find the links it removes)."""
+    for service in before:
+        if service not in services:
+            code, _ = host.probe("systemctl", "disable", "--now", service)
+            host.log.append(f"service disabled: {service}" + ("" if code == 0 else f" (exit {code})"))
+
+
+def run_services(host: Host, services: list[str], how: str, before: list[str]) -> None:
+    """Boot: enable and (re)start every listed unit. Refresh: reload the units the previous manifest already
+    listed, and enable and start the new ones: a unit file written on a running host is neither enabled
+    nor started by anything else (cloud-init ran once), so a new service (or timer) would never run."""
     # Debian's generator turns each multi_instance_directories entry into a postfix@<instance> unit
-    # wanted by postfix.service: reload first so that (re)starting postfix covers every instance.
+    # wanted by postfix.service: reload first so that (re)starting postfix covers every instance; a new
+    # unit file is loaded by it too.
     host.run("systemctl", "daemon-reload")
     for service in services:
         if how == "start":
             host.run("systemctl", "enable", "--now", service)
             host.run("systemctl", "restart", service)
+            host.log.append(f"service {how}: {service}")
+        elif service not in before:
+            host.run("systemctl", "enable", "--now", service)
+            host.log.append(f"service enabled: {service}")
         else:
             host.run("systemctl", "reload-or-restart", service)
-        host.log.append(f"service {how}: {service}")
+            host.log.append(f"service {how}: {service}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -544,9 +595,9 @@ def main(argv: list[str]) -> int:
             ensure_spool(host, load_state(host)["manifest"].get("spool"), args.device_wait_seconds)
         else:
             manifest = fetch_manifest(args)
-            apply(host, manifest, args)
+            before = apply(host, manifest, args)
             if args.services != "none":
-                run_services(host, manifest["services"], args.services)
+                run_services(host, manifest["services"], args.services, before)
     except ApplyError as error:
         print(f"mailinfra-apply-config: {error}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from mailinfra.lab import suppression as lab_suppression
 from mailinfra.lab.feedback import build_arf, build_dsn
 from mailinfra.lab.namespace import in_namespace
 from mailinfra.model.schema import StreamKind
+from mailinfra.mta.host_code import HOST_PYTHON_PATH
 from mailinfra.suppression.paths import lab_db_path
 from mailinfra.suppression.sqlite_store import SqliteStore
 
@@ -46,6 +47,36 @@ def _refused_everywhere(lab: Any, rcpt_local: str, provider: str, kinds: set[str
         else:
             assert entry["accepted"], entry
     return replies
+
+
+def test_the_services_run_the_code_the_manifest_shipped_not_the_checkout(lab: Any) -> None:
+    """GIVEN hosts provisioned by their real mailinfra-apply-config from their manifests (moto S3) THEN each
+    host's root holds the services' code under /usr/local/lib/mailinfra/python, it imports there with
+    Debian's python3 and that PYTHONPATH alone, and the running lookup and processor are exactly that."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    root = lab.layout.runtime_dir / "root"
+    tree = root / HOST_PYTHON_PATH.lstrip("/")
+    probe = ("import json, sys, mailinfra.bounceproc.service, mailinfra.suppression_service.service, email_validator;"
+             " print(json.dumps({k: getattr(m, '__file__', None) for k, m in sys.modules.items()}))")
+    done = subprocess.run(["/usr/bin/python3", "-P", "-s", "-c", probe], cwd=root, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)}, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert str(loaded["mailinfra.bounceproc.service"]).startswith(f"{tree}/"), loaded["mailinfra.bounceproc.service"]
+    assert str(loaded["email_validator"]).startswith(f"{tree}/")
+    assert "pydantic" not in loaded and "pulumi" not in loaded
+    state = lab_module.require_running(lab)
+    names = [lab_suppression.lookup_name(h.name) for h in lab.plan.hosts if h.mta == "postfix"]
+    names += [lab_suppression.processor_name(h.name) for h in lab.plan.hosts if h.accepts_bounces]
+    for name in names:
+        pid = state.processes[name]["pid"]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = dict(v.split(b"=", 1) for v in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in v)
+        assert argv[:3] == [b"/usr/bin/python3", b"-P", b"-s"], (name, argv)
+        assert environ[b"PYTHONPATH"] == str(tree).encode(), (name, environ[b"PYTHONPATH"])
 
 
 def test_an_unknown_recipient_is_suppressed_and_refused_at_rcpt_on_every_pool(lab: Any) -> None:

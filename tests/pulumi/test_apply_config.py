@@ -4,6 +4,7 @@ recorder scripts standing in for `ip`, `postmap`, `postfix` and `systemctl`."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import http.server
 import json
@@ -23,6 +24,7 @@ import boto3
 import pytest
 
 from components.mta_host import MANIFEST_FORMAT, apply_program
+from mailinfra.mta.host_code import render_host_code_object
 from tests.pulumi.conftest import manifest_of
 from tests.tooling import moto_server, require_tool
 
@@ -332,6 +334,62 @@ def test_boot_puts_the_applied_addresses_back_and_services_start_or_reload(host,
     assert sum(proxy.fetched.values()) == fetched
 
 
+def test_a_refresh_enables_and_starts_units_new_in_the_manifest_and_disables_dropped_ones(
+        host, aws, tmp_path: Path) -> None:
+    """GIVEN a host launched with one manifest (`bootstrap: launched`: its user data never runs again) WHEN a
+    second manifest adds a service with its unit file (a new host service or timer) and drops another THEN
+    the refresh loads the new unit, enables and starts it (`systemctl enable --now`, systemctl(1): enable
+    alone only links it for the next boot, reload-or-restart fails on a unit that is not running), reloads
+    the kept ones, and disables the dropped one before its unit file is removed."""
+    _, s3, ssm = aws
+    ssm.put_parameter(Name=DKIM, Value="key", Type="SecureString")
+    old_unit = {"path": "/etc/systemd/system/mailinfra-old.service", "mode": "0644",
+                "content": "[Service]\nExecStart=/bin/true\n", "fills": [], "postmap": None}
+    first = _manifest([old_unit], [], instances=False) | {"services": ["mailinfra-old", "opendkim", "postfix"]}
+    _publish(s3, first)
+    assert host("--services", "start").returncode == 0
+    new_unit = {"path": "/etc/systemd/system/mailinfra-new.timer", "mode": "0644",
+                "content": "[Timer]\nOnCalendar=daily\n", "fills": [], "postmap": None}
+    _publish(s3, _manifest([new_unit], [], instances=False) | {"services": ["mailinfra-new.timer", "opendkim",
+                                                                             "postfix"]})
+    refreshed = host("--services", "reload")
+    assert refreshed.returncode == 0, refreshed.stderr
+    log = _tool_log(tmp_path)
+    assert [c for c in log if c.startswith("systemctl")] == [
+        "systemctl disable --now mailinfra-old", "systemctl daemon-reload",
+        "systemctl enable --now mailinfra-new.timer", "systemctl reload-or-restart opendkim",
+        "systemctl reload-or-restart postfix"]
+    assert (tmp_path / "root/etc/systemd/system/mailinfra-new.timer").is_file()
+    assert not (tmp_path / "root/etc/systemd/system/mailinfra-old.service").exists()
+    assert "service enabled: mailinfra-new.timer" in refreshed.stdout
+    # A second refresh of the same manifest: the timer is now a known unit, reloaded like the others.
+    again = host("--services", "reload")
+    assert [c for c in _tool_log(tmp_path) if c.startswith("systemctl")] == [
+        "systemctl daemon-reload", "systemctl reload-or-restart mailinfra-new.timer",
+        "systemctl reload-or-restart opendkim", "systemctl reload-or-restart postfix"]
+    assert again.returncode == 0
+
+
+def test_a_code_object_that_is_not_the_named_one_is_refused_and_nothing_written(host, aws, tmp_path: Path) -> None:
+    """The manifest names the host services' code by key and sha256: an object with other bytes (a partial
+    upload, a tampered copy) stops the apply in one line before any file is written."""
+    _, s3, _ = aws
+    code = json.dumps([{"path": "/usr/local/lib/mailinfra/python/mailinfra/__init__.py", "mode": "0644",
+                        "content": ""}])
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    s3.put_object(Bucket=BUCKET, Key=f"code/{digest}.json", Body=(code + " ").encode())
+    _publish(s3, _manifest(FIRST[:1], [], secrets=False, instances=False)
+             | {"code": {"key": f"code/{digest}.json", "sha256": digest}})
+    done = host()
+    assert done.returncode == 1 and f"expected {digest} (the manifest's)" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not [p for p in (tmp_path / "root").rglob("*") if p.is_file()]
+    s3.put_object(Bucket=BUCKET, Key=f"code/{digest}.json", Body=code.encode())
+    applied = host()
+    assert applied.returncode == 0, applied.stderr
+    assert (tmp_path / "root/usr/local/lib/mailinfra/python/mailinfra/__init__.py").is_file()
+
+
 def test_a_missing_parameter_is_one_line_and_changes_nothing(host, aws, tmp_path: Path) -> None:
     _, s3, _ = aws
     _publish(s3, _manifest(FIRST, ["10.0.0.5"]))
@@ -365,8 +423,14 @@ def test_dev_mta1_s_real_manifest_applies_with_real_postconf_and_postmap(host, a
     for parameter in parameters:
         ssm.put_parameter(Name=parameter, Value=f"value-of-{parameter}", Type="SecureString")
     _publish(s3, manifest)
+    # The host services' code object the manifest names (ConfigBundle puts it beside the manifests).
+    code_key, _, code_text = render_host_code_object()
+    assert manifest["code"]["key"] == code_key
+    s3.put_object(Bucket=BUCKET, Key=code_key, Body=code_text.encode())
     done = host(tools=tools)
     assert done.returncode == 0, done.stderr
+    for code_file in json.loads(code_text):
+        assert (root / code_file["path"].lstrip("/")).read_text() == code_file["content"], code_file["path"]
     assert proxy.fetched == Counter(dict.fromkeys(parameters, 1))
     for file in manifest["files"]:
         written = root / file["path"].lstrip("/")

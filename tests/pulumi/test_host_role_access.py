@@ -83,7 +83,10 @@ def _reads(server: Any, access: aws_world.HostAccess, deployment: Deployment) ->
 
 
 def _own(host: str, name: str) -> bool:
-    # Parameters: /mailinfra/<env>/<host>/...; objects: hosts/<host>/bundle.json (the deployment's names).
+    # Parameters: /mailinfra/<env>/<host>/...; objects: hosts/<host>/bundle.json (the deployment's names), and
+    # the host services' code/<sha256>.json, which every host reads (ConfigBundle, mailinfra.mta.host_code).
+    if name.startswith("code/"):
+        return True
     return name.split("/")[3] == host if name.startswith("/") else name.split("/")[1] == host
 
 

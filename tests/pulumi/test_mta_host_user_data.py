@@ -14,6 +14,7 @@ import yaml
 from components.dkim_keys import delivered_keys, dkim_parameter_name
 from mailinfra.model.load import load_stack
 from mailinfra.mta import opendkim
+from mailinfra.mta.host_code import render_host_code_object
 from mailinfra.mta.limits_calendar import limits_anchor, plan_limits_calendar, render_limits_files
 from mailinfra.mta.opendkim import plan_signing
 from mailinfra.mta.render import render_host
@@ -74,6 +75,9 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
     # the automatic response after it: it edits and reloads the running instances (mailinfra.shaping).
     assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix",
                                     "mailinfra-shaping"]
+    # The host services' code is one object of the bucket for every host, named by key and digest.
+    key, digest, _ = render_host_code_object()
+    assert manifest["code"] == {"key": key, "sha256": digest}
 
 
 @pytest.mark.parametrize("days", [(AS_OF, AS_OF + dt.timedelta(days=9))])

@@ -58,7 +58,7 @@ def test_resource_counts_follow_the_plan(stack, mock_runs, plans):
     counts = Counter(r["type"] for r in run["resources"])
     assert counts[EIP] == counts[PTR] == counts["aws:ec2/eipAssociation:EipAssociation"] == len(plan.ips)
     assert counts[INSTANCE] == counts["aws:ec2/networkInterface:NetworkInterface"] == len(plan.hosts)
-    assert counts[BUNDLE] == len(plan.hosts)
+    assert counts[BUNDLE] == len(plan.hosts) + 1  # and the host services' code object, one for all hosts
     assert counts[BUCKET] == counts["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"] == 1
     assert counts["aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"] == 1
     assert counts["aws:s3/bucketVersioning:BucketVersioning"] == 1
@@ -152,8 +152,8 @@ def test_config_bucket_is_private_encrypted_and_versioned(stack, mock_runs):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_hosts_read_only_their_own_config_bundle(stack, mock_runs, plans):
-    """Each role may s3:GetObject exactly its host's bundle object, and no other S3 action or resource;
-    its user data fetches that object."""
+    """Each role may s3:GetObject exactly its host's bundle object and the host services' code object (the
+    one its manifest names), and no other S3 action or resource; its user data fetches that object."""
     run, plan = mock_runs(stack), plans(stack)
     bundles = {o["parent"]: o["inputs"] for o in resources_of(run, BUNDLE)}
     instances = {i["parent"]: i["inputs"] for i in resources_of(run, INSTANCE)}
@@ -165,8 +165,10 @@ def test_hosts_read_only_their_own_config_bundle(stack, mock_runs, plans):
         statements = [s for p in policies for s in json.loads(p["inputs"]["policy"])["Statement"]]
         s3 = [s for s in statements if any(str(a).startswith("s3:") for a in
                                            ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+        code = json.loads(bundle["content"])["code"]["key"]
         assert [(s["Action"], s["Resource"]) for s in s3] == [
-            ("s3:GetObject", f"arn:aws:s3:::{bundle['bucket']}/{bundle['key']}")], host.name
+            ("s3:GetObject", [f"arn:aws:s3:::{bundle['bucket']}/{bundle['key']}",
+                              f"arn:aws:s3:::{bundle['bucket']}/{code}"])], host.name
         user_data = _user_data(instances[f"host-{host.name}"])
         assert f"s3://{bundle['bucket']}/{bundle['key']}" in user_data, host.name
 

@@ -45,10 +45,17 @@ class Feed:
         self.secret = secret
         self.changes: list[Change] = []
         self.unauthorized = 0
+        self.down = False  # the bounce host's processor not answering yet (503)
+        self.clients: set[str] = set()  # the source addresses of the polls
         feed = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                feed.clients.add(self.client_address[0])
+                if feed.down:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 if not authorized(self.headers.get("Authorization"), feed.secret):
                     feed.unauthorized += 1
                     self.send_response(401)
@@ -104,6 +111,8 @@ def postmap_query(socket_path: Path, kind: str, address: str) -> tuple[int, str]
                            f"socketmap:unix:{socket_path}:{kind}"],
                           capture_output=True, text=True, check=False, timeout=20)
     assert "lookup error" not in done.stderr, done.stderr
+    if "socketmap server temporary error" in done.stderr:
+        return 2, done.stderr.strip()  # TEMP (not synced yet): postmap dies with exit 1, as for not found
     return done.returncode, done.stdout.strip()
 
 
@@ -137,6 +146,82 @@ def test_a_removal_in_the_feed_lifts_the_refusal(service: tuple[Path, Feed, byte
     wait_for(lambda: postmap_query(socket_path, "marketing", "back@gmail.com")[0] == 0)
     feed.changes.append(Change(2, "back@gmail.com", None))
     wait_for(lambda: postmap_query(socket_path, "marketing", "back@gmail.com")[0] == 1)
+
+
+def postmap_lookup(socket_path: Path, kind: str, address: str) -> subprocess.CompletedProcess[str]:
+    config = socket_path.parent / "postfix-config"
+    config.mkdir(exist_ok=True)
+    (config / "main.cf").write_text("compatibility_level = 3.6\n")
+    return subprocess.run([require_tool("postmap"), "-c", str(config), "-q", address,
+                           f"socketmap:unix:{socket_path}:{kind}"], capture_output=True, text=True, check=False,
+                          timeout=20)
+
+
+def test_a_replica_that_never_synced_defers_instead_of_letting_mail_through(tmp_path: Path) -> None:
+    """GIVEN a new host whose bounce host's feed does not answer yet WHEN Postfix asks THEN the lookup is a
+    lookup error (socketmap TEMP; smtpd answers 451 4.3.0), not NOTFOUND: an empty replica knows nobody.
+    Once one sync completed (even of an empty feed) an unknown address is NOTFOUND, also after a restart
+    with the feed down again (the replica file keeps what it knew)."""
+    secret = secrets.token_bytes(32)
+    (tmp_path / "verp.key").write_bytes(secret)
+    feed = Feed(secret)
+    feed.down = True
+    config = {"socket": str(tmp_path / "run/lookup.sock"), "socket_group": None,
+              "replica": str(tmp_path / "cache"), "feeds": [feed.url], "poll_seconds": 0.2,
+              "verp_secret_file": str(tmp_path / "verp.key")}
+    (tmp_path / "lookup.json").write_text(json.dumps(config))
+
+    def start() -> subprocess.Popen[str]:
+        process = subprocess.Popen([sys.executable, "-m", "mailinfra.suppression_service", "--config",
+                                    str(tmp_path / "lookup.json")], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        wait_for((tmp_path / "run/lookup.sock").exists)
+        return process
+
+    process = start()
+    try:
+        time.sleep(0.5)  # polls fail meanwhile
+        done = postmap_lookup(tmp_path / "run/lookup.sock", "marketing", "someone@gmail.com")
+        # Postfix's socketmap client (src/util/dict_sockmap.c) reads "TEMP" as "socketmap server temporary
+        # error" and sets DICT_ERR_RETRY: postmap dies with a query error, smtpd defers (451 4.3.0).
+        # NOTFOUND would be a silent exit 1 with nothing on stderr.
+        assert "socketmap server temporary error: replica of" in done.stderr, done.stderr
+        assert "not synced yet" in done.stderr and "query error" in done.stderr and done.stdout == ""
+        feed.down = False
+        wait_for(lambda: postmap_query(tmp_path / "run/lookup.sock", "marketing", "someone@gmail.com")[0] == 1)
+    finally:
+        stop_by_pid(process)
+    feed.down = True
+    (tmp_path / "run/lookup.sock").unlink(missing_ok=True)
+    process = start()
+    try:
+        assert postmap_query(tmp_path / "run/lookup.sock", "marketing", "someone@gmail.com")[0] == 1
+    finally:
+        stop_by_pid(process)
+        feed.server.shutdown()
+
+
+def test_a_remote_feed_is_polled_from_the_configured_source_address(tmp_path: Path) -> None:
+    """`source_address` (the host's first private address, the one the bounce host's group admits) is the
+    source of every poll of another host's feed."""
+    secret = secrets.token_bytes(32)
+    (tmp_path / "verp.key").write_bytes(secret)
+    feed = Feed(secret)
+    url = feed.url.replace("127.0.0.1", "localhost")  # not this host's own loopback feed
+    config = {"socket": str(tmp_path / "run/lookup.sock"), "socket_group": None, "replica": str(tmp_path / "cache"),
+              "feeds": [url], "poll_seconds": 0.2, "verp_secret_file": str(tmp_path / "verp.key"),
+              "source_address": "127.0.0.2"}
+    (tmp_path / "lookup.json").write_text(json.dumps(config))
+    process = subprocess.Popen([sys.executable, "-m", "mailinfra.suppression_service", "--config",
+                                str(tmp_path / "lookup.json")], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        wait_for(lambda: bool(feed.clients))
+        wait_for(lambda: postmap_query(tmp_path / "run/lookup.sock", "marketing", "x@gmail.com")[0] == 1)
+        assert feed.clients == {"127.0.0.2"}
+    finally:
+        stop_by_pid(process)
+        feed.server.shutdown()
 
 
 def test_the_feed_page_round_trips_entries_and_removals() -> None:
