@@ -40,13 +40,21 @@ HOST_PACKAGES = (
     "mailinfra.suppression",
     "mailinfra.bounceproc",
     "mailinfra.suppression_service",
+    # The automatic response (mailinfra-shaping): its host modules only; shaping.plan renders from the plan.
+    "mailinfra.shaping.__main__",
+    "mailinfra.shaping.engine",
+    "mailinfra.shaping.logline",
+    "mailinfra.shaping.postfix",
+    "mailinfra.shaping.rules",
+    "mailinfra.shaping.service",
 )
 # Pure-Python third-party packages copied from the pinned environment (uv.lock) into the same tree.
 VENDORED = ("email_validator",)
 # What the shipped code imports that Debian 12 provides: aiosmtpd (LMTP intake), flufl.bounce (non-RFC
-# bounces), boto3 (SQS drain, DynamoDB store), dnspython and idna (email-validator's dependencies).
+# bounces), boto3 (SQS drain, DynamoDB store), dnspython and idna (email-validator's dependencies),
+# prometheus-client (the services' metrics endpoints; Debian 12 ships 0.16).
 DEBIAN_PACKAGES = ("python3-aiosmtpd", "python3-flufl.bounce", "python3-boto3", "python3-dnspython",
-                   "python3-idna")
+                   "python3-idna", "python3-prometheus-client")
 # Files of a package tree that are code or data the code reads (the suppression rules are TOML).
 _SHIPPED_SUFFIXES = (".py", ".toml", ".typed")
 
