@@ -53,6 +53,7 @@ from components.config_bundle import ConfigBundle, bundle_key
 from components.secondary_route import route_parameter_name
 from components.tags import stack_tags
 from mailinfra.errors import PlanError
+from mailinfra.metrics.render import metrics_services
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
@@ -80,7 +81,9 @@ BOOTSTRAP_TAG = "mailinfra:bootstrap"
 
 # python3-boto3: mailinfra-apply-config reads the manifest (S3) and the host's secrets (SSM) with the role.
 PACKAGES = {
-    "postfix": ["postfix", "opendkim", "opendkim-tools", "python3-boto3", "awscli", "curl"],
+    "postfix": ["postfix", "opendkim", "opendkim-tools", "python3-boto3", "awscli", "curl",
+                # the metrics exporter (mailinfra.metrics) imports prometheus_client
+                "python3-prometheus-client"],
     # PowerMTA is licensed software, not in Debian: its package comes from the vendor's repository.
     "powermta": ["python3-boto3", "awscli", "curl"],
 }
@@ -118,6 +121,7 @@ SERVICE_ACCOUNTS = {
 BIND_POSITIONS = (
     re.compile(r"(-o smtp_bind_address=)([0-9.]+)"),  # Postfix master.cf transport
     re.compile(r"(?m)^(\s*smtp-source-host\s+)([0-9.]+)"),  # PowerMTA virtual-mta
+    re.compile(r'("listen_private": ")([0-9.]+)'),  # the metrics exporter (mailinfra.metrics.labels)
 )
 # Where they name another host's address: PowerMTA's <source ADDR/32> for the hosts of a `hosts` route.
 PEER_POSITION = re.compile(r"(?m)^(<source\s+)([0-9.]+)(/32>)")
@@ -546,7 +550,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
-        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta]],
+        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta],
+                     *metrics_services(args.host)],
         # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
         "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
                          for c in postfix.plan_host_certificates(args.host)],

@@ -39,7 +39,7 @@ def _user_data(instance: dict[str, Any]) -> str:
 
 
 def _unbound(content: str) -> str:
-    return re.sub(r"(smtp_bind_address=|smtp-source-host )[0-9.]+", r"\1ADDRESS", content)
+    return re.sub(r"(smtp_bind_address=|smtp-source-host |\"listen_private\": \")[0-9.]+", r"\1ADDRESS", content)
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,10 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
         # Bind addresses become the host's private ones (test_mta_host_addresses.py); the rest is as rendered.
         assert _unbound(entry["content"]) == _unbound(file.content), file.path
         assert int(entry["mode"], 8) == file.mode, file.path
-    # The suppression services start before the MTA that asks them (mailinfra.mta.enforcement.host_services).
-    assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix"]
+    # The suppression services start before the MTA that asks them (mailinfra.mta.enforcement.host_services);
+    # the metrics exporter after it (it reads the MTA's logs and queues).
+    assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix",
+                                    "mailinfra-metrics"]
 
 
 @pytest.mark.parametrize("days", [(AS_OF, AS_OF + dt.timedelta(days=9))])
