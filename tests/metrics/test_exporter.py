@@ -40,7 +40,7 @@ def _config(plan: Plan, tmp_path: Path, host: str = "mta1") -> Path:
     return path
 
 
-def _line(program: str, rcpt: str, status: str, dsn: str, reply: str, delay: str = "1.2") -> str:
+def _line(program: str, rcpt: str, status: str, dsn: str, reply: str, *, delay: str = "1.2") -> str:
     # smtp(8)'s delivery line (src/global/log_adhoc.c field order), postlogd's timestamp.
     return (f"Dec  2 15:00:01.123456 mta1 {program}[4242]: 4ABC123: to=<{rcpt}>, relay=mx.example[192.0.2.9]:25, "
             f"delay={delay}, delays=0.1/0/0.5/0.6, dsn={dsn}, status={status} ({reply})")
