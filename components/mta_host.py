@@ -370,6 +370,10 @@ class MtaHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.instance_id = instance.id
+        # What the monitoring host needs (components/monitoring_host.py): the group its scrape rule goes in and
+        # the private address the exporter listens on (mailinfra.metrics.labels.listen_address: the first IP's).
+        self.security_group_id = group.id
+        self.exporter_address = private.apply(itemgetter(host.ips[0])) if host.ips else None
         self.security_group_id = group.id
         self.bootstrap_version = bootstrap
         self.spool_volume_id = spool.id

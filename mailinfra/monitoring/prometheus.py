@@ -4,6 +4,7 @@ file, Alertmanager, and retention sized for the stack (pure)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from mailinfra.metrics.labels import DELAY_BUCKETS_SECONDS, EXPORTER_PORT, listen_address
@@ -23,10 +24,11 @@ CLASSES_SEEN = 3
 QUEUE_SERIES_PER_INSTANCE = 5  # four queues and the oldest age
 
 
-def exporter_hosts(plan: Plan) -> list[tuple[str, str]]:
-    """(host, address:port) of every exporter: Postfix hosts (PowerMTA's reader is not built yet)."""
-    return [(h.name, f"{listen_address(plan, h)}:{EXPORTER_PORT}") for h in plan.hosts
-            if h.mta == "postfix" and h.ips]
+def exporter_hosts(plan: Plan, private: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(host, address:port) of every exporter: Postfix hosts (PowerMTA's reader is not built yet).
+    `private`: host -> its private address once known (the component); else the plan's name for it."""
+    return [(h.name, f"{(private or {}).get(h.name) or listen_address(plan, h)}:{EXPORTER_PORT}")
+            for h in plan.hosts if h.mta == "postfix" and h.ips]
 
 
 def estimate_series(plan: Plan) -> int:
@@ -48,7 +50,7 @@ def retention_bytes(plan: Plan) -> int:
     return max(1 << 30, math.ceil(samples * BYTES_PER_SAMPLE * HEADROOM / (1 << 30)) * (1 << 30))
 
 
-def render_prometheus_config(plan: Plan) -> dict[str, Any]:
+def render_prometheus_config(plan: Plan, private: Mapping[str, str] | None = None) -> dict[str, Any]:
     interval = f"{plan.monitoring.scrape_interval_seconds}s"
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
@@ -62,7 +64,7 @@ def render_prometheus_config(plan: Plan) -> dict[str, Any]:
             # address here is replaced by that private address when the monitoring host is provisioned.
             {"job_name": EXPORTER_JOB,
              "static_configs": [{"targets": [target], "labels": {"host": host}}
-                                for host, target in exporter_hosts(plan)]},
+                                for host, target in exporter_hosts(plan, private)]},
             {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
         ],
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import yaml
 
 from mailinfra.monitoring.alertmanager import render_alertmanager_config
@@ -19,10 +21,11 @@ def _yaml(header: str, data: object) -> str:
     return header + yaml.safe_dump(data, sort_keys=False, width=1000, allow_unicode=True)
 
 
-def render_monitoring(plan: Plan) -> tuple[RenderedFile, ...]:
+def render_monitoring(plan: Plan, private: Mapping[str, str] | None = None) -> tuple[RenderedFile, ...]:
+    """`private`: MTA host -> its exporter's private address (the component, once allocated)."""
     header = f"# Rendered by mailinfra from stack {plan.stack}; edits on the host are overwritten.\n"
     return (
-        rendered(PROMETHEUS_CONFIG, _yaml(header, render_prometheus_config(plan))),
+        rendered(PROMETHEUS_CONFIG, _yaml(header, render_prometheus_config(plan, private))),
         rendered(RULES_PATH.lstrip("/"), _yaml(header, plan_rules(plan))),
         rendered(ALERTMANAGER_CONFIG, _yaml(header, render_alertmanager_config(plan))),
         rendered(PROMETHEUS_DEFAULTS, header + f'ARGS="{prometheus_arguments(plan)}"\n'),
