@@ -62,7 +62,9 @@ def render_prometheus_config(plan: Plan, private: Mapping[str, str] | None = Non
         "scrape_configs": [
             # The exporters listen on each host's private address only (mailinfra.metrics.labels); the planned
             # address here is replaced by that private address when the monitoring host is provisioned.
-            {"job_name": EXPORTER_JOB,
+            # honor_labels: the queue gauges' own `instance` (the Postfix instance, the metric contract) is
+            # kept instead of being renamed exported_instance; the target is named by its `host` label.
+            {"job_name": EXPORTER_JOB, "honor_labels": True,
              "static_configs": [{"targets": [target], "labels": {"host": host}}
                                 for host, target in exporter_hosts(plan, private)]},
             {"job_name": "prometheus", "static_configs": [{"targets": ["localhost:9090"]}]},
