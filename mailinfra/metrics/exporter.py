@@ -67,6 +67,8 @@ class DeliveryMetrics:
         self.delay = Histogram("mailinfra_delivery_delay_seconds", "Arrival to delivery (Postfix delay=)",
                                DELAY_LABELS, buckets=tuple(buckets), registry=registry)
         self.lines = Counter("mailinfra_log_lines", "Log lines read", ("instance",), registry=registry)
+        self._counters: dict[tuple[str, ...], Counter] = {}
+        self._histograms: dict[tuple[str, ...], Histogram] = {}
 
     def count_line(self, instance: str, line: str) -> Delivery | None:
         self.lines.labels(instance).inc()
@@ -75,6 +77,14 @@ class DeliveryMetrics:
             self.count(record)
         return record
 
+    def count_lines(self, instance: str, lines: Sequence[str]) -> None:
+        """A batch of one log's lines (the service's path: one lines-counter update per batch)."""
+        self.lines.labels(instance).inc(len(lines))
+        for line in lines:
+            record = parse_delivery(line)
+            if record is not None:
+                self.count(record)
+
     def count(self, record: Delivery) -> None:
         status = STATUS_NAMES.get(record.status)
         labels = self.labels.labels_of(record)
@@ -82,10 +92,18 @@ class DeliveryMetrics:
             return
         # The classifier of the suppression work decides the class (reused, not copied); delivered has none.
         cls = "" if status == "delivered" else classify(record.dsn, record.reply).cls.value
-        self.deliveries.labels(labels["stream"], labels["pool"], labels["ip"], labels["domain"],
-                               labels["provider"], status, cls).inc()
+        key = (labels["stream"], labels["pool"], labels["ip"], labels["domain"], labels["provider"], status, cls)
+        # Children are cached: prometheus-client's labels() validates and locks on every call.
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.deliveries.labels(*key)
+        counter.inc()
         if status == "delivered":
-            self.delay.labels(labels["stream"], labels["pool"], labels["provider"]).observe(record.delay_seconds)
+            delay_key = (labels["stream"], labels["pool"], labels["provider"])
+            histogram = self._histograms.get(delay_key)
+            if histogram is None:
+                histogram = self._histograms[delay_key] = self.delay.labels(*delay_key)
+            histogram.observe(record.delay_seconds)
 
 
 QueueReader = Callable[[str], Iterable[str]]

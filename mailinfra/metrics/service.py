@@ -35,8 +35,9 @@ def follow(config: ExporterConfig, metrics: DeliveryMetrics, stop: threading.Eve
     followers = [(instance, LogFollower(path, from_start=from_start)) for instance, path in config.logs]
     while True:
         for instance, follower in followers:
-            for line in follower.read_lines():
-                metrics.count_line(instance, line)
+            lines = follower.read_lines()
+            if lines:
+                metrics.count_lines(instance, lines)
         if stop.wait(POLL_SECONDS):
             return
 
