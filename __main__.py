@@ -131,7 +131,18 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     access = plan_feed_access(plan)
     if access:
         FeedAccessRules("feed", FeedAccessArgs(access, {name: h.security_group_id for name, h in hosts.items()}))
-    return {
+    outputs: dict[str, object] = {}
+    if plan.monitoring.host is not None:
+        from components.monitoring_host import Exporter, MonitoringHost, MonitoringHostArgs
+        from mailinfra.monitoring.prometheus import exporter_hosts
+
+        # Every host exporter_hosts scrapes has IPs, so an exporter address (the first IP's private one).
+        scraped = {name: hosts[name] for name, _ in exporter_hosts(plan)}
+        monitoring = MonitoringHost("monitoring", MonitoringHostArgs(plan, plan.monitoring.host, env, {
+            name: Exporter(mta.security_group_id, address)
+            for name, mta in scraped.items() if (address := mta.exporter_address) is not None}))
+        outputs["monitoring"] = {"private_ip": monitoring.private_ip, "instance_id": monitoring.instance_id}
+    return outputs | {
         # The SQS queue of each SES route's bounce/complaint/delivery events (components/secondary_route.py).
         "ses_event_queues": {r.name: route.events_queue_url for r, route in zip(plan.routes, routes, strict=True)
                              if route.events_queue_url is not None},

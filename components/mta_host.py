@@ -53,6 +53,7 @@ from components.config_bundle import ConfigBundle, bundle_key
 from components.secondary_route import route_parameter_name
 from components.tags import stack_tags
 from mailinfra.errors import PlanError
+from mailinfra.metrics.render import metrics_services
 from mailinfra.model.load import NAMESPACE
 from mailinfra.mta import enforcement, intake, opendkim, postfix, powermta
 from mailinfra.mta.files import RenderedFile, secret_placeholder
@@ -83,7 +84,8 @@ BOOTSTRAP_TAG = "mailinfra:bootstrap"
 # python3-boto3: mailinfra-apply-config reads the manifest (S3) and the host's secrets (SSM) with the role.
 PACKAGES = {
     "postfix": ["postfix", "opendkim", "opendkim-tools", "python3-boto3", "awscli", "curl",
-                # mailinfra-shaping exposes its counters with prometheus-client (Debian 12: 0.16).
+                # mailinfra-shaping and the metrics exporter (mailinfra.metrics) import prometheus_client
+                # (Debian 12: 0.16).
                 "python3-prometheus-client"],
     # PowerMTA is licensed software, not in Debian: its package comes from the vendor's repository.
     "powermta": ["python3-boto3", "awscli", "curl"],
@@ -123,6 +125,7 @@ BIND_POSITIONS = (
     re.compile(r"(-o smtp_bind_address=)([0-9.]+)"),  # Postfix master.cf transport
     re.compile(r"(?m)^(\s*smtp-source-host\s+)([0-9.]+)"),  # PowerMTA virtual-mta
     re.compile(r'("source_address": ")([0-9.]+)'),  # the lookup's feed polls (mailinfra.mta.enforcement)
+    re.compile(r'("listen_private": ")([0-9.]+)'),  # the metrics exporter (mailinfra.metrics.labels)
 )
 # Where they name a bounce host's change feed by the planned address of its first IP: bound to that IP's
 # PRIVATE address (the feed is polled inside the VPC: mailinfra.mta.enforcement.feed_urls).
@@ -379,6 +382,10 @@ class MtaHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.instance_id = instance.id
+        # What the monitoring host needs (components/monitoring_host.py): the group its scrape rule goes in and
+        # the private address the exporter listens on (mailinfra.metrics.labels.listen_address: the first IP's).
+        self.security_group_id = group.id
+        self.exporter_address = private.apply(itemgetter(host.ips[0])) if host.ips else None
         self.security_group_id = group.id
         self.bootstrap_version = bootstrap
         self.spool_volume_id = spool.id
@@ -595,8 +602,9 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
-        # The automatic response last: it edits and reloads the running instances (mailinfra.shaping).
-        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta], *shaping_services(args.host)],
+        # The metrics exporter after the MTA (it reads its logs and queues); the automatic response last: it edits and reloads the running instances (mailinfra.shaping).
+        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta],
+                     *metrics_services(args.host), *shaping_services(args.host)],
         # The host services' code (mailinfra.mta.host_code), one object of the bucket for every host:
         # applied with the manifest, so a release reaches a running host with its next refresh, and a
         # dropped module is removed like any dropped file.

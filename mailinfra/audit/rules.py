@@ -838,3 +838,20 @@ def check_isolation_age(subject: Subject) -> Iterator[Issue]:
         elif age >= 0:
             yield Issue(INFO, f"isolations.{iso.target}", f"{iso.describe()}: isolated for {age} days",
                         "lift it once the cause is fixed and the provider accepts the pool again")
+
+
+@rule(
+    "monitoring-routing",
+    "fired alerts reach someone",
+    "issue 13: alert rules per pool x provider are rendered for every stack; with no receiver Alertmanager "
+    "drops every alert (a bounce or complaint spike goes unseen until a provider blocks the pool)",
+)
+def check_monitoring_routing(subject: Subject) -> Iterator[Issue]:
+    monitoring = subject.plan.monitoring
+    if not monitoring.routing.configured:
+        yield Issue(
+            WARNING,
+            "monitoring.routing",
+            "no alert routing: Alertmanager has a receiver with no email or webhook, so every alert is dropped",
+            "set monitoring.routing.webhook_urls (e.g. a chat or paging webhook) or email_to with email_smarthost",
+        )

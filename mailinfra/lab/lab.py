@@ -30,6 +30,7 @@ from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import firewall, mta, relay
+from mailinfra.lab import monitoring as lab_monitoring
 from mailinfra.lab import suppression as lab_suppression
 from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
@@ -149,8 +150,7 @@ def up(lab: Lab, *, rsa_only: bool = False, deployment: Deployment | None = None
         stop_process(state, "aws-moto")
         # After the hosts: every security group as nftables rules, and the EIP NAT with it (DNAT only to the
         # private addresses the hosts put on the interface). Nothing is sent before: hosts only start.
-        install_firewall(lab, deployment)
-        clock.mark("firewall")
+        _firewall_and_monitoring(lab, state, deployment, clock)
         state.info = {"skipped_hosts": skipped, "as_of": plan.as_of.isoformat(),
                       "targets": injection_targets(lab)}
         state.save(layout.state_file)
@@ -490,6 +490,17 @@ def _start_hosts(lab: Lab, state: LabState, deployment: Deployment, world: MotoS
             list(pool.map(start, staged.instances, [staged.listen] * len(staged.instances)))
         state.save(lab.layout.state_file)
     return skipped
+
+
+def _firewall_and_monitoring(lab: Lab, state: LabState, deployment: Deployment, clock: _Phases) -> None:
+    """The firewall, then the exporters and Prometheus: they scrape through it, as on AWS."""
+    install_firewall(lab, deployment)
+    clock.mark("firewall")
+    layout = lab.layout
+    lab_monitoring.start_exporters(state, lab.plan, layout.namespace, layout.runtime_dir / "root", python_env())
+    lab_monitoring.start_prometheus(state, lab.plan, layout.namespace, layout.runtime_dir)
+    state.save(layout.state_file)
+    clock.mark("monitoring (exporters, Prometheus)")
 
 
 def install_firewall(lab: Lab, deployment: Deployment) -> str:

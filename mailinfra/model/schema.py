@@ -561,13 +561,59 @@ class Seed(Strict):
 
 
 class Alerts(Strict):
-    """`monitoring.alerts`: the thresholds the rendered alert rules fire at, per pool x receiving provider."""
+    """`monitoring.alerts`: the thresholds the rendered alert rules fire at, per pool x receiving provider
+    (mailinfra.monitoring.rules). Rates are over `window_minutes` and only once at least `min_attempts`
+    deliveries were tried in it (one bounce of two messages is not a 50 % bounce rate)."""
+
+    # SES reviews an account at 5 % bounces (and pauses it at 10 %): the industry's line for a list problem.
+    bounce_rate_percent: float = Field(default=5.0, gt=0, le=100)
+    # Google's bulk sender rule: spam rate below 0.3 %, aim below 0.1 % (Gmail sender guidelines, 2024).
+    complaint_rate_percent: float = Field(default=0.3, gt=0, le=100)
+    complaint_target_percent: float = Field(default=0.1, gt=0, le=100)
+    # A receiver throttling or blocking the pool shows first as deferrals (421/451 4.7.x).
+    deferral_rate_percent: float = Field(default=30.0, gt=0, le=100)
+    # The oldest queued message of an instance: mail waiting this long is late for any stream.
+    queue_age_seconds: int = Field(default=3600, ge=60, strict=True)
+    window_minutes: int = Field(default=60, ge=5, le=1440, strict=True)
+    min_attempts: int = Field(default=100, ge=1, strict=True)
+    # How long a condition must hold before the alert fires (Prometheus `for:`).
+    for_minutes: int = Field(default=5, ge=0, le=1440, strict=True)
+
+
+class AlertRouting(Strict):
+    """`monitoring.routing`: where fired alerts go (Alertmanager receivers). Empty: nowhere (the audit flags it)."""
+
+    email_to: list[Annotated[str, AfterValidator(_check_mailbox)]] = []
+    email_from: Annotated[str, AfterValidator(_check_mailbox)] | None = None  # default: alerts@<first domain>
+    # The SMTP server Alertmanager hands its mail to (host:port); the monitoring host has no MTA of its own.
+    email_smarthost: str | None = None
+    webhook_urls: list[Annotated[str, Field(pattern=r"^https?://[^\s]+$")]] = []
+
+    @model_validator(mode="after")
+    def _smarthost_for_email(self) -> AlertRouting:
+        if self.email_to and not self.email_smarthost:
+            raise ValueError("email_smarthost: received nothing, expected host:port of the SMTP server "
+                             "Alertmanager sends the alert mail through (email_to is set)")
+        return self
+
+
+class MonitoringHost(Strict):
+    """`monitoring.host`: the Prometheus + Alertmanager instance (components/monitoring_host.py)."""
+
+    instance_type: str = "t3.small"
+    availability_zone: str | None = None
+    subnet_id: Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
 
 
 class Monitoring(Strict):
     """`monitoring`: delivery metrics, alert rules and inbox-placement seeds (mailinfra.metrics/.placement)."""
 
     alerts: Alerts = Alerts()
+    routing: AlertRouting = AlertRouting()
+    # None: no monitoring host is provisioned (the exporters still run; scrape them from elsewhere).
+    host: MonitoringHost | None = None
+    scrape_interval_seconds: int = Field(default=15, ge=5, le=300, strict=True)
+    retention_days: int = Field(default=30, ge=1, le=3650, strict=True)
     seeds: dict[Key, Seed] = {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailinfra.errors import PlanError, UsageError
+from mailinfra.metrics.render import render_metrics
 from mailinfra.mta.files import RenderedFile
 from mailinfra.mta.opendkim import render_opendkim
 from mailinfra.mta.postfix import render_postfix
@@ -23,7 +24,8 @@ def render_host(plan: Plan, host: str) -> tuple[RenderedFile, ...]:
     from mailinfra.shaping.plan import render_shaping
 
     # The automatic response (mailinfra.shaping) acts on the Postfix instances rendered here.
-    return render_postfix(plan, host_plan) + render_opendkim(plan, host_plan) + render_shaping(plan, host_plan)
+    return (render_postfix(plan, host_plan) + render_opendkim(plan, host_plan)
+            + render_metrics(plan, host_plan) + render_shaping(plan, host_plan))
 
 
 def render_all(plan: Plan) -> dict[str, tuple[RenderedFile, ...]]:

@@ -29,6 +29,7 @@ from mailinfra.plan.model import (
     WarmupSpec,
     ZonePlan,
 )
+from mailinfra.plan.monitoring import plan_monitoring
 from mailinfra.warmup import plan_warmup
 
 # SES sends from its own fleet; receivers authorize it through Amazon's published SPF record.
@@ -69,6 +70,7 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         warmup=plan_warmup(ips, streams, config.warmup_schedules, day),
         isolations=plan_isolations(config.isolations, streams, ips),
         intake=plan_intake(config),
+        monitoring=plan_monitoring(config.monitoring),
     )
 
 

@@ -7,6 +7,7 @@ import functools
 from dataclasses import dataclass, field
 
 from mailinfra.dns.records import DnsRecord
+from mailinfra.plan.monitoring import MonitoringPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,7 @@ class Plan:
     warmup: tuple[IpLimits, ...] = field(default=())  # today's limits per IP (mailinfra.warmup)
     isolations: tuple[IsolationPlan, ...] = field(default=())  # out of rotation (mailinfra.plan.isolation)
     intake: IntakePlan = field(default=IntakePlan())  # bounce/complaint intake and suppression
+    monitoring: MonitoringPlan = field(default=MonitoringPlan())  # metrics, alerts (mailinfra.plan.monitoring)
 
     # Lookups by name go through indexes built once per plan (a calendar asks for thousands of IPs per date;
     # a linear scan made a 16x prod topology quadratic). Names are unique per kind (mailinfra.model.rules).

@@ -15,7 +15,7 @@ class PreviewFile:
 
     path: str
     content: str
-    kind: str  # plan | zone | review | host
+    kind: str  # plan | zone | review | host | monitoring
 
 
 @dataclass

@@ -16,6 +16,7 @@ from mailinfra.preview.model import Contributor, Preview
 # module:function pairs; each function is a Contributor(plan, preview).
 STAGES = [
     ("mailinfra.mta.preview_stage", "add_host_files"),
+    ("mailinfra.monitoring.preview_stage", "add_monitoring_files"),
 ]
 RESOURCE_STAGE = ("mailinfra.preview.stages", "add_resources")
 

@@ -198,7 +198,12 @@ def spf_with(*terms: str) -> PlanEdit:
 ELEVEN_INCLUDES = [f"include:spf{i}.partner.example.org" for i in range(11)] + ["-all"]
 
 # id, config edit, plan edit, the one code expected (besides dev's own findings), a `where` it names
+def drop_alert_routing(raw: dict[str, Any]) -> None:
+    raw["monitoring"] = {**raw.get("monitoring", {}), "routing": {}}
+
+
 CASES: list[tuple[str, ConfigEdit | None, PlanEdit | None, str, str]] = [
+    ("no alert routing", drop_alert_routing, None, "monitoring-routing", "monitoring.routing"),
     (
         "shared return path",
         None,

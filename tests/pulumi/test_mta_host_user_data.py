@@ -40,7 +40,7 @@ def _user_data(instance: dict[str, Any]) -> str:
 
 
 def _unbound(content: str) -> str:
-    return re.sub(r"(smtp_bind_address=|smtp-source-host )[0-9.]+", r"\1ADDRESS", content)
+    return re.sub(r"(smtp_bind_address=|smtp-source-host |\"listen_private\": \")[0-9.]+", r"\1ADDRESS", content)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +72,10 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
         assert _unbound(entry["content"]) == _unbound(file.content), file.path
         assert int(entry["mode"], 8) == file.mode, file.path
     # The suppression services start before the MTA that asks them (mailinfra.mta.enforcement.host_services);
-    # the automatic response after it: it edits and reloads the running instances (mailinfra.shaping).
+    # the metrics exporter after it (it reads the MTA's logs and queues); the automatic response last: it edits
+    # and reloads the running instances (mailinfra.shaping).
     assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix",
-                                    "mailinfra-shaping"]
+                                    "mailinfra-metrics", "mailinfra-shaping"]
     # The host services' code is one object of the bucket for every host, named by key and digest.
     key, digest, _ = render_host_code_object()
     assert manifest["code"] == {"key": key, "sha256": digest}

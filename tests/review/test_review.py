@@ -185,13 +185,13 @@ def test_host_file_diffs_name_the_changed_files_and_redact_private_keys() -> Non
 
 
 def test_host_file_diffs_follow_the_plan(tmp_path: Path) -> None:
-    """GIVEN a removed IP WHEN reviewed THEN only its pool's Postfix instance files change, on its host (and the
-    host's automatic response, which knows each instance's transports: mailinfra.shaping)."""
+    """GIVEN a removed IP WHEN reviewed THEN only its pool's Postfix instance files change, on its host, the
+    exporter's label map (its transports are gone) and the host's automatic response (mailinfra.shaping)."""
     repo = make_repo(tmp_path, WARMED_BULK(DEV), sub("        bk2: {}\n", "")(WARMED_BULK(DEV)))
     _, diff = review_stack("dev", "HEAD", repo=repo, as_of=AS_OF, resources=False)
     assert {(f.host, f.path, f.change) for f in diff.host_files} == {
         ("mta1", "etc/postfix-bulk/main.cf", "changed"), ("mta1", "etc/postfix-bulk/master.cf", "changed"),
-        ("mta1", "etc/mailinfra/shaping.json", "changed")}
+        ("mta1", "etc/mailinfra/shaping.json", "changed"), ("mta1", "etc/mailinfra/metrics.json", "changed")}
     removed = [line for f in diff.host_files for line in f.diff.splitlines() if line.startswith("-")]
     assert any("bk2_default" in line for line in removed)
 

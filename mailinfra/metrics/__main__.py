@@ -1,0 +1,3 @@
+from mailinfra.metrics.service import main
+
+main()

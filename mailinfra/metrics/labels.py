@@ -1,0 +1,69 @@
+"""What a host's exporter needs to know, from the plan (pure): the exporter config rendered for the host.
+
+A Postfix pool transport is one (IP, provider) pair (mailinfra.mta.postfix.transport_name) and logs under
+its own syslog name, so a delivery line names its transport; the plan knows the rest (stream, pool, IP,
+sending domain). The receiving provider comes from the recipient's domain, grouped as the mail flow groups
+it (the plan's ProviderLimit.domains; every other domain is `default`).
+"""
+
+from __future__ import annotations
+
+from mailinfra.mta import postfix
+from mailinfra.plan.model import HostPlan, Plan
+
+# The exporter's port (the brief's contract; 9465 is free in Prometheus's default port allocation list,
+# github.com/prometheus/prometheus/wiki/Default-port-allocations, next to the exporters' 91xx-99xx range).
+EXPORTER_PORT = 9465
+EXPORTER_CONFIG = "etc/mailinfra/metrics.json"
+EXPORTER_UNIT = "mailinfra-metrics"
+DEFAULT_PROVIDER = "default"
+# Delivery latency buckets, seconds: from an immediate delivery to a day in the deferred queue (Postfix's
+# default maximal_queue_lifetime is 5 days; our streams' queue_lifetime is at most a few days).
+DELAY_BUCKETS_SECONDS = (0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
+
+
+def provider_domains(plan: Plan) -> dict[str, str]:
+    """Recipient domain -> receiving provider, from the plan's provider grouping."""
+    result: dict[str, str] = {}
+    for limits in plan.warmup:
+        for provider in limits.providers:
+            for domain in provider.domains:
+                result.setdefault(domain, provider.provider)
+    return dict(sorted(result.items()))
+
+
+def transport_labels(plan: Plan, host: HostPlan) -> dict[str, dict[str, str]]:
+    """Postfix transport -> its labels (stream, pool, ip, domain, provider) for every pool instance here."""
+    result: dict[str, dict[str, str]] = {}
+    for instance in postfix.plan_instances(plan, host):
+        for transport in instance.transports:
+            result[transport.name] = {
+                "stream": instance.stream.name, "pool": instance.pool, "ip": transport.ip,
+                "domain": instance.stream.sending_domain, "provider": transport.limit.provider}
+    return result
+
+
+def listen_address(plan: Plan, host: HostPlan) -> str:
+    """The host's private address as the plan names it: its first IP's planned address, which the component
+    replaces by that IP's private address (components/mta_host.BIND_POSITIONS) — never a public one."""
+    return plan.ip(host.ips[0]).address
+
+
+def exporter_config(plan: Plan, host: HostPlan) -> dict[str, object]:
+    """The JSON the exporter reads at start (mailinfra.metrics.config.load_config)."""
+    instances = postfix.plan_instances(plan, host)
+    return {
+        "stack": plan.stack,
+        "host": host.name,
+        "mta": host.mta,
+        "listen_private": listen_address(plan, host),
+        "port": EXPORTER_PORT,
+        "logs": [{"instance": i.name, "path": postfix.instance_log(i)} for i in instances],
+        # postqueue -c DIR -j per instance, the primary's (bounces, DSNs) included.
+        "queues": [{"instance": "postfix", "config_dir": "/etc/postfix"}]
+        + [{"instance": i.name, "config_dir": i.config_dir} for i in instances],
+        "instance_pools": {i.name: i.pool for i in instances},
+        "transports": transport_labels(plan, host),
+        "providers": provider_domains(plan),
+        "delay_buckets_seconds": list(DELAY_BUCKETS_SECONDS),
+    }

@@ -1,0 +1,49 @@
+"""PowerMTA accounting records (the documented acct-file shape: a header line naming the columns, then one
+CSV record per line, type first; PowerMTA User's Guide, "Accounting Files") counted as delivery metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from prometheus_client import CollectorRegistry
+
+from mailinfra.bounceproc.pmta import read_records
+from mailinfra.metrics.exporter import DeliveryMetrics, LabelMap
+from mailinfra.metrics.labels import DELAY_BUCKETS_SECONDS, provider_domains
+from mailinfra.metrics.pmta import count_records, vmta_labels
+from mailinfra.model.load import load_stack
+from mailinfra.plan.build import build_plan
+from mailinfra.suppression.classify import classify
+
+
+def test_delivered_and_bounced_records_are_counted_by_vmta_and_provider() -> None:
+    plan = build_plan(load_stack("prod"), dt.date(2026, 11, 29))
+    host = next(h for h in plan.hosts if h.mta == "powermta")
+    vmtas = vmta_labels(plan, host)
+    vmta, labels = next(iter(vmtas.items()))
+    source = plan.ip(labels["ip"]).address
+    text = (
+        "type,timeLogged,orig,rcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,vmta,dlvSourceIp\n"
+        f"d,2026-12-02 15:00:01+0000,b@rp.example,a@gmail.com,relayed,2.0.0 (success),smtp;250 ok,"
+        f"mx.gmail.com,,{vmta},{source}\n"
+        f"b,2026-12-02 15:00:02+0000,b@rp.example,x@gmail.com,failed,5.1.1 (bad destination mailbox address),"
+        f"smtp;550 5.1.1 no such user,mx.gmail.com,bad-mailbox,{vmta},{source}\n"
+        f"b,2026-12-02 15:00:03+0000,b@rp.example,y@yahoo.com,failed,5.7.1 (delivery not authorized),"
+        f"smtp;554 5.7.1 [BL21] Connections will not be accepted,mx.yahoo.com,,{vmta},{source}\n"
+        "d,2026-12-02 15:00:04+0000,b@rp.example,z@gmail.com,relayed,2.0.0,smtp;250 ok,mx,,ip-not-ours,192.0.2.1\n")
+    registry = CollectorRegistry()
+    metrics = DeliveryMetrics(LabelMap({}, {}, {}, {}), DELAY_BUCKETS_SECONDS, registry)
+    assert count_records(metrics, read_records(text), vmtas, provider_domains(plan)) == 3
+
+    def value(provider: str, status: str, cls: str) -> float | None:
+        return registry.get_sample_value("mailinfra_deliveries_total", {
+            **labels, "provider": provider, "status": status, "class": cls})
+
+    assert value("gmail", "delivered", "") == 1
+    assert value("gmail", "bounced", "bad-mailbox") == 1  # bounceCat
+    # No bounceCat: the suppression classifier decides (a 5.7.1 block list reply is about us, not the mailbox).
+    classified = {s.labels["class"]: s.value for f in registry.collect() for s in f.samples
+                  if s.name == "mailinfra_deliveries_total" and s.labels.get("provider") == "yahoo"}
+    diagnostic = "smtp;554 5.7.1 [BL21] Connections will not be accepted"
+    assert classified == {classify("5.7.1", diagnostic).cls.value: 1.0}
+    assert "bad-mailbox" not in classified
