@@ -602,7 +602,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
-        # The metrics exporter after the MTA (it reads its logs and queues); the automatic response last: it edits and reloads the running instances (mailinfra.shaping).
+        # The metrics exporter after the MTA (it reads its logs and queues); the automatic response last:
+        # it edits and reloads the running instances (mailinfra.shaping).
         "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta],
                      *metrics_services(args.host), *shaping_services(args.host)],
         # The host services' code (mailinfra.mta.host_code), one object of the bucket for every host:
