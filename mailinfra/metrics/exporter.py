@@ -47,7 +47,8 @@ class LabelMap:
     def labels_of(self, record: Delivery) -> dict[str, str] | None:
         """stream, pool, ip, domain, provider of a delivery; None for mail of no pool (the primary's DSNs)."""
         provider = self.providers.get(record.recipient_domain, DEFAULT_PROVIDER)
-        known = self.transports.get(record.transport or "")
+        known = (self.transports.get(f"{record.instance}/{record.transport}")
+                 or self.transports.get(record.transport or ""))
         if known is not None:
             return {**known, "provider": provider}
         pool = self.instance_pools.get(record.instance)

@@ -17,6 +17,8 @@ EXPORTER_PORT = 9465
 EXPORTER_CONFIG = "etc/mailinfra/metrics.json"
 EXPORTER_UNIT = "mailinfra-metrics"
 DEFAULT_PROVIDER = "default"
+# The `ip` label of mail that left by the stream's secondary route (an isolation or an automatic reroute).
+ROUTE_IP_LABEL = "route"
 # Delivery latency buckets, seconds: from an immediate delivery to a day in the deferred queue (Postfix's
 # default maximal_queue_lifetime is 5 days; our streams' queue_lifetime is at most a few days).
 DELAY_BUCKETS_SECONDS = (0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
@@ -33,13 +35,21 @@ def provider_domains(plan: Plan) -> dict[str, str]:
 
 
 def transport_labels(plan: Plan, host: HostPlan) -> dict[str, dict[str, str]]:
-    """Postfix transport -> its labels (stream, pool, ip, domain, provider) for every pool instance here."""
+    """Postfix transport (`<instance>/route` for the route) -> its labels (stream, pool, ip, domain, provider)
+    for every pool instance here."""
     result: dict[str, dict[str, str]] = {}
     for instance in postfix.plan_instances(plan, host):
-        for transport in instance.transports:
+        # The DSN twins of the IPs' default transports (postfix.dsn_transports) leave from the same IP.
+        for transport in (*instance.transports, *postfix.dsn_transports(instance)):
             result[transport.name] = {
                 "stream": instance.stream.name, "pool": instance.pool, "ip": transport.ip,
                 "domain": instance.stream.sending_domain, "provider": transport.limit.provider}
+        if instance.route_transport is not None:
+            # Every instance has its own `route` service (isolations, mailinfra-shaping): keyed by instance.
+            # The provider sees the route's addresses, never this pool's: the IP label says so.
+            result[f"{instance.name}/{instance.route_transport.name}"] = {
+                "stream": instance.stream.name, "pool": instance.pool, "ip": ROUTE_IP_LABEL,
+                "domain": instance.stream.sending_domain, "provider": DEFAULT_PROVIDER}
     return result
 
 

@@ -21,6 +21,7 @@ from mailinfra.metrics.exporter import DeliveryMetrics, QueueCollector
 from mailinfra.metrics.labels import EXPORTER_CONFIG, exporter_config
 from mailinfra.model.load import load_stack
 from mailinfra.mta.maillog import parse_delivery
+from mailinfra.mta.postfix import ROUTE_TRANSPORT
 from mailinfra.mta.render import render_host
 from mailinfra.plan.build import build_plan
 from mailinfra.plan.model import Plan
@@ -60,6 +61,12 @@ def test_every_pool_transport_logs_under_a_name_the_exporter_maps(dev: Plan) -> 
         for service, syslog in re.findall(r"(?m)^(\S+) unix - - n - - smtp\n(?:  -o .*\n)*?  -o syslog_name="
                                           r"\$\{multi_instance_name\}/(\S+)$", content):
             assert syslog == service
+            if service == ROUTE_TRANSPORT:
+                # One `route` service per instance: keyed by instance, labelled as the route, not an IP.
+                labels = config["transports"][f"{instance}/{service}"]
+                assert (labels["pool"], labels["ip"]) == (config["instance_pools"][instance], "route")
+                seen.add(f"{instance}/{service}")
+                continue
             labels = config["transports"][service]
             ip = dev.ip(labels["ip"])
             assert (labels["pool"], labels["stream"]) == (ip.pool, ip.stream)
