@@ -40,6 +40,8 @@ HOST_PACKAGES = (
     "mailinfra.suppression",
     "mailinfra.bounceproc",
     "mailinfra.suppression_service",
+    # The Postfix log parser the host services share.
+    "mailinfra.mta.maillog",
     # The automatic response (mailinfra-shaping): its host modules only; shaping.plan renders from the plan.
     "mailinfra.shaping.__main__",
     "mailinfra.shaping.engine",

@@ -5,7 +5,7 @@ suspends it, or moves its mail to the stream's declared route for a cool-down, t
 
 - rules.py: the reply patterns (data) and what each one does
 - plan.py: the service's configuration, from the plan (pure)
-- logline.py: the one function that reads a Postfix delivery line (to be swapped for mailinfra.mta.maillog)
+- logline.py: the receiver's reply of a delivery line (the line itself is read by mailinfra.mta.maillog)
 - engine.py: the state machine (pure, clock given)
 - postfix.py: an action as `postconf -e` + `postfix reload` on the pool's instance
 - service.py: the loop, the one-line action log and the Prometheus counters

@@ -1,23 +1,21 @@
-"""One Postfix delivery line -> what the shaping service needs (the only log parsing in mailinfra.shaping:
-swap it for the shared parser, mailinfra.mta.maillog, when that lands)."""
+"""One Postfix delivery line -> what the shaping service needs: the shared parser (mailinfra.mta.maillog)
+reads the line; this module only takes the receiver's reply out of Postfix's status text."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-# smtp(8) of transport T in instance I logs as `I/T/smtp[pid]` (master.cf syslog_name), one line per recipient:
-# "... postfix-mkt-cold/mc1_gmail/smtp[123]: 4Q1x: to=<a@gmail.com>, relay=mx.gmail.com[192.0.2.10]:25, ...,
-#  dsn=5.7.1, status=bounced (host mx.gmail.com[192.0.2.10] said: 550 5.7.1 ... (in reply to RCPT TO command))"
-_DELIVERY = re.compile(
-    r"(?P<instance>postfix-[A-Za-z0-9_.-]+)/(?P<transport>[A-Za-z0-9_]+)/smtp\[\d+\]: [0-9A-Za-z]+: "
-    r"to=<(?P<rcpt>[^>]*)>,.* dsn=(?P<dsn>\d\.\d+\.\d+), status=(?P<status>sent|deferred|bounced) \((?P<text>.*)\)$")
+from mailinfra.mta import maillog
+
 # The receiver's own reply inside the status text ("host H[A] said: <reply> (in reply to X command)");
 # a greeting refusal has "refused to talk to me: <reply>".
 _REPLY = re.compile(r"(?:said|refused to talk to me): (?P<reply>.*?)(?: \(in reply to [A-Z /]+ command\))?$")
 # A 4xx the pool instance's smtp_reply_filter marked as 5xx so it backs off instead of taking the route
 # (mailinfra.mta.replies: "550 5.7.28 mailinfra-backoff: <text>"): read as the receiver's own 4xx again.
 _MARKED = re.compile(r"^5(?P<code>\d\d)(?P<sep>[ -])(?:5(?P<detail>\.\d+\.\d+) )?mailinfra-backoff: (?P<text>.*)$")
+# What the rules act on: smtp(8) of a pool instance's own transport (`postfix-<pool>/<transport>/smtp`).
+_STATUSES = frozenset({"sent", "deferred", "bounced"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,13 +29,14 @@ class Delivery:
 
 
 def parse_delivery(line: str) -> Delivery | None:
-    """The delivery attempt a log line records, or None for any other line."""
-    match = _DELIVERY.search(line.rstrip("\n"))
-    if match is None:
+    """The delivery attempt of a pool transport a log line records, or None for any other line."""
+    record = maillog.parse_delivery(line.rstrip("\n"))
+    if (record is None or record.agent != "smtp" or not record.transport or record.status not in _STATUSES
+            or not record.instance.startswith("postfix-")):
         return None
-    reply = _REPLY.search(match["text"])
+    reply = _REPLY.search(record.reply)
     text = reply["reply"] if reply else ""
     if marked := _MARKED.match(text):
         detail = f"4{marked['detail']} " if marked["detail"] else ""
         text = f"4{marked['code']}{marked['sep']}{detail}{marked['text']}"
-    return Delivery(match["instance"], match["transport"], match["rcpt"], match["dsn"], match["status"], text)
+    return Delivery(record.instance, record.transport, record.recipient, record.dsn, record.status, text)
