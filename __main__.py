@@ -73,6 +73,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
         postfix_instances,
         rendered_files,
     )
+    from components.placement import PlacementSeeds, PlacementSeedsArgs
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
     from components.suppression import Suppression, SuppressionArgs
     from mailinfra.mta.network import plan_host_network
@@ -101,6 +102,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     bundle = ConfigBundle("config", ConfigBundleArgs(env))
     suppression = Suppression("suppression", SuppressionArgs(
         plan, [route.events_queue_arn for route in routes if route.events_queue_arn is not None]))
+    seeds = PlacementSeeds("placement", PlacementSeedsArgs(plan))
     hosts = {}
     for host in plan.hosts:
         secrets = [dkim_host_secret(dkim_parameter_name(plan.stack, host.name, k), host, k)
@@ -110,6 +112,9 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
                     for parameter, path, owner, mode in suppression.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
         parameters += suppression.parameters.get(host.name, [])
+        secrets += [HostSecret(parameter, path, owner, mode, dirs)
+                    for parameter, path, owner, mode, dirs in seeds.deliveries.get(host.name, [])]
+        parameters += seeds.parameters.get(host.name, [])
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
             host, env, aws_region, allocation_ids, parameters, bundle, secrets,
             rendered_files(plan_at, host, plan),

@@ -61,6 +61,7 @@ from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule,
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
 from mailinfra.mta.resolver import resolver_packages
+from mailinfra.placement.render import placement_units
 from mailinfra.plan.disks import ROOT_SIZE_GIB, SPOOL_SIZE_GIB, VOLUME_TYPE
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
@@ -546,7 +547,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         "addresses": [private[name] for name in args.host.ips],
         "postfix_instances": [{"name": i.name, "config_dir": i.config_dir} for i in args.postfix_instances],
         # The suppression services first: Postfix refers to their sockets (it defers while they are absent).
-        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta]],
+        "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta],
+                     *placement_units(f.path for f in args.files)],
         # Generated on the host when missing (the bounce MX's STARTTLS key stays there).
         "certificates": [{"path": c.path, "names": list(c.names), "days": c.days}
                          for c in postfix.plan_host_certificates(args.host)],
