@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mailinfra.placement.reader import FOLDERS, Placement
+from mailinfra.placement.snds import SndsRow
 
 # Seed services report arrival within minutes; anything past an hour is as bad as missing for a campaign.
 DELAY_BUCKETS_SECONDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -36,7 +37,8 @@ class PlacementMetrics:
                                      ["ip"], registry=self.registry)
         self.snds_traps = Gauge("mailinfra_snds_trap_hits", "Microsoft SNDS trap hits in the last period",
                                 ["ip"], registry=self.registry)
-        self.gpt_spam = Gauge("mailinfra_gpt_spam_rate", "Google Postmaster Tools v2 user-reported spam rate",
+        self.gpt_spam = Gauge("mailinfra_gpt_spam_rate", "Google Postmaster Tools v2 spam rate (SPAM_RATE, on the "
+                              "scale the API returns it: its reference does not say fraction or percent)",
                               ["domain"], registry=self.registry)
 
     def zero(self, streams_pools: Iterable[tuple[str, str]], providers: Iterable[str]) -> None:
@@ -47,6 +49,16 @@ class PlacementMetrics:
             for provider in providers:
                 for folder in FOLDERS:
                     self.placement.labels(stream, pool, provider, folder)
+
+    def record_snds(self, rows: Iterable[SndsRow]) -> None:
+        for row in rows:
+            self.snds_filter.labels(row.ip).set(SNDS_FILTER_VALUES[row.filter_result])
+            self.snds_complaints.labels(row.ip).set(row.complaint_rate)
+            self.snds_traps.labels(row.ip).set(row.trap_hits)
+
+    def record_spam_rates(self, rates: dict[str, float]) -> None:
+        for domain, rate in rates.items():
+            self.gpt_spam.labels(domain).set(rate)
 
     def record(self, placement: Placement, *, stream: str, provider: str) -> None:
         pool = placement.probe_id.pool
