@@ -20,6 +20,7 @@ import smtplib
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +55,7 @@ class ImapStore:
         return self.root / "run" / "lmtp"
 
     def deliver(self, recipient: str, raw: bytes, folder: str) -> None:
-        """File one message for `recipient` into INBOX or Junk (through LMTP and the Sieve script)."""
-        stamped = f"{FOLDER_HEADER}: {folder}\r\n".encode() + raw
-        with smtplib.LMTP(str(self.lmtp_socket)) as lmtp:
-            lmtp.sendmail("", [recipient], stamped)
+        deliver_lmtp(self.lmtp_socket, recipient, raw, folder)
 
     def stop(self) -> None:
         """SIGTERM to the master (it stops its children), SIGKILL after 10 s; reaped either way."""
@@ -69,6 +67,13 @@ class ImapStore:
         except subprocess.TimeoutExpired:
             os.kill(self.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+def deliver_lmtp(socket_path: Path, recipient: str, raw: bytes, folder: str) -> None:
+    """File one message for `recipient` into INBOX or Junk (through LMTP and the Sieve script)."""
+    stamped = f"{FOLDER_HEADER}: {folder}\r\n".encode() + raw
+    with smtplib.LMTP(str(socket_path)) as lmtp:
+        lmtp.sendmail("", [recipient], stamped)
 
 
 def dovecot_available() -> bool:
@@ -130,10 +135,8 @@ plugin {{
 """
 
 
-def start_store(root: Path, address: str, port: int, users: dict[str, str], *,
-                netns: str | None = None, timeout: float = 15.0) -> ImapStore:
-    """Write the config, users and Sieve script under `root`, start Dovecot (in `netns` when given), wait until
-    it accepts IMAP connections. Raises RuntimeError with the log's last lines when it does not come up."""
+def prepare_store(root: Path, address: str, port: int, users: dict[str, str]) -> list[str]:
+    """Write the config, users and compiled Sieve script under `root`; returns Dovecot's argv (foreground)."""
     mail = pwd.getpwnam(MAIL_USER)
     _check_reachable(root)
     for sub in ("run", "state", "mail"):
@@ -144,23 +147,34 @@ def start_store(root: Path, address: str, port: int, users: dict[str, str], *,
     subprocess.run(["sievec", str(root / "filing.sieve")], check=True, capture_output=True)
     config = root / "dovecot.conf"
     config.write_text(render_config(root, address, port))
-    command = ["dovecot", "-F", "-c", str(config)]
-    if netns:
-        command = ["ip", "netns", "exec", netns, *command]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(root / "stderr.log").open("wb"),
+    return ["dovecot", "-F", "-c", str(config)]
+
+
+def wait_for_store(root: Path, alive: Callable[[], bool], *, address: str | None = None, port: int = 0,
+                   timeout: float = 15.0) -> None:
+    """Until the LMTP socket exists (and, when `address` is given, IMAP accepts); RuntimeError with the log's
+    last lines when Dovecot exits or does not come up in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        if (root / "run" / "lmtp").exists() and (address is None or _accepts(address, port)):
+            return
+        time.sleep(0.05)
+    log = (root / "dovecot.log").read_text(errors="replace") if (root / "dovecot.log").exists() else ""
+    raise RuntimeError(f"dovecot under {root} did not start: {log.strip()[-600:]}")
+
+
+def start_store(root: Path, address: str, port: int, users: dict[str, str], *, timeout: float = 15.0) -> ImapStore:
+    """Prepare and start Dovecot on `address:port` (this network namespace), wait until it serves."""
+    argv = prepare_store(root, address, port, users)
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(root / "stderr.log").open("wb"),
                                start_new_session=True)
     store = ImapStore(root, address, port, process, dict(users))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        if store.lmtp_socket.exists() and (netns or _accepts(address, port)):
-            return store
-        time.sleep(0.05)
-    store.stop()
-    log = (root / "dovecot.log").read_text(errors="replace") if (root / "dovecot.log").exists() else ""
-    err = (root / "stderr.log").read_text(errors="replace")
-    raise RuntimeError(f"dovecot did not start on {address}:{port}: {(log + err).strip()[-600:]}")
+    try:
+        wait_for_store(root, lambda: process.poll() is None, address=address, port=port, timeout=timeout)
+    except RuntimeError:
+        store.stop()
+        raise
+    return store
 
 
 def _check_reachable(root: Path) -> None:

@@ -30,6 +30,7 @@ from mailinfra.deployment.program import Deployment
 from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import firewall, mta, relay
+from mailinfra.lab import seeds as lab_seeds
 from mailinfra.lab import suppression as lab_suppression
 from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
@@ -374,6 +375,8 @@ def route_credentials(plan: Plan) -> tuple[dict[str, str], dict[str, tuple[str, 
 
 def _start_providers(lab: Lab, state: LabState) -> None:
     layout = lab.layout
+    # The seeds' IMAP store first: the providers file into it from their first message.
+    lab_seeds.start_seed_store(lab, state)
     routes = [f"{r.address}={r.name}" for r in layout.routes]
     streams = [f"{s.sending_domain}={s.name}" for s in lab.plan.streams]
     for provider in layout.providers:
@@ -383,7 +386,8 @@ def _start_providers(lab: Lab, state: LabState) -> None:
                 "--domain", provider.domain, "--listen", f"{provider.address}:25",
                 "--store", str((layout.mail_dir / provider.name).resolve()), "--control", str(control),
                 *(f"--route={r}" for r in routes), *(f"--stream={s}" for s in streams),
-                "--block-file", str(layout.control_dir / f"{provider.name}.blocked")]
+                "--block-file", str(layout.control_dir / f"{provider.name}.blocked"),
+                *lab_seeds.provider_args(lab, provider)]
         # Complaints go to the stack's FBL address; one provider scrubs the recipient (Comcast-like).
         if lab.plan.intake.fbl_addresses:
             argv += ["--fbl-address", lab.plan.intake.fbl_addresses[0]]

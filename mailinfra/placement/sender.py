@@ -31,6 +31,7 @@ class SenderConfig:
     verp_secret_file: str
     smtp_host: str
     probes: tuple[Probe, ...]
+    source_address: str | None = None  # bind here first (the lab's injector address, inside mynetworks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,8 @@ def send_probes(config: SenderConfig, *, secret: bytes, now: float | None = None
                                            day=sent_at.date())
         message = build_probe(probe, probe_id, sent_at=sent_at)
         try:
-            with smtplib.SMTP(config.smtp_host, probe.injection_port, timeout=30) as smtp:
+            source = (config.source_address, 0) if config.source_address else None
+            with smtplib.SMTP(config.smtp_host, probe.injection_port, timeout=30, source_address=source) as smtp:
                 smtp.send_message(message, from_addr=mail_from, to_addrs=[probe.recipient])
             results.append(SentProbe(str(probe_id), probe.pool, probe.seed, mail_from))
         except (OSError, smtplib.SMTPException) as error:

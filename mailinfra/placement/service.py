@@ -24,7 +24,7 @@ from typing import Any
 
 from mailinfra.placement.metrics import PlacementMetrics
 from mailinfra.placement.probes import ProbeId, slot_of
-from mailinfra.placement.reader import find_probes, judge
+from mailinfra.placement.reader import Placement, find_probes, judge
 
 # Slots older than this are forgotten (a probe that arrives two days late has long been counted missing).
 KEEP_SECONDS = 2 * 86400
@@ -78,6 +78,7 @@ class Reader:
         self.config = config
         self.metrics = metrics
         self.state = self._load_state(started if started is not None else time.time())
+        self.judged: list[Placement] = []  # every verdict of this process, in order
         metrics.zero(dict.fromkeys((p.stream, p.pool) for p in config.probes),
                      dict.fromkeys(s.provider for s in config.seeds))
 
@@ -118,6 +119,7 @@ class Reader:
                                  missing_after_seconds=self.config.missing_after_seconds):
                 self.metrics.record(verdict, stream=streams[verdict.probe_id.pool], provider=seed.provider)
                 self.state["recorded"][str(verdict.probe_id)] = verdict.folder
+                self.judged.append(verdict)
         self._forget(moment)
         self._save_state()
         return problems
@@ -151,6 +153,7 @@ def main_read(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="mailinfra.placement read")
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--once", action="store_true", help="one pass, then exit (no metrics server)")
+    parser.add_argument("--dump", type=Path, default=None, help="with --once: write the verdicts here (JSON)")
     args = parser.parse_args(argv)
     try:
         config = read_reader_config(args.config)
@@ -168,5 +171,11 @@ def main_read(argv: Sequence[str]) -> int:
         for problem in reader.poll():
             print(problem, file=sys.stderr, flush=True)
         if args.once:
+            if args.dump:
+                seeds = {s.name: s.provider for s in config.seeds}
+                args.dump.write_text(json.dumps([
+                    {"probe_id": str(v.probe_id), "pool": v.probe_id.pool, "seed": v.probe_id.seed,
+                     "provider": seeds[v.probe_id.seed], "folder": v.folder, "delay_seconds": v.delay_seconds,
+                     "tab": v.tab} for v in reader.judged], indent=2))
             return 0
         time.sleep(config.poll_seconds)

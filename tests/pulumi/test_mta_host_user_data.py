@@ -71,7 +71,9 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
         assert _unbound(entry["content"]) == _unbound(file.content), file.path
         assert int(entry["mode"], 8) == file.mode, file.path
     # The suppression services start before the MTA that asks them (mailinfra.mta.enforcement.host_services).
-    assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix"]
+    # The placement probe timer and the seed reader after it (mailinfra.placement.render.placement_units).
+    assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix",
+                                    "mailinfra-placement-probe.timer", "mailinfra-placement-reader.service"]
 
 
 @pytest.mark.parametrize("days", [(AS_OF, AS_OF + dt.timedelta(days=9))])
