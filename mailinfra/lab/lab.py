@@ -43,7 +43,7 @@ from mailinfra.lab.namespace import (
     namespace_exists,
     namespace_pids,
 )
-from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid, stop_process
+from mailinfra.lab.procs import LabState, python_env, start_process, stop_all, stop_pid, stop_process
 from mailinfra.lab.providers import MODES, write_mode
 from mailinfra.lab.report import build_report, read_arrivals, render_table
 from mailinfra.model.load import load_stack
@@ -551,12 +551,5 @@ def _lab_certificate(directory: Path, names: list[str]) -> tuple[Path, Path, Pat
     return ca_path, cert_path, key_path
 
 
-def python_env() -> dict[str, str]:
-    """Child Python processes import mailinfra from this checkout, whatever their cwd."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
-    return env
-
-
-__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "auth_log", "down", "fault", "load_lab", "route_mode", "send", "up"]
+__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "auth_log", "down", "fault", "load_lab", "python_env", "route_mode",
+           "send", "up"]

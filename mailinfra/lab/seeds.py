@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailinfra.lab.imapstore import prepare_store, wait_for_store
+from mailinfra.errors import UsageError
+from mailinfra.lab.imapstore import dovecot_available, prepare_store, wait_for_store
 from mailinfra.lab.layout import Provider
 from mailinfra.lab.namespace import LabError, in_namespace
-from mailinfra.lab.procs import LabState, start_process
+from mailinfra.lab.procs import LabState, python_env, start_process
 from mailinfra.lab.suppression import verp_secret_file
 from mailinfra.placement.probes import plan_probes
 from mailinfra.placement.render import reader_config
@@ -49,6 +50,9 @@ def start_seed_store(lab: Any, state: LabState) -> bool:
     seeds = lab_seeds(lab)
     if not seeds:
         return False
+    if not dovecot_available():
+        raise UsageError(f"lab: stack {lab.plan.stack} has seed mailboxes (monitoring.seeds): received no Dovecot, "
+                         "expected the Debian packages dovecot-imapd dovecot-lmtpd dovecot-sieve")
     passwords = {s.address: secrets.token_hex(12) for s in seeds}
     root = store_root(lab)
     argv = prepare_store(root, STORE_ADDRESS, STORE_PORT, passwords)
@@ -123,8 +127,6 @@ def read_placement(lab: Any) -> list[dict[str, Any]]:
 
 
 def _run(lab: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    from mailinfra.lab.lab import python_env
-
     return subprocess.run(in_namespace(lab.layout.namespace, [sys.executable, "-m", "mailinfra.placement", *argv]),
                           capture_output=True, text=True, check=False, env=python_env(), timeout=120)
 
