@@ -164,3 +164,43 @@ def test_a_wrong_password_is_one_line_and_other_seeds_still_count(store: ImapSto
     counted = {s.labels["provider"] for m in metrics.registry.collect() if m.name == "mailinfra_placement"
                for s in m.samples if s.name.endswith("_total") and s.value}
     assert counted == {config.seeds[1].provider}
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="Debian prometheus (promtool) not installed")
+def test_the_reader_service_serves_metrics_promtool_accepts(store: ImapStore, seeded_plan: Plan,
+                                                            tmp_path: Path) -> None:
+    """`python -m mailinfra.placement read` as the host runs it: /metrics on its listen address carries every
+    pool x provider x folder series (at 0 before any probe) and passes `promtool check metrics`."""
+    import json
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    config = _reader_config(seeded_plan, store, tmp_path)
+    body = json.loads((tmp_path / "reader.json").read_text())
+    port = _free_port()
+    body.update(listen=f"127.0.0.1:{port}", poll_seconds=3600)
+    (tmp_path / "reader.json").write_text(json.dumps(body))
+    process = subprocess.Popen([sys.executable, "-m", "mailinfra.placement", "read", "--config",
+                                str(tmp_path / "reader.json")], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "reader never served /metrics"
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    series = [line for line in text.splitlines() if line.startswith("mailinfra_placement_total{")]
+    pools = {p.pool for p in plan_probes(seeded_plan)}
+    providers = {s.provider for s in config.seeds}
+    assert len(series) == len(pools) * len(providers) * 3
+    assert all(line.endswith(" 0.0") for line in series)

@@ -60,9 +60,9 @@ def test_timer_calendar_is_valid_for_systemd(seeded_plan: Plan) -> None:
 
 
 def test_stacks_without_seeds_render_no_placement_files() -> None:
-    from mailinfra.model.load import STACKS_DIR, load_stack
     from mailinfra.plan.build import build_plan
+    from tests.placement.conftest import stack_with_seeds
 
-    plan = build_plan(load_stack("dev", STACKS_DIR))
+    plan = build_plan(stack_with_seeds({}))
     for host in plan.hosts:
         assert not any("placement" in f.path for f in render_host(plan, host.name))

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +189,18 @@ def test_a_bad_url_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as caught:
         run_status("--prometheus", "localhost:9090")
     assert caught.value.code == 2
+
+
+def test_lab_reads_the_running_labs_prometheus(prometheus: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lab: the URL a running lab's monitoring wrote (<runtime>/<stack>/prometheus.url); none: exit 2."""
+    from mailinfra.lab import layout
+
+    monkeypatch.setattr(layout, "RUNTIME_ROOT", tmp_path)
+    code, out, err = run_status("--lab")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("mailinfra status: --lab: received no running lab Prometheus for stack dev")
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "prometheus.url").write_text(prometheus + "\n")
+    code, out, _ = run_status("--lab", "--window", "1h", "--at", str(END), "--format", "json")
+    assert code == 0 and json.loads(out)["prometheus"] == prometheus
