@@ -13,6 +13,10 @@ at the greeting, the same at connection level) or `postscreen` (a `220-` banner,
 after postscreen_greet_wait's default 6 s: slow, not down). Faults apply to the stack's own IPs only:
 clients listed with --route are the secondary routes' shared fleets, which keep their reputation
 when ours is throttled — that is what makes the secondary route a way out.
+
+Every accepted message is also placed: INBOX or Junk by mailinfra.lab.placement (its authentication verdict
+and the per-IP reputation this provider keeps), recorded as `folder` in its verdict and, for a seed mailbox
+(`--seed`), filed into the lab's Dovecot (`--imap-lmtp`).
 """
 
 from __future__ import annotations
