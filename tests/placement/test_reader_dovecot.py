@@ -180,7 +180,8 @@ def test_the_reader_service_serves_metrics_promtool_accepts(store: ImapStore, se
     config = _reader_config(seeded_plan, store, tmp_path)
     body = json.loads((tmp_path / "reader.json").read_text())
     port = _free_port()
-    body.update(listen=f"127.0.0.1:{port}", poll_seconds=3600)
+    # No probe is sent here: a missing deadline past the test keeps every series at 0 whatever the clock says.
+    body.update(listen=f"127.0.0.1:{port}", poll_seconds=3600, missing_after_seconds=86400)
     (tmp_path / "reader.json").write_text(json.dumps(body))
     process = subprocess.Popen([sys.executable, "-m", "mailinfra.placement", "read", "--config",
                                 str(tmp_path / "reader.json")], stderr=subprocess.PIPE)

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,6 @@ pytestmark = pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which
 
 WINDOW = 3600
 STEP = 60
-END = (int(time.time()) // STEP) * STEP - STEP
-START = END - WINDOW
 # (stream, pool) -> outcome totals over the window.
 DELIVERIES = {
     ("marketing", "mkt-winback"): {"delivered": 900, "bounced": 100, "deferred": 50},
@@ -57,12 +56,19 @@ RULES = """groups:
 """
 
 
-def _linear(name: str, labels: dict[str, str], total: float) -> list[str]:
+@dataclass(frozen=True)
+class Served:
+    url: str
+    end: int  # the last sample's time: the series end within the alert rule's 5-minute lookback
+
+
+def _linear(name: str, labels: dict[str, str], total: float, end: int) -> list[str]:
     text = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    return [f"{name}{{{text}}} {total * (t - START) / WINDOW} {t}" for t in range(START, END + 1, STEP)]
+    start = end - WINDOW
+    return [f"{name}{{{text}}} {total * (t - start) / WINDOW} {t}" for t in range(start, end + 1, STEP)]
 
 
-def openmetrics() -> str:
+def openmetrics(end: int) -> str:
     lines = ["# TYPE mailinfra_deliveries counter"]
     for (stream, pool), outcomes in DELIVERIES.items():
         for status, total in outcomes.items():
@@ -70,18 +76,19 @@ def openmetrics() -> str:
             for provider, share in (("gmail", 0.5), ("microsoft", 0.5)):
                 lines += _linear("mailinfra_deliveries_total", {
                     "stream": stream, "pool": pool, "ip": "203.0.113.10", "domain": "news.example.com",
-                    "provider": provider, "status": status, "class": ""}, total * share)
+                    "provider": provider, "status": status, "class": ""}, total * share, end)
     lines.append("# TYPE mailinfra_complaints counter")
     for (stream, pool), total in COMPLAINTS.items():
-        lines += _linear("mailinfra_complaints_total", {"stream": stream, "pool": pool, "provider": "yahoo"}, total)
+        lines += _linear("mailinfra_complaints_total", {"stream": stream, "pool": pool, "provider": "yahoo"},
+                         total, end)
     lines.append("# TYPE mailinfra_placement counter")
     for (stream, pool, provider, folder), total in PLACEMENT.items():
         lines += _linear("mailinfra_placement_total",
-                         {"stream": stream, "pool": pool, "provider": provider, "folder": folder}, total)
+                         {"stream": stream, "pool": pool, "provider": provider, "folder": folder}, total, end)
     lines.append("# TYPE mailinfra_queue_oldest_age_seconds gauge")
     for instance, age in QUEUE_AGE.items():
         lines += [f'mailinfra_queue_oldest_age_seconds{{instance="{instance}"}} {age} {t}'
-                  for t in range(START, END + 1, STEP)]
+                  for t in range(end - WINDOW, end + 1, STEP)]
     return "\n".join(lines) + "\n# EOF\n"
 
 
@@ -97,9 +104,10 @@ def _get(url: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("prometheus")
-    (root / "data.om").write_text(openmetrics())
+    end = (int(time.time()) // STEP) * STEP - STEP
+    (root / "data.om").write_text(openmetrics(end))
     subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(root / "data.om"),
                     str(root / "tsdb")], check=True, capture_output=True)
     (root / "rules.yml").write_text(RULES)
@@ -123,7 +131,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 raise RuntimeError("prometheus did not come up with a firing alert: "
                                    + (root / "prometheus.log").read_text()[-800:])
             time.sleep(0.2)
-        yield url
+        yield Served(url, end)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -136,10 +144,11 @@ def run_status(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_status_numbers_equal_the_known_series(prometheus: str) -> None:
+def test_status_numbers_equal_the_known_series(prometheus: Served) -> None:
     """delivered/deferred/bounced/complaint %, inbox % per provider, cap use, queue age and the firing alert,
     per pool, exactly as the series were written."""
-    code, out, err = run_status("--prometheus", prometheus, "--window", "1h", "--at", str(END), "--format", "json")
+    code, out, err = run_status("--prometheus", prometheus.url, "--window", "1h", "--at", str(prometheus.end),
+                                "--format", "json")
     assert (code, err) == (0, "")
     pools = {p["pool"]: p for p in json.loads(out)["pools"]}
     winback, bulk = pools["mkt-winback"], pools["bulk"]
@@ -165,10 +174,11 @@ def test_status_numbers_equal_the_known_series(prometheus: str) -> None:
     assert pools["tx"]["delivered_pct"] is None and pools["tx"]["inbox_pct"] == {}
 
 
-def test_table_and_markdown_show_every_stream_and_pool(prometheus: str) -> None:
+def test_table_and_markdown_show_every_stream_and_pool(prometheus: Served) -> None:
     plan = build_plan(load_stack("dev", STACKS_DIR))
     for fmt in ("table", "markdown"):
-        code, out, _ = run_status("--prometheus", prometheus, "--window", "1h", "--at", str(END), "--format", fmt)
+        code, out, _ = run_status("--prometheus", prometheus.url, "--window", "1h", "--at", str(prometheus.end),
+                                  "--format", fmt)
         assert code == 0
         for stream in plan.streams:
             assert f"stream {stream.name}" in out or f"stream `{stream.name}`" in out
@@ -191,7 +201,7 @@ def test_a_bad_url_is_a_usage_error() -> None:
     assert caught.value.code == 2
 
 
-def test_lab_reads_the_running_labs_prometheus(prometheus: str, tmp_path: Path,
+def test_lab_reads_the_running_labs_prometheus(prometheus: Served, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """--lab: the URL a running lab's monitoring wrote (<runtime>/<stack>/prometheus.url); none: exit 2."""
     from mailinfra.lab import layout
@@ -201,6 +211,6 @@ def test_lab_reads_the_running_labs_prometheus(prometheus: str, tmp_path: Path,
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("mailinfra status: --lab: received no running lab Prometheus for stack dev")
     (tmp_path / "dev").mkdir()
-    (tmp_path / "dev" / "prometheus.url").write_text(prometheus + "\n")
-    code, out, _ = run_status("--lab", "--window", "1h", "--at", str(END), "--format", "json")
-    assert code == 0 and json.loads(out)["prometheus"] == prometheus
+    (tmp_path / "dev" / "prometheus.url").write_text(prometheus.url + "\n")
+    code, out, _ = run_status("--lab", "--window", "1h", "--at", str(prometheus.end), "--format", "json")
+    assert code == 0 and json.loads(out)["prometheus"] == prometheus.url
