@@ -12,12 +12,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mailinfra.lab import lab as lab_module
 from mailinfra.lab import seeds as lab_seeds
 from mailinfra.lab.placement import JUNK
 from mailinfra.lab.report import read_arrivals
 from mailinfra.placement.probes import plan_probes
 
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 FOLDER_OF = {"INBOX": "inbox", "Junk": "spam"}
 
 

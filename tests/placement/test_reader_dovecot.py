@@ -31,7 +31,8 @@ from mailinfra.placement.service import Reader, ReaderConfig, read_reader_config
 from mailinfra.plan.model import Plan
 from mailinfra.suppression import verp
 
-pytestmark = pytest.mark.skipif(not dovecot_available(), reason="Debian dovecot-imapd/-lmtpd/-sieve not installed")
+pytestmark = [pytest.mark.tools,
+              pytest.mark.skipif(not dovecot_available(), reason="Debian dovecot-imapd/-lmtpd/-sieve not installed")]
 
 SLOT = slot_of(dt.datetime(2026, 12, 20, 10, 0, tzinfo=dt.UTC).timestamp(), 3600)
 

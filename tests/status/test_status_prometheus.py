@@ -26,8 +26,9 @@ from mailinfra.cli.main import main
 from mailinfra.model.load import STACKS_DIR, load_stack
 from mailinfra.plan.build import build_plan
 
-pytestmark = pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("promtool")),
-                                reason="Debian prometheus (prometheus, promtool) not installed")
+pytestmark = [pytest.mark.tools,
+              pytest.mark.skipif(not (shutil.which("prometheus") and shutil.which("promtool")),
+                                 reason="Debian prometheus (prometheus, promtool) not installed")]
 
 WINDOW = 3600
 STEP = 60
