@@ -74,6 +74,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
         postfix_instances,
         rendered_files,
     )
+    from components.placement import PlacementSeeds, PlacementSeedsArgs
     from components.secondary_route import SecondaryRoute, SecondaryRouteArgs
     from components.suppression import FeedAccessArgs, FeedAccessRules, Suppression, SuppressionArgs
     from mailinfra.mta.enforcement import feed_address
@@ -107,6 +108,7 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
     # Where the hosts poll each bounce host's change feed: its feed IP's private address.
     feed_addresses = {feed_address(plan, b): feed_private_address(b, subnet_address_keys(plan, b.name))
                       for b in plan.hosts if b.accepts_bounces}
+    seeds = PlacementSeeds("placement", PlacementSeedsArgs(plan))
     hosts = {}
     for host in plan.hosts:
         secrets = [dkim_host_secret(dkim_parameter_name(plan.stack, host.name, k), host, k)
@@ -116,6 +118,9 @@ def deploy(plan: Plan, aws_region: str, plan_at: Callable[[dt.date], Plan]) -> d
                     for parameter, path, owner, mode in suppression.deliveries.get(host.name, [])]
         parameters = keys.parameters.get(host.name, []) + [p for r in routes for p in r.parameters.get(host.name, [])]
         parameters += suppression.parameters.get(host.name, [])
+        secrets += [HostSecret(parameter, path, owner, mode, dirs)
+                    for parameter, path, owner, mode, dirs in seeds.deliveries.get(host.name, [])]
+        parameters += seeds.parameters.get(host.name, [])
         hosts[host.name] = MtaHost(f"host-{host.name}", MtaHostArgs(
             host, env, aws_region, allocation_ids, parameters, bundle, secrets,
             rendered_files(plan_at, host, plan),

@@ -63,6 +63,7 @@ from mailinfra.mta.network import RULES_PER_DIRECTION, HostNetwork, NetworkRule,
 from mailinfra.mta.powermta_calendar import plan_config_calendar, render_config_calendar_files
 from mailinfra.mta.render import render_host
 from mailinfra.mta.resolver import resolver_packages
+from mailinfra.placement.render import placement_units
 from mailinfra.plan.disks import ROOT_SIZE_GIB, SPOOL_SIZE_GIB, VOLUME_TYPE
 from mailinfra.plan.model import DkimKeyPlan, HostPlan, Plan
 from mailinfra.plan.private_addresses import private_addresses
@@ -605,7 +606,8 @@ def render_manifest(args: MtaHostArgs, private: Mapping[str, str], peers: Mappin
         # The metrics exporter after the MTA (it reads its logs and queues); the automatic response last:
         # it edits and reloads the running instances (mailinfra.shaping).
         "services": [*enforcement.host_services(args.host), *SERVICES[args.host.mta],
-                     *metrics_services(args.host), *shaping_services(args.host)],
+                     *metrics_services(args.host), *placement_units(f.path for f in args.files),
+                     *shaping_services(args.host)],
         # The host services' code (mailinfra.mta.host_code), one object of the bucket for every host:
         # applied with the manifest, so a release reaches a running host with its next refresh, and a
         # dropped module is removed like any dropped file.

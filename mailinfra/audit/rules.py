@@ -855,3 +855,35 @@ def check_monitoring_routing(subject: Subject) -> Iterator[Issue]:
             "no alert routing: Alertmanager has a receiver with no email or webhook, so every alert is dropped",
             "set monitoring.routing.webhook_urls (e.g. a chat or paging webhook) or email_to with email_smarthost",
         )
+
+
+# ----------------------------------------------------------------------------- monitoring
+
+
+@rule(
+    "placement-seeds",
+    "inbox placement is measured by seed mailboxes at the providers mail goes to",
+    "delivery rate only says the mail left: a pool whose mail is junked delivers 100 % (issue 13); seed "
+    "mailboxes read over IMAP (GlockApps, Everest) are how placement is measured",
+)
+def check_placement_seeds(subject: Subject) -> Iterator[Issue]:
+    from mailinfra.placement.probes import plan_probes
+    from mailinfra.warmup import PROVIDERS
+
+    plan = subject.plan
+    if not plan.seeds:
+        yield Issue(WARNING, "monitoring.seeds",
+                    f"stack {plan.stack} has no seed mailboxes: inbox placement of its pools is not measured",
+                    "add one seed per major provider under monitoring.seeds (provider, address, imap_host, "
+                    "password_secret as a Pulumi secret; README: Delivery vs placement)")
+        return
+    seeded = {s.provider for s in plan.seeds}
+    missing = [p for p in PROVIDERS if p != "default" and p not in seeded]
+    if missing:
+        yield Issue(INFO, "monitoring.seeds", f"no seed at {', '.join(missing)}: placement there is not measured",
+                    "add a seed mailbox for each (one free account per provider is enough)")
+    probed = {p.pool for p in plan_probes(plan) if plan.host(p.host).mta == "postfix"}
+    for pool in plan.pools:
+        if pool.hosts and pool.name not in probed:
+            yield Issue(INFO, f"pools.{pool.name}", f"pool {pool.name} runs on PowerMTA, which sends no probes yet",
+                        "measure it with the seeds by hand until PowerMTA probes are rendered")

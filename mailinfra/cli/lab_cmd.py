@@ -1,4 +1,4 @@
-"""`mailinfra lab up|send|fault|drill|report|down STACK`: the stack running for real in a namespace."""
+"""`mailinfra lab up|send|fault|drill|report|probe|down STACK`: the stack running for real in a namespace."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ def add_parser(subparsers: Any) -> None:
     report.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to SECONDS for the queues to drain")
     report.set_defaults(handler=run_report)
+
+    probe = actions.add_parser("probe", help="inbox placement: send a probe per pool x seed, read the seeds "
+                                             "over IMAP, print where each landed")
+    add_stack_argument(probe)
+    probe.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                       help="how long to wait for the probes to arrive (default 30)")
+    probe.set_defaults(handler=run_probe)
 
     down = actions.add_parser("down", help="stop the lab's processes; keep build/lab/STACK/")
     add_stack_argument(down)
@@ -123,6 +130,32 @@ def run_report(args: argparse.Namespace) -> int:
     ok = totals["lost"] == 0 and totals["duplicates"] == 0 and totals["all_authenticated"] \
         and totals["all_from_own_pool"]
     return 0 if ok else 1
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    """Exit 0 when every probe was read back (inbox or spam), 1 when some never arrived."""
+    import time
+
+    from mailinfra.lab import lab
+    from mailinfra.lab import seeds as lab_seeds
+    from mailinfra.placement.probes import plan_probes
+
+    current = lab.open_lab(args.stack, BUILD_ROOT)
+    state = lab.require_running(current)
+    names = {s.name for s in lab_seeds.lab_seeds(current)}
+    expected = {(p.pool, p.seed) for p in plan_probes(current.plan) if p.seed in names}
+    lab_seeds.send_probes(current, state)
+    verdicts: dict[tuple[str, str], dict[str, Any]] = {}
+    deadline = time.monotonic() + args.wait
+    while set(verdicts) < expected and time.monotonic() < deadline:
+        verdicts |= {(v["pool"], v["seed"]): v for v in lab_seeds.read_placement(current)}
+        time.sleep(1)
+    for pool, seed in sorted(expected):
+        v = verdicts.get((pool, seed))
+        where = f"{v['folder']} after {v['delay_seconds']:.1f} s" if v and v["delay_seconds"] is not None else (
+            v["folder"] if v else "not seen yet")
+        print(f"{pool} -> {seed}: {where}")
+    return 0 if set(verdicts) >= expected else 1
 
 
 def run_down(args: argparse.Namespace) -> int:

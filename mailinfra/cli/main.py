@@ -32,6 +32,7 @@ COMMANDS = {
     "lab": "mailinfra.cli.lab_cmd",
     "isolate": "mailinfra.cli.isolate_cmd",
     "cost": "mailinfra.cli.cost_cmd",
+    "status": "mailinfra.cli.status_cmd",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

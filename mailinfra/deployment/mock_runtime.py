@@ -136,6 +136,7 @@ def required_secrets(plan: Any) -> list[str]:
 
     names = [dkim_secret_key(k.domain, k.selector) for k in plan.dkim_keys if k.state in DELIVERED_STATES]
     names += [r.password_secret for r in plan.routes if r.kind == "relay" and r.password_secret]
+    names += [s.password_secret for s in getattr(plan, "seeds", ())]  # components/placement.py
     return names
 
 

@@ -31,6 +31,7 @@ from mailinfra.errors import UsageError
 from mailinfra.lab import dns as lab_dns
 from mailinfra.lab import firewall, mta, relay
 from mailinfra.lab import monitoring as lab_monitoring
+from mailinfra.lab import seeds as lab_seeds
 from mailinfra.lab import suppression as lab_suppression
 from mailinfra.lab.deployment import deploy_lab
 from mailinfra.lab.keys import generate_lab_keys
@@ -43,7 +44,7 @@ from mailinfra.lab.namespace import (
     namespace_exists,
     namespace_pids,
 )
-from mailinfra.lab.procs import LabState, start_process, stop_all, stop_pid, stop_process
+from mailinfra.lab.procs import LabState, python_env, start_process, stop_all, stop_pid, stop_process
 from mailinfra.lab.providers import MODES, write_mode
 from mailinfra.lab.report import build_report, read_arrivals, render_table
 from mailinfra.model.load import load_stack
@@ -376,6 +377,8 @@ def route_credentials(plan: Plan) -> tuple[dict[str, str], dict[str, tuple[str, 
 
 def _start_providers(lab: Lab, state: LabState) -> None:
     layout = lab.layout
+    # The seeds' IMAP store first: the providers file into it from their first message.
+    lab_seeds.start_seed_store(lab, state)
     routes = [f"{r.address}={r.name}" for r in layout.routes]
     streams = [f"{s.sending_domain}={s.name}" for s in lab.plan.streams]
     for provider in layout.providers:
@@ -385,7 +388,8 @@ def _start_providers(lab: Lab, state: LabState) -> None:
                 "--domain", provider.domain, "--listen", f"{provider.address}:25",
                 "--store", str((layout.mail_dir / provider.name).resolve()), "--control", str(control),
                 *(f"--route={r}" for r in routes), *(f"--stream={s}" for s in streams),
-                "--block-file", str(layout.control_dir / f"{provider.name}.blocked")]
+                "--block-file", str(layout.control_dir / f"{provider.name}.blocked"),
+                *lab_seeds.provider_args(lab, provider)]
         # Complaints go to the stack's FBL address; one provider scrubs the recipient (Comcast-like).
         if lab.plan.intake.fbl_addresses:
             argv += ["--fbl-address", lab.plan.intake.fbl_addresses[0]]
@@ -560,12 +564,5 @@ def _lab_certificate(directory: Path, names: list[str]) -> tuple[Path, Path, Pat
     return ca_path, cert_path, key_path
 
 
-def python_env() -> dict[str, str]:
-    """Child Python processes import mailinfra from this checkout, whatever their cwd."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
-    return env
-
-
-__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "auth_log", "down", "fault", "load_lab", "route_mode", "send", "up"]
+__all__ = ["OUTSIDER_ADDRESS", "Lab", "RoutePlan", "auth_log", "down", "fault", "load_lab", "python_env", "route_mode",
+           "send", "up"]

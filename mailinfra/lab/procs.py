@@ -138,3 +138,11 @@ def stop_all(state: LabState, names: Sequence[str], timeout: float = 10.0) -> No
         time.sleep(0.05)
     for pid in pids:
         stop_pid(pid, timeout=0)
+
+
+def python_env() -> dict[str, str]:
+    """Child Python processes import mailinfra from this checkout, whatever their cwd."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
+    return env

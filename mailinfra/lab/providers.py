@@ -13,6 +13,10 @@ at the greeting, the same at connection level) or `postscreen` (a `220-` banner,
 after postscreen_greet_wait's default 6 s: slow, not down). Faults apply to the stack's own IPs only:
 clients listed with --route are the secondary routes' shared fleets, which keep their reputation
 when ours is throttled — that is what makes the secondary route a way out.
+
+Every accepted message is also placed: INBOX or Junk by mailinfra.lab.placement (its authentication verdict
+and the per-IP reputation this provider keeps), recorded as `folder` in its verdict and, for a seed mailbox
+(`--seed`), filed into the lab's Dovecot (`--imap-lmtp`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import struct
 import time
 import uuid
 from collections.abc import Sequence
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +39,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailinfra.lab import feedback
 from mailinfra.lab.control import read_control, write_control
+from mailinfra.lab.imapstore import deliver_lmtp
 from mailinfra.lab.layout import FAULT_MODES
+from mailinfra.lab.placement import PlacementModel
 from mailinfra.lab.verify import verify_message
+from mailinfra.placement.probes import PROBE_HEADER
 
 MODES = FAULT_MODES
 # postscreen(8)'s default postscreen_greet_wait (postconf(5)): the real server greets after this.
@@ -141,7 +149,9 @@ class ProviderHandler:
 
     def __init__(self, name: str, domain: str, store: Path, *, control: Path | None,
                  routes: dict[str, str], streams: dict[str, str], blocked: Path | None = None,
-                 fbl_address: str | None = None, scrub_arf: bool = False, source: str = "") -> None:
+                 fbl_address: str | None = None, scrub_arf: bool = False, source: str = "",
+                 placement: PlacementModel | None = None, lmtp_socket: Path | None = None,
+                 seeds: frozenset[str] = frozenset()) -> None:
         self.name = name
         self.domain = domain.lower()
         self.store = store
@@ -152,6 +162,10 @@ class ProviderHandler:
         self.fbl_address = fbl_address  # where complaints go (the sender's registered FBL address)
         self.scrub_arf = scrub_arf  # Comcast-like: the recipient removed from every complaint
         self.source = source  # the provider's own address, for the DSNs and complaints it sends
+        # The placement model (mailinfra.lab.placement) and the IMAP store the seed mailboxes live in.
+        self.placement = placement or PlacementModel()
+        self.lmtp_socket = lmtp_socket
+        self.seeds = frozenset(a.lower() for a in seeds)
         store.mkdir(parents=True, exist_ok=True)
 
     # aiosmtpd calls hooks by these names and positional signatures.
@@ -171,7 +185,10 @@ class ProviderHandler:
             # recipient, so it must suppress nobody (issue 12; Postal #266).
             return f"550 5.7.1 [{peer}] Our system has detected that this message is likely unsolicited mail; " \
                    "blocked by policy"
-        if address.lower().startswith(UNKNOWN_LOCALPART):
+        unknown = address.lower().startswith(UNKNOWN_LOCALPART)
+        if peer not in self.routes:
+            self.placement.note_rcpt(peer, unknown=unknown)
+        if unknown:
             return "550 5.1.1 The email account that you tried to reach does not exist"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -197,17 +214,34 @@ class ProviderHandler:
             "arrival": arrival,
             "via": f"secondary:{route}" if route else "primary",
         })
+        folder, reasons = self.placement.decide(
+            peer, dmarc=str(record.get("dmarc", "")), stream=str(record["stream"]),
+            one_click=verdict.headers.get("List-Unsubscribe-Post", ""), own_ip=route is None)
+        record.update({"folder": folder, "placement_reasons": reasons,
+                       "probe": message_from_bytes(raw).get(PROBE_HEADER, "")})
         stem = f"{int(arrival * 1000)}-{lab_id}-{uuid.uuid4().hex[:6]}"
         (self.store / f"{stem}.eml").write_bytes(raw)
         # Written under another name, then renamed: a reader never sees half a verdict.
         partial = self.store / f".{stem}.json.tmp"
         partial.write_text(json.dumps(record, indent=2, sort_keys=True))
         partial.replace(self.store / f"{stem}.json")
+        seeds = [r for r in envelope.rcpt_tos if r.lower() in self.seeds]
+        if seeds and self.lmtp_socket is not None:
+            # Into the seed's IMAP mailbox, in the folder the model chose (Dovecot files it by Sieve).
+            await asyncio.get_running_loop().run_in_executor(None, self._file_seeds, seeds, raw, folder)
         for rcpt in envelope.rcpt_tos:
-            self._after_accept(rcpt, mail_from, raw)
+            self._after_accept(rcpt, mail_from, raw, peer)
         return f"250 2.0.0 OK queued as {stem}"
 
-    def _after_accept(self, rcpt: str, mail_from: str, raw: bytes) -> None:
+    def _file_seeds(self, seeds: list[str], raw: bytes, folder: str) -> None:
+        assert self.lmtp_socket is not None
+        for rcpt in seeds:
+            try:
+                deliver_lmtp(self.lmtp_socket, rcpt, raw, folder)
+            except (OSError, smtplib.SMTPException) as error:
+                print(f"{self.name}: filing for seed {rcpt} failed: {error}", flush=True)
+
+    def _after_accept(self, rcpt: str, mail_from: str, raw: bytes, peer: str = "") -> None:
         """Accept-then-bounce and complaints, sent a moment later (asynchronous, as providers do)."""
         local = rcpt.partition("@")[0].lower()
         if local.startswith(feedback.BOUNCE_LATER) or local.startswith(feedback.MAILBOX_FULL):
@@ -219,7 +253,9 @@ class ProviderHandler:
                 dsn = feedback.build_dsn(reporting_mta=f"mx.{self.domain}", recipient=rcpt, status=status,
                                          diagnostic=text, original=raw, envelope_to=mail_from)
                 self._send_later("", mail_from, dsn)
-        elif local.startswith(feedback.COMPLAIN) and self.fbl_address:
+        elif local.startswith(feedback.COMPLAIN) and peer and peer not in self.routes:
+            self.placement.note_complaint(peer)  # the provider's own count, whether or not it reports it
+        if local.startswith(feedback.COMPLAIN) and self.fbl_address:
             arf = feedback.build_arf(provider=self.name, domain=self.domain, fbl_address=self.fbl_address,
                                      mail_from=mail_from, recipient=rcpt, original=raw, scrubbed=self.scrub_arf)
             self._send_later(f"feedback@{self.domain}", self.fbl_address, arf)
@@ -239,9 +275,12 @@ async def serve(args: argparse.Namespace) -> None:
     host, _, port = args.listen.rpartition(":")
     routes = dict(item.split("=", 1) for item in args.route)
     streams = dict(item.split("=", 1) for item in args.stream)
+    caps = {ip: int(cap) for ip, cap in (item.split("=", 1) for item in args.ip_cap)}
+    model = PlacementModel(daily_caps=caps, bulk_streams=frozenset(args.bulk_stream))
     handler = ProviderHandler(args.name, args.domain, Path(args.store), control=args.control,
                               routes=routes, streams=streams, blocked=args.block_file,
-                              fbl_address=args.fbl_address, scrub_arf=args.scrub_arf, source=host)
+                              fbl_address=args.fbl_address, scrub_arf=args.scrub_arf, source=host,
+                              placement=model, lmtp_socket=args.imap_lmtp, seeds=frozenset(args.seed))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: FaultySMTP(handler, args.control, frozenset(routes), hostname=f"mx.{args.domain}",
@@ -267,6 +306,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="file of client addresses (one a line, re-read at every RCPT) refused with 550 5.7.1")
     parser.add_argument("--fbl-address", default=None, help="where complaints (ARF) are sent")
     parser.add_argument("--scrub-arf", action="store_true", help="remove the recipient from complaints (Comcast)")
+    parser.add_argument("--imap-lmtp", type=Path, default=None, help="LMTP socket of the lab's IMAP store")
+    parser.add_argument("--seed", action="append", default=[], metavar="ADDRESS",
+                        help="a seed mailbox in the IMAP store (its mail is filed there, INBOX or Junk)")
+    parser.add_argument("--ip-cap", action="append", default=[], metavar="ADDR=N",
+                        help="a sending IP's warmup daily cap at this provider (placement: over it is Junk)")
+    parser.add_argument("--bulk-stream", action="append", default=[], metavar="STREAM",
+                        help="a marketing/bulk stream, whose mail needs one-click unsubscribe (RFC 8058)")
     return parser.parse_args(argv)
 
 

@@ -39,6 +39,10 @@ def build_report(layout: LabLayout, pool_addresses: dict[str, list[str]],
     for entry in sent:
         groups.setdefault((entry["stream"], entry["pool"]), {"sent": [], "arrivals": [], "queued": []})
         groups[(entry["stream"], entry["pool"])]["sent"].append(entry)
+    # Placement probes are the hosts' own mail (mailinfra.placement), not the app's: counted apart, never as
+    # lost, duplicated or foreign mail of a pool.
+    probes = [a for a in arrivals if a.get("probe")]
+    arrivals = [a for a in arrivals if not a.get("probe")]
     for arrival in arrivals:
         origin = by_id.get(arrival.get("lab_id", ""))
         key = (origin["stream"], origin["pool"]) if origin else (arrival.get("stream", "?"), "?")
@@ -56,6 +60,8 @@ def build_report(layout: LabLayout, pool_addresses: dict[str, list[str]],
         "lost": sum(r["lost"] for r in rows),
         "all_authenticated": all(r["auth_ok"] for r in rows if r["delivered"]),
         "all_from_own_pool": all(not r["foreign_ips"] for r in rows),
+        "probes": len(probes),
+        "probes_in_junk": sum(1 for a in probes if a.get("folder") == "Junk"),
     }
     return {"stack": layout.stack, "generated_at": now, "rows": rows, "totals": totals}
 

@@ -152,6 +152,14 @@ def decode_pulumi_config(lookup: Callable[[str], str | None]) -> dict[str, Any]:
     return raw
 
 
+def _seed_secret_keys(monitoring: Any) -> set[str]:
+    """The config keys the seeds read their IMAP passwords from (a plain value there is refused)."""
+    seeds = monitoring.get("seeds") if isinstance(monitoring, dict) else None
+    if not isinstance(seeds, dict):
+        return set()
+    return {str(s.get("password_secret")) for s in seeds.values() if isinstance(s, dict)}
+
+
 def validate_config(
     raw: Mapping[str, Any],
     stack: str,
@@ -165,6 +173,7 @@ def validate_config(
     routes = raw.get("routes")
     referenced = {str(r.get("password_secret")) for r in routes.values()
                   if isinstance(r, dict)} if isinstance(routes, dict) else set()
+    referenced |= _seed_secret_keys(raw.get("monitoring"))
     plain = frozenset(k for k in raw if k not in StackConfig.model_fields and k in referenced)
     raw = {k: v for k, v in raw.items() if k not in plain}
     try:

@@ -52,6 +52,7 @@ def check_topology(config: StackConfig, *, plain_keys: frozenset[str] = frozense
         _check_dkim,
         _check_zones,
         _check_isolations,
+        _check_seeds,
     )
     problems = [p for check in checks for p in check(config)]
     problems.extend(check_places(config, region))
@@ -422,6 +423,28 @@ def _check_secrets(config: StackConfig, plain_keys: frozenset[str]) -> Iterator[
             yield Problem((route.password_secret,), Described("a plain-text password"),
                           f"a Pulumi secret that route {route_name} reads its password from: "
                           f"pulumi config set --secret mailinfra:{route.password_secret} ...")
+    for seed_name, seed in config.monitoring.seeds.items():
+        if seed.password_secret in plain_keys:
+            yield Problem((seed.password_secret,), Described("a plain-text password"),
+                          f"a Pulumi secret that seed {seed_name} reads its IMAP password from: "
+                          f"pulumi config set --secret mailinfra:{seed.password_secret} ...")
+
+
+def _check_seeds(config: StackConfig) -> Iterator[Problem]:
+    """A seed belongs to a provider the plan knows (placement is reported per pool x provider), one mailbox
+    is one seed, and its password is a Pulumi secret (checked with the other secrets)."""
+    from mailinfra.warmup import PROVIDERS
+
+    seen: dict[str, str] = {}
+    for name, seed in config.monitoring.seeds.items():
+        path: tuple[str, ...] = ("monitoring", "seeds", name)
+        if seed.provider not in PROVIDERS:
+            yield Problem((*path, "provider"), seed.provider, f"a receiving provider: {', '.join(PROVIDERS)}")
+        address = seed.address.lower()
+        if address in seen:
+            yield Problem((*path, "address"), seed.address, f"a mailbox no other seed uses (seed {seen[address]} "
+                          "has it: two seeds would read each other's probes)")
+        seen.setdefault(address, name)
 
 
 def _check_isolations(config: StackConfig) -> Iterator[Problem]:

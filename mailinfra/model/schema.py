@@ -558,6 +558,8 @@ class Seed(Strict):
     username: str | None = None  # default: the address
     # The Pulumi secret config key holding the mailbox password (`pulumi config set --secret mailinfra:<key> ...`).
     password_secret: Key
+    # Where the reader looks for spam when the server advertises no RFC 6154 `\Junk` special-use folder.
+    junk_folder: str = "Junk"
 
 
 class Alerts(Strict):
@@ -615,6 +617,11 @@ class Monitoring(Strict):
     scrape_interval_seconds: int = Field(default=15, ge=5, le=300, strict=True)
     retention_days: int = Field(default=30, ge=1, le=3650, strict=True)
     seeds: dict[Key, Seed] = {}
+    # How often every pool sends one probe to every seed (the probe timer, in UTC hours dividing the day, so
+    # every host and the reader agree on the slots). An hourly probe is 24 messages a day per pool and seed.
+    probe_interval_hours: Literal[1, 2, 3, 4, 6, 8, 12, 24] = 1
+    # A probe not found in the seed's INBOX or Junk this long after it was sent counts as missing.
+    probe_missing_after_minutes: int = Field(default=30, ge=5, le=1440, strict=True)
 
 
 # ---------------------------------------------------------------- the stack

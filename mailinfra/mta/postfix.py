@@ -20,6 +20,7 @@ from mailinfra.mta.files import RenderedFile, render_template, rendered, secret_
 from mailinfra.mta.opendkim import plan_milters
 from mailinfra.mta.replies import render_reply_filter, render_status_filter
 from mailinfra.mta.resolver import render_resolver
+from mailinfra.placement.render import render_placement
 from mailinfra.plan.model import (
     HostPlan,
     IpLimits,
@@ -220,6 +221,7 @@ def render_postfix(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
     # Bounce hosts: the accepted recipients and the processor; every host: the suppression lookup.
     files.extend(intake.render_intake(plan, host))
     files.extend(enforcement.render_enforcement(plan, host))
+    files.extend(render_placement(plan, host))  # inbox-placement probes and the seed reader
     for instance in instances:
         files.append(rendered(f"{instance.config_dir.lstrip('/')}/main.cf", render_template(
             "postfix/instance-main.cf.j2", plan=plan, host=host, instance=instance,

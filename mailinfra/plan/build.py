@@ -14,6 +14,7 @@ from mailinfra.model.limits import max_ips_per_host
 from mailinfra.model.load import Stack
 from mailinfra.model.rules import ips_by_host, return_path_domain, stream_pools
 from mailinfra.model.schema import Algorithm, HostsRoute, RelayRoute, SelectorState, SesRoute, StackConfig
+from mailinfra.placement.seeds import plan_placement_schedule, plan_seeds
 from mailinfra.plan.addresses import assign_placeholders
 from mailinfra.plan.injection_ports import plan_injection_ports
 from mailinfra.plan.isolation import plan_isolations
@@ -71,6 +72,8 @@ def build_plan(stack: Stack, as_of: dt.date | None = None) -> Plan:
         isolations=plan_isolations(config.isolations, streams, ips),
         intake=plan_intake(config),
         monitoring=plan_monitoring(config.monitoring),
+        seeds=plan_seeds(config),
+        placement=plan_placement_schedule(config),
     )
 
 

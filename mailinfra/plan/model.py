@@ -226,6 +226,28 @@ class IntakePlan:
     policy: tuple[tuple[str, object], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SeedPlan:
+    """One seed mailbox (`monitoring.seeds.<name>`): every pool sends it a probe (mailinfra.placement)."""
+
+    name: str
+    provider: str
+    address: str
+    imap_host: str
+    imap_port: int
+    username: str
+    password_secret: str  # Pulumi secret config key; the value is never in the plan
+    junk_folder: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementSchedule:
+    """How often probes go out and when an unseen one counts as missing (`monitoring`)."""
+
+    interval_seconds: int = 3600
+    missing_after_seconds: int = 1800
+
+
 @dataclass(frozen=True)
 class Plan:
     stack: str
@@ -247,6 +269,8 @@ class Plan:
     isolations: tuple[IsolationPlan, ...] = field(default=())  # out of rotation (mailinfra.plan.isolation)
     intake: IntakePlan = field(default=IntakePlan())  # bounce/complaint intake and suppression
     monitoring: MonitoringPlan = field(default=MonitoringPlan())  # metrics, alerts (mailinfra.plan.monitoring)
+    seeds: tuple[SeedPlan, ...] = field(default=())  # inbox-placement seed mailboxes (mailinfra.placement)
+    placement: PlacementSchedule = field(default=PlacementSchedule())
 
     # Lookups by name go through indexes built once per plan (a calendar asks for thousands of IPs per date;
     # a linear scan made a 16x prod topology quadratic). Names are unique per kind (mailinfra.model.rules).

@@ -48,6 +48,10 @@ def audit_of(config_edit: ConfigEdit | None = None, plan_edit: PlanEdit | None =
     return audit_plan(plan, stack.config)
 
 
+def no_seeds(raw: dict[str, Any]) -> None:
+    raw["monitoring"] = {**raw.get("monitoring", {}), "seeds": {}}
+
+
 def serious(findings: list[Finding]) -> set[str]:
     return {f.code for f in findings if f.severity is not Severity.INFO}
 
@@ -378,6 +382,7 @@ CASES: list[tuple[str, ConfigEdit | None, PlanEdit | None, str, str]] = [
         "streams.marketing.route",
     ),
     ("an isolation left in place for a month", old_isolation, None, "isolation-age", "isolations.pool:bulk"),
+    ("no seed mailboxes: placement unmeasured", no_seeds, None, "placement-seeds", "monitoring.seeds"),
 ]
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 REQUIRE_LAB_ENV = "MAILINFRA_REQUIRE_LAB"
-TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim", "nft")
+# dovecot, sievec: the seeds' IMAP store (the dev stack declares seeds; mailinfra.lab.seeds).
+TOOLS = ("ip", "knotd", "knotc", "kdig", "postfix", "postconf", "postqueue", "opendkim", "nft", "dovecot", "sievec")
 
 
 def _missing_prerequisite() -> str | None:
@@ -27,7 +28,8 @@ def _missing_prerequisite() -> str | None:
     missing = [t for t in TOOLS if not shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin")]
     if missing:
         return (f"missing tools {', '.join(missing)} "
-                "(apt-get install iproute2 knot knot-dnsutils postfix opendkim nftables)")
+                "(apt-get install iproute2 knot knot-dnsutils postfix opendkim nftables dovecot-imapd dovecot-lmtpd "
+                "dovecot-sieve)")
     return None
 
 

@@ -49,6 +49,7 @@ def _deploy(mutate: Callable[[dict[str, Any]], None] | None = None) -> Deploymen
     plan = build_plan(load_stack("dev"))
     keys = [(d, s, public, pem) for (d, s), (pem, public) in generate_keys(plan).items()]
     secrets = {r.password_secret: "lab-test" for r in plan.routes if r.password_secret}
+    secrets |= {s.password_secret: "lab-test" for s in plan.seeds}  # the seeds' IMAP passwords (monitoring)
     config, secret_keys = deployment_config("dev", dkim_keys=keys, secrets=secrets)
     if mutate is not None:
         decoded = {k.removeprefix(f"{NAMESPACE}:"): json.loads(v) for k, v in config.items()

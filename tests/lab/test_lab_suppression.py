@@ -11,6 +11,8 @@ import smtplib
 import time
 from typing import Any
 
+import pytest
+
 from mailinfra.lab import lab as lab_module
 from mailinfra.lab import mta
 from mailinfra.lab import suppression as lab_suppression
@@ -21,6 +23,8 @@ from mailinfra.mta.host_code import HOST_PYTHON_PATH
 from mailinfra.suppression.paths import lab_db_path
 from mailinfra.suppression.sqlite_store import SqliteStore
 
+# Marked like every lab test: a `-m "not lab"` run must not start the session lab outside the lab lock.
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REFUSED = "550 5.7.1"
 
 

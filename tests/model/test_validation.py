@@ -339,6 +339,21 @@ def _cases() -> Iterator[Case]:
     yield Case("zone-is-a-public-suffix", in_suffix_zone, ("mailinfra:dns:", "co.uk:"),
                "mailinfra:dns.zones.co.uk: received 'co.uk', expected a zone you can own: co.uk is a public suffix "
                "(Public Suffix List)")
+    # --- inbox-placement seeds (mailinfra.placement)
+    seed = {"provider": "gmail", "address": "seed1@gmail.com", "imap_host": "imap.gmail.com",
+            "password_secret": "seed_gmail_password"}
+    yield case("seed-unknown-provider", put("monitoring", value={"seeds": {"g1": {**seed, "provider": "gmial"}}}),
+               "gmial", "mailinfra:monitoring.seeds.g1.provider: received 'gmial', expected a receiving provider: "
+               "gmail, microsoft, yahoo, apple, default")
+    yield case("seed-shared-mailbox",
+               put("monitoring", value={"seeds": {"g1": seed, "g2": {**seed, "address": "Seed1@gmail.com"}}}),
+               "Seed1@gmail.com", "mailinfra:monitoring.seeds.g2.address: received 'Seed1@gmail.com', expected a "
+               "mailbox no other seed uses (seed g1 has it: two seeds would read each other's probes)")
+    yield case("seed-plain-text-password",
+               both(put("monitoring", value={"seeds": {"g1": seed}}), put("seed_gmail_password", value="hunter3")),
+               "hunter3", "mailinfra:seed_gmail_password: received a plain-text password, expected a Pulumi secret "
+               "that seed g1 reads its IMAP password from: pulumi config set --secret "
+               "mailinfra:seed_gmail_password ...")
 
 
 CASES = list(_cases())

@@ -73,9 +73,11 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
         assert int(entry["mode"], 8) == file.mode, file.path
     # The suppression services start before the MTA that asks them (mailinfra.mta.enforcement.host_services);
     # the metrics exporter after it (it reads the MTA's logs and queues); the automatic response last: it edits
-    # and reloads the running instances (mailinfra.shaping).
+    # and reloads the running instances (mailinfra.shaping). The placement probe timer and the seed reader
+    # between them (mailinfra.placement.render.placement_units).
     assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix",
-                                    "mailinfra-metrics", "mailinfra-shaping"]
+                                    "mailinfra-metrics", "mailinfra-placement-probe.timer",
+                                    "mailinfra-placement-reader.service", "mailinfra-shaping"]
     # The host services' code is one object of the bucket for every host, named by key and digest.
     key, digest, _ = render_host_code_object()
     assert manifest["code"] == {"key": key, "sha256": digest}

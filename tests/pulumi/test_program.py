@@ -22,6 +22,7 @@ from mailinfra.deployment.published import txt_strings
 from mailinfra.dns.dkim import build_dkim_ed25519, build_dkim_rsa, dkim_record_name, dkim_secret_key
 from mailinfra.dns.records import RecordType
 from mailinfra.dns.txt import join_txt, split_txt
+from mailinfra.placement.render import reader_host
 from tests.pulumi.conftest import STACKS, generate_keys, preview_config, resources_of, run_mock
 
 EIP = "aws:ec2/eip:Eip"
@@ -71,7 +72,9 @@ def test_resource_counts_follow_the_plan(stack, mock_runs, plans):
     relay = sum(len(route_hosts(plan, r)) for r in plan.routes if r.kind == "relay" and r.password_secret)
     ses = sum(2 * len(route_hosts(plan, r)) for r in plan.routes if r.kind == "ses")
     verp = sum(1 for h in plan.hosts if h.mta == "postfix")  # the VERP/feed secret (components/suppression.py)
-    assert counts[PARAMETER] == dkim + relay + ses + verp
+    # One IMAP password per seed, on the seed reader's host only (components/placement.py).
+    seeds = len(plan.seeds) if reader_host(plan) else 0
+    assert counts[PARAMETER] == dkim + relay + ses + verp + seeds
     assert counts["aws:sesv2/emailIdentity:EmailIdentity"] == sum(
         len(r.streams) for r in plan.routes if r.kind == "ses")
 
