@@ -62,6 +62,18 @@ def test_postmaster_is_accepted_at_every_intake_domain(recipient_map: Path, addr
     assert not accepted(recipient_map, address.replace("@", "-x@"))
 
 
+def test_a_person_writing_to_postmaster_is_no_report() -> None:
+    """What the processor makes of a human message at postmaster@: no report (it answers 250 and keeps
+    nothing), never an exception (which would answer 451 and keep it queued for days)."""
+    from mailinfra.suppression.reports import parse_message
+    from tests.suppression.samples import context
+
+    raw = (b"From: A Person <someone@example.org>\r\nTo: postmaster@bounce.news.example.com\r\n"
+           b"Subject: your server\r\nMessage-ID: <1@example.org>\r\n\r\nHello.\r\n")
+    assert parse_message(raw, envelope_recipient="postmaster@bounce.news.example.com",
+                         context=context(secrets.token_bytes(32)), today=dt.date(2026, 12, 2)) == []
+
+
 def test_the_fbl_address_is_accepted_exactly(recipient_map: Path) -> None:
     assert accepted(recipient_map, "fbl@bounce.news.example.com")
     assert not accepted(recipient_map, "fbl2@bounce.news.example.com")
