@@ -56,8 +56,10 @@ def start_prometheus(state: LabState, plan: Plan, namespace: str, runtime_dir: P
     if binary is None:
         print("lab: prometheus is not installed (Debian package prometheus); no scraping", file=sys.stderr)
         return False
-    lab_plan = dataclasses.replace(plan, monitoring=dataclasses.replace(
-        plan.monitoring, scrape_interval_seconds=LAB_SCRAPE_SECONDS))
+    # The lab runs Postfix hosts only (PowerMTA is licensed): Prometheus scrapes those.
+    lab_plan = dataclasses.replace(plan, hosts=tuple(h for h in plan.hosts if h.mta == "postfix"),
+                                   monitoring=dataclasses.replace(plan.monitoring,
+                                                                  scrape_interval_seconds=LAB_SCRAPE_SECONDS))
     directory = runtime_dir / "monitoring"
     for item in render_monitoring(lab_plan, exporter_addresses(plan, runtime_dir / "root")):
         (directory / item.path).parent.mkdir(parents=True, exist_ok=True)

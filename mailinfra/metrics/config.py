@@ -23,6 +23,8 @@ class ExporterConfig:
     queues: tuple[tuple[str, str], ...]  # (instance, config dir)
     labels: LabelMap
     buckets: tuple[float, ...]
+    # PowerMTA: its accounting file and VMTA -> labels (mailinfra.metrics.pmta); None on Postfix hosts.
+    accounting: tuple[Path, dict[str, dict[str, str]]] | None = None
 
 
 def load_config(path: Path, root: Path | None = None, listen: str | None = None) -> ExporterConfig:
@@ -46,7 +48,10 @@ def load_config(path: Path, root: Path | None = None, listen: str | None = None)
             queues=tuple((str(e["instance"]), prefixed(str(e["config_dir"]))) for e in data["queues"]),
             labels=LabelMap(transports=transports, providers=dict(data["providers"]), instance_pools=pools,
                             pool_streams=streams),
-            buckets=tuple(float(b) for b in data["delay_buckets_seconds"]))
+            buckets=tuple(float(b) for b in data["delay_buckets_seconds"]),
+            accounting=(Path(prefixed(str(data["accounting"]["path"]))),
+                        {str(k): {str(a): str(b) for a, b in v.items()}
+                         for k, v in data["accounting"]["vmtas"].items()}) if data.get("accounting") else None)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ConfigError(f"{path}: {error}: received a config without it, expected the rendered keys "
                           "(host, listen_private, port, logs, queues, transports, providers, ...)") from None

@@ -61,6 +61,14 @@ def listen_address(plan: Plan, host: HostPlan) -> str:
 
 def exporter_config(plan: Plan, host: HostPlan) -> dict[str, object]:
     """The JSON the exporter reads at start (mailinfra.metrics.config.load_config)."""
+    if host.mta == "powermta":
+        from mailinfra.metrics.pmta import ACCOUNTING_FILE, vmta_labels
+
+        # PowerMTA: its accounting file instead of Postfix logs and queues (mailinfra.metrics.pmta).
+        return {"stack": plan.stack, "host": host.name, "mta": host.mta, "listen_private": listen_address(plan, host),
+                "port": EXPORTER_PORT, "logs": [], "queues": [], "instance_pools": {}, "transports": {},
+                "providers": provider_domains(plan), "delay_buckets_seconds": list(DELAY_BUCKETS_SECONDS),
+                "accounting": {"path": ACCOUNTING_FILE, "vmtas": vmta_labels(plan, host)}}
     instances = postfix.plan_instances(plan, host)
     return {
         "stack": plan.stack,

@@ -10,17 +10,17 @@ from mailinfra.plan.model import HostPlan, Plan
 
 
 def render_metrics(plan: Plan, host: HostPlan) -> tuple[RenderedFile, ...]:
-    """Postfix hosts only: PowerMTA's accounting-file reader is not built yet (say so, do not fake it)."""
-    if host.mta != "postfix" or not host.ips:
+    """Postfix hosts (logs, queues) and PowerMTA hosts (its accounting file)."""
+    if not host.ips:
         return ()
     return (
         rendered(EXPORTER_CONFIG, json.dumps(exporter_config(plan, host), indent=2, sort_keys=True) + "\n"),
         rendered(f"etc/systemd/system/{EXPORTER_UNIT}.service", render_template(
             "mailinfra/metrics.service.j2", plan=plan, host=host, config=f"/{EXPORTER_CONFIG}",
-            port=EXPORTER_PORT)),
+            port=EXPORTER_PORT, postfix=host.mta == "postfix")),
     )
 
 
 def metrics_services(host: HostPlan) -> list[str]:
     """The exporter's unit, started after the MTA (the manifest's services)."""
-    return [EXPORTER_UNIT] if host.mta == "postfix" and host.ips else []
+    return [EXPORTER_UNIT] if host.ips else []

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from mailinfra.bounceproc.pmta import read_records
 from mailinfra.metrics.config import ConfigError, ExporterConfig, load_config
 from mailinfra.metrics.exporter import DeliveryMetrics, QueueCollector
+from mailinfra.metrics.pmta import count_records
 from mailinfra.mta.maillog import LogFollower
 
 log = logging.getLogger("mailinfra.metrics")
@@ -33,13 +35,47 @@ def follow(config: ExporterConfig, metrics: DeliveryMetrics, stop: threading.Eve
            from_start: bool = False) -> None:
     """Until `stop`: the lines appended to every instance log, counted (rotation followed)."""
     followers = [(instance, LogFollower(path, from_start=from_start)) for instance, path in config.logs]
+    accounting = AccountingReader(config, metrics, from_start=from_start) if config.accounting else None
     while True:
         for instance, follower in followers:
             lines = follower.read_lines()
             if lines:
                 metrics.count_lines(instance, lines)
+        if accounting is not None:
+            accounting.read()
         if stop.wait(POLL_SECONDS):
             return
+
+
+class AccountingReader:
+    """PowerMTA's acct-file, followed like a log: its columns are named by the header line at the start of
+    each file (a rotated file starts with its own), kept across reads (mailinfra.bounceproc.pmta)."""
+
+    def __init__(self, config: ExporterConfig, metrics: DeliveryMetrics, *, from_start: bool) -> None:
+        assert config.accounting is not None
+        self.path, self.vmtas = config.accounting
+        self.providers = dict(config.labels.providers)
+        self.metrics = metrics
+        self.header = self._first_line()
+        self.follower = LogFollower(self.path, from_start=from_start)
+
+    def _first_line(self) -> str:
+        try:
+            with self.path.open() as handle:
+                return handle.readline().rstrip("\n")
+        except OSError:
+            return ""
+
+    def read(self) -> None:
+        lines = self.follower.read_lines()
+        if not lines:
+            return
+        text = "\n".join([self.header, *lines]) if self.header and not lines[0].startswith("type,") else \
+            "\n".join(lines)
+        count_records(self.metrics, read_records(text), self.vmtas, self.providers)
+        headers = [line for line in lines if line.startswith("type,")]
+        if headers:
+            self.header = headers[-1]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

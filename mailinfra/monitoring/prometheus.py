@@ -25,16 +25,19 @@ QUEUE_SERIES_PER_INSTANCE = 5  # four queues and the oldest age
 
 
 def exporter_hosts(plan: Plan, private: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-    """(host, address:port) of every exporter: Postfix hosts (PowerMTA's reader is not built yet).
+    """(host, address:port) of every exporter (every host with IPs: Postfix and PowerMTA).
     `private`: host -> its private address once known (the component); else the plan's name for it."""
     return [(h.name, f"{(private or {}).get(h.name) or listen_address(plan, h)}:{EXPORTER_PORT}")
-            for h in plan.hosts if h.mta == "postfix" and h.ips]
+            for h in plan.hosts if h.ips]
 
 
 def estimate_series(plan: Plan) -> int:
     """The series the stack's exporters expose at most (all the metrics of mailinfra.metrics.exporter)."""
     series = 0
     for host in (plan.host(name) for name, _ in exporter_hosts(plan)):
+        if host.mta == "powermta":
+            series += len(host.ips) * len(PROVIDERS) * (1 + CLASSES_SEEN) + 5  # d and b records only
+            continue
         instances = plan_instances(plan, host)
         transports = sum(len(i.transports) for i in instances)
         series += transports * (1 + 2 * CLASSES_SEEN)
