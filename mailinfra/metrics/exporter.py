@@ -21,12 +21,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mailinfra.metrics.labels import DEFAULT_PROVIDER
 from mailinfra.mta.maillog import Delivery, parse_delivery
 from mailinfra.suppression.classify import classify
 
 DELIVERY_LABELS = ("stream", "pool", "ip", "domain", "provider", "status", "class")
 DELAY_LABELS = ("stream", "pool", "provider")
+# A recipient domain of no listed provider (the plan's grouping, mailinfra.metrics.labels.provider_domains).
+DEFAULT_PROVIDER = "default"
 # Postfix's own status words -> the contract's (an expired message is returned to its sender: bounced).
 STATUS_NAMES = {"sent": "delivered", "deferred": "deferred", "bounced": "bounced", "expired": "bounced"}
 # postqueue(1) -j: queue_name is one of these (maildrop: not yet picked up, counted with incoming).

@@ -8,7 +8,9 @@ it (the plan's ProviderLimit.domains; every other domain is `default`).
 
 from __future__ import annotations
 
+from mailinfra.metrics.exporter import DEFAULT_PROVIDER
 from mailinfra.mta import postfix
+from mailinfra.mta.powermta import vmta_name
 from mailinfra.plan.model import HostPlan, Plan
 
 # The exporter's port (the brief's contract; 9465 is free in Prometheus's default port allocation list,
@@ -16,7 +18,6 @@ from mailinfra.plan.model import HostPlan, Plan
 EXPORTER_PORT = 9465
 EXPORTER_CONFIG = "etc/mailinfra/metrics.json"
 EXPORTER_UNIT = "mailinfra-metrics"
-DEFAULT_PROVIDER = "default"
 # The `ip` label of mail that left by the stream's secondary route (an isolation or an automatic reroute).
 ROUTE_IP_LABEL = "route"
 # Delivery latency buckets, seconds: from an immediate delivery to a day in the deferred queue (Postfix's
@@ -62,7 +63,7 @@ def listen_address(plan: Plan, host: HostPlan) -> str:
 def exporter_config(plan: Plan, host: HostPlan) -> dict[str, object]:
     """The JSON the exporter reads at start (mailinfra.metrics.config.load_config)."""
     if host.mta == "powermta":
-        from mailinfra.metrics.pmta import ACCOUNTING_FILE, vmta_labels
+        from mailinfra.metrics.pmta import ACCOUNTING_FILE
 
         # PowerMTA: its accounting file instead of Postfix logs and queues (mailinfra.metrics.pmta).
         return {"stack": plan.stack, "host": host.name, "mta": host.mta, "listen_private": listen_address(plan, host),
@@ -85,3 +86,13 @@ def exporter_config(plan: Plan, host: HostPlan) -> dict[str, object]:
         "providers": provider_domains(plan),
         "delay_buckets_seconds": list(DELAY_BUCKETS_SECONDS),
     }
+
+
+def vmta_labels(plan: Plan, host: HostPlan) -> dict[str, dict[str, str]]:
+    """VMTA -> stream, pool, ip, domain of every sending IP of a PowerMTA host."""
+    result = {}
+    for name in host.ips:
+        ip = plan.ip(name)
+        result[vmta_name(name)] = {"stream": ip.stream, "pool": ip.pool, "ip": ip.name,
+                                   "domain": plan.stream(ip.stream).sending_domain}
+    return result

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from mailinfra.metrics.exporter import DeliveryMetrics
-from mailinfra.metrics.labels import DEFAULT_PROVIDER
-from mailinfra.mta.powermta import vmta_name
-from mailinfra.plan.model import HostPlan, Plan
+from mailinfra.metrics.exporter import DEFAULT_PROVIDER, DeliveryMetrics
 from mailinfra.suppression.classify import classify
 
 ACCOUNTING_FILE = "/var/log/pmta/acct.csv"
@@ -27,16 +24,6 @@ BOUNCE_CATEGORIES = {
     "quota-issues": "quota", "policy-related": "policy", "spam-related": "spam-related",
     "no-answer-from-host": "no-answer", "routing-errors": "routing", "content-related": "message",
 }
-
-
-def vmta_labels(plan: Plan, host: HostPlan) -> dict[str, dict[str, str]]:
-    """VMTA -> stream, pool, ip, domain of every sending IP of a PowerMTA host."""
-    result = {}
-    for name in host.ips:
-        ip = plan.ip(name)
-        result[vmta_name(name)] = {"stream": ip.stream, "pool": ip.pool, "ip": ip.name,
-                                   "domain": plan.stream(ip.stream).sending_domain}
-    return result
 
 
 def count_records(metrics: DeliveryMetrics, records: Iterable[Mapping[str, str]],

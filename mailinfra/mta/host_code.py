@@ -42,6 +42,12 @@ HOST_PACKAGES = (
     "mailinfra.suppression_service",
     # The Postfix log parser the host services share.
     "mailinfra.mta.maillog",
+    # The delivery exporter (mailinfra-metrics): its host modules; metrics.labels/render read the plan.
+    "mailinfra.metrics.__main__",
+    "mailinfra.metrics.config",
+    "mailinfra.metrics.exporter",
+    "mailinfra.metrics.pmta",
+    "mailinfra.metrics.service",
     # The automatic response (mailinfra-shaping): its host modules only; shaping.plan renders from the plan.
     "mailinfra.shaping.__main__",
     "mailinfra.shaping.engine",

@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from mailinfra.bounceproc.pmta import read_records
 from mailinfra.metrics.config import load_config
 from mailinfra.metrics.exporter import DeliveryMetrics, LabelMap
-from mailinfra.metrics.labels import DELAY_BUCKETS_SECONDS, exporter_config, provider_domains
-from mailinfra.metrics.pmta import count_records, vmta_labels
+from mailinfra.metrics.labels import DELAY_BUCKETS_SECONDS, exporter_config, provider_domains, vmta_labels
+from mailinfra.metrics.pmta import count_records
 from mailinfra.metrics.service import AccountingReader
 from mailinfra.model.load import load_stack
 from mailinfra.plan.build import build_plan

@@ -19,7 +19,7 @@ HOST_PYTHON = "/usr/bin/python3"  # ExecStart of templates/mailinfra/*.service.j
 # What each unit runs (`python3 -m <module>`), and the modules those import lazily (SQS drain, LMTP).
 ENTRY_MODULES = ("mailinfra.bounceproc.service", "mailinfra.suppression_service.service",
                  "mailinfra.bounceproc.lmtp", "mailinfra.bounceproc.ses", "mailinfra.suppression.dynamodb_store",
-                 "aiosmtpd.lmtp", "flufl.bounce", "boto3")
+                 "aiosmtpd.lmtp", "flufl.bounce", "boto3", "prometheus_client")
 
 
 def install(root: Path) -> Path:
