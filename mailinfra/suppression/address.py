@@ -16,7 +16,7 @@ _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _TLD = r"(?!-)[a-z0-9-]{0,62}[a-z]"  # email-validator: every TLD ends with a letter
 _PLAIN = re.compile(rf"^(?={_ATOM}(?:\.{_ATOM})*@)(.{{1,64}})@((?:{_LABEL}\.)+{_TLD})$")
 # Special-use names, and labels with "--" in the 3rd and 4th place (reserved for IDNA, RFC 5891 §4.2.3.1).
-_SLOW_DOMAINS = re.compile(r"(^|\.)(arpa|invalid|local|localhost|onion|test)$|(^|\.)[a-z0-9]{2}--")
+_SLOW_DOMAINS = re.compile(r"(^|\.)(arpa|invalid|local|localhost|onion|test)$|(^|\.)[a-z0-9][a-z0-9-]--")
 
 
 class BadAddress(ValueError):  # noqa: N818 -- a ValueError for one address, named for what it is
