@@ -94,7 +94,11 @@ PACKAGES = {
 MANIFEST_FORMAT = 1  # FORMAT in templates/cloud-init/mailinfra-apply-config.py
 # Postfix map types stored as an indexed database beside the source file (postmap(1)).
 INDEXED_MAP = re.compile(r"\b(hash|btree|lmdb|cdb|dbm|sdbm):(/[^\s,]+)")
-SERVICES = {"postfix": ["opendkim", "postfix"], "powermta": ["pmta"]}
+# The host's timers are listed too: a refresh enables what is new in the manifest, and cloud-init's own
+# `enable --now` (user data) runs once, at first boot only (a running host would never get a new timer).
+SERVICES = {"postfix": ["opendkim", "postfix", "mailinfra-limits.timer", "mailinfra-caps.timer",
+                        "mailinfra-logrotate.timer"],
+            "powermta": ["pmta", "mailinfra-pmta-config.timer"]}
 # The units that run the MTA itself (Debian's postfix.service only groups the postfix@<instance> units):
 # each requires the spool volume mounted first.
 MTA_UNITS = {"postfix": "postfix@.service", "powermta": "pmta.service"}

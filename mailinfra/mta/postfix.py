@@ -390,10 +390,15 @@ def dsn_transports(instance: Instance) -> tuple[Transport, ...]:
 
 
 def dsn_rotation(instance: Instance) -> tuple[str, ...]:
-    """The return path's rotation: the default provider's, by the DSN twins where there are any."""
+    """The return path's rotation: the default provider's own transports, by the DSN twins where there are any.
+
+    Never the route's hops an isolation puts in the default rotation (`route:[relay]:587`): a bounce of our
+    mail does not leave by SES or a relay, and an isolated pool still returns its DSNs from its own IPs."""
+    defaults = tuple(t.name for t in instance.transports if t.name.endswith(f"_{DEFAULT_PROVIDER}"))
+    own = tuple(name for name in instance.rotation[DEFAULT_PROVIDER] if name in defaults) or defaults
     if not dsn_transports(instance):
-        return instance.rotation[DEFAULT_PROVIDER]
-    return tuple(_dsn_name(name) for name in instance.rotation[DEFAULT_PROVIDER])
+        return own
+    return tuple(_dsn_name(name) for name in own)
 
 
 def _dsn_name(default_transport: str) -> str:

@@ -34,9 +34,11 @@ def plan_shaping(plan: Plan, host: HostPlan, *, cooldown_seconds: int = COOLDOWN
             "stream": instance.stream.name,
             "config_dir": instance.config_dir,
             "log": instance_log(instance),
-            # Only providers with their own transport_maps entry can be shaped apart from the rest.
+            # Only providers with their own transport_maps entry can be shaped apart from the rest: never
+            # `default` (every other domain, one small receiver's reply would act on all of them, and its only
+            # transport_maps entry is the return path's DSN rotation).
             "transports": {t.name: t.limit.provider for t in instance.transports
-                           if t.limit.provider in PROVIDER_DOMAINS},
+                           if t.limit.provider in PROVIDER_DOMAINS and t.limit.provider != "default"},
             "route_hops": list(instance.route_transport.hops()) if instance.route_transport else [],
         })
     return {

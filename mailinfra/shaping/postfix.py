@@ -25,7 +25,6 @@ class InstanceControl:
     route_hops: list[str]
     postconf: str = "postconf"
     postfix: str = "postfix"
-    postqueue: str = "postqueue"
     wrap: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", NS] in the lab
     saved: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # (provider, action) -> values
 
@@ -38,8 +37,11 @@ class InstanceControl:
             self._suspend(action.provider)
         elif action.action == REROUTE:
             self._reroute(action.provider)
+        # No `postqueue -f`: a flush delivers mail of every transport in defer_transports (postconf(5):
+        # "unless someone issues sendmail -q or equivalent"), i.e. the daily caps' and warmup's held mail, and
+        # retries every deferral at once. qmgr resolves each message's transport again at its next attempt,
+        # so the new maps and delays apply without it.
         self._run([self.postfix, "-c", self.config_dir, "reload"])
-        self._run([self.postqueue, "-c", self.config_dir, "-f"])
 
     def _of(self, provider: str) -> list[str]:
         return sorted(t for t, p in self.transports.items() if p == provider)

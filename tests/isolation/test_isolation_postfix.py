@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mailinfra.model.load import validate_config
 from mailinfra.mta.postfix import ROUTE_TRANSPORT, plan_instances
@@ -20,7 +21,7 @@ from mailinfra.plan.model import Plan
 from mailinfra.review.diff import diff_plans
 from mailinfra.warmup import PROVIDER_DOMAINS
 from tests.isolation.test_isolation_config import config_with
-from tests.mta.conftest import write_host
+from tests.mta.conftest import STACKS_DIR, write_host
 from tests.tooling import require_tool
 
 # dev on 2026-12-20: every pool of mta1 sends to every provider (the preconditions below check it).
@@ -128,3 +129,25 @@ def test_the_review_names_the_route_the_rendering_sends_to(target: str, pool: st
     providers = [p for p in instance.rotation if after.isolations[0].provider in (None, p)]
     for provider in providers:
         assert instance.rotation[provider] == instance.route_transport.hops(), provider
+
+
+def test_an_isolated_pool_still_returns_its_dsns_from_its_own_ips(tmp_path: Path) -> None:
+    """GIVEN prod's com-bulk isolated to its route WHEN bulk1 (not the bounce MX) renders THEN the return path's
+    rotation names only the IPs' `_dsn` services, each one master.cf defines (postconf -M), never the route's
+    `route:[relay]:587` hop (it was rendered as `route:[...]:587_dsn`, a port that does not exist, and would
+    have sent our bounces through the relay)."""
+    raw = yaml.safe_load((STACKS_DIR / "Pulumi.prod.yaml").read_text())["config"]
+    config = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("mailinfra:")}
+    config["isolations"] = {"pool:com-bulk": REASON}
+    plan = build_plan(validate_config(config, "prod", "Pulumi.prod.yaml"), AS_OF)
+    write_host(tmp_path, render_host(plan, "bulk1"))
+    directory = (tmp_path / "etc" / "postfix-com-bulk").resolve()
+    return_path = plan.stream(plan.pool("com-bulk").stream).return_path
+    table = next(t for t in re.findall(r"pipemap:\{inline:\{[^}]*\}, randmap:\{[^}]*\}\}",
+                                       postconf(directory, "-h", "transport_maps")) if f"{return_path}=" in t)
+    services = re.search(r"randmap:\{ ([^}]*) \}", table)
+    assert services is not None
+    names = [n.strip() for n in services[1].split(",")]
+    assert names and all(n.endswith("_dsn") and ":" not in n for n in names), names
+    for name in names:
+        assert postconf(directory, "-M", f"{name}/unix").startswith(name), name

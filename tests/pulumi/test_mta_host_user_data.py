@@ -75,7 +75,9 @@ def test_manifest_carries_every_rendered_file_at_its_absolute_path_and_mode(dev_
     # the metrics exporter after it (it reads the MTA's logs and queues); the automatic response last: it edits
     # and reloads the running instances (mailinfra.shaping). The placement probe timer and the seed reader
     # between them (mailinfra.placement.render.placement_units).
+    # The timers are listed so that a refresh enables a new one on a running host (cloud-init ran once).
     assert manifest["services"] == ["mailinfra-suppression-lookup", "mailinfra-bounceproc", "opendkim", "postfix",
+                                    "mailinfra-limits.timer", "mailinfra-caps.timer", "mailinfra-logrotate.timer",
                                     "mailinfra-metrics", "mailinfra-placement-probe.timer",
                                     "mailinfra-placement-reader.service", "mailinfra-shaping"]
     # The host services' code is one object of the bucket for every host, named by key and digest.

@@ -123,9 +123,9 @@ def _control(tmp_path: Path) -> tuple[InstanceControl, Path, dict[str, object]]:
     assert config == plan_shaping(plan, plan.host("mta1"))  # the rendered file is the plan's
     (cold,) = [i for i in config["instances"] if i["pool"] == "mkt-cold"]
     directory = (root / cold["config_dir"].lstrip("/")).resolve()
-    # No running Postfix here: reload and flush are the only commands stood in for.
+    # No running Postfix here: reload is the only command stood in for.
     control = InstanceControl(cold["pool"], str(directory), cold["transports"], cold["route_hops"],
-                              postfix="true", postqueue="true")
+                              postfix="true")
     return control, directory, cold
 
 
@@ -184,3 +184,16 @@ def test_slow_and_suspend_and_return(tmp_path: Path) -> None:
 def test_every_action_is_one_line() -> None:
     line = action_line(_action("reroute", REROUTED), 0.0)
     assert "\n" not in line and "action=reroute pool=mkt-cold provider=gmail state=normal->rerouted" in line
+
+
+def test_the_long_tail_is_never_shaped_as_one_provider() -> None:
+    """`default` (every domain of no listed provider) is no provider a reply can speak for: one small
+    receiver's blocklist reply must not slow, suspend or reroute mail to all the others, and the only
+    `=default` entry of transport_maps is the return path's DSN rotation (postfix.dsn_rotation)."""
+    plan = build_plan(load_stack("prod"), AS_OF)
+    for host in plan.hosts:
+        if host.mta != "postfix":
+            continue
+        for instance in plan_shaping(plan, host)["instances"]:
+            assert instance["transports"], instance["pool"]
+            assert "default" not in set(instance["transports"].values()), instance["pool"]
