@@ -34,7 +34,11 @@ def pool_rules(pool: PoolPlan, alerts: AlertThresholds) -> list[dict[str, Any]]:
     where = "pool {{ $labels.pool }} to {{ $labels.provider }}"
     return [
         {"alert": "MailinfraBounceRateHigh", "for": held,
-         "expr": _ratio(f'mailinfra_deliveries_total{{{selector},status="bounced"}}', deliveries, window=window,
+         # Of the messages that reached an outcome (delivered or bounced), as `mailinfra status` shows it: every
+         # retry of a deferred message is another attempt, so dividing by attempts reads low exactly during a
+         # deferral storm, when blocks happen.
+         "expr": _ratio(f'mailinfra_deliveries_total{{{selector},status="bounced"}}',
+                        f'mailinfra_deliveries_total{{{selector},status=~"delivered|bounced"}}', window=window,
                         minimum=alerts.min_attempts, threshold=alerts.bounce_rate_percent),
          "labels": {"severity": "critical", "pool": pool.name},
          "annotations": {"summary": f"bounce rate {{{{ $value | printf \"%.2f\" }}}} % from {where}",

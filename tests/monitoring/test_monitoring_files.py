@@ -136,6 +136,21 @@ def test_the_bounce_rate_alert_fires_per_pool_and_provider_and_clears(plan: Plan
     assert not failed, failed
 
 
+def test_deferral_retries_do_not_dilute_the_bounce_rate(plan: Plan, tmp_path: Path) -> None:
+    """GIVEN 100 delivered, 10 bounced and 300 deferral attempts a minute to gmail (a deferral storm, when
+    blocks come) THEN the bounce rate is 10/110 = 9.09 % of the outcomes and fires; dividing by every attempt
+    read 10/410 = 2.4 % and stayed silent."""
+    pool = plan.pools[0]
+    series = [_series(pool.name, pool.stream, "gmail", "delivered", "0+100x120"),
+              _series(pool.name, pool.stream, "gmail", "bounced", "0+10x120", cls="bad-mailbox"),
+              _series(pool.name, pool.stream, "gmail", "deferred", "0+300x120", cls="throttled")]
+    labels = {"severity": "critical", "pool": pool.name, "stream": pool.stream, "provider": "gmail"}
+    failed = _promtool_test(plan, tmp_path, series, [
+        _alert("MailinfraBounceRateHigh", "70m", labels, f"bounce rate 9.09 % from pool {pool.name} to gmail",
+               "5 % over 60m (monitoring.alerts.bounce_rate_percent)")])
+    assert not failed, failed
+
+
 def test_a_rate_needs_the_minimum_of_attempts(plan: Plan, tmp_path: Path) -> None:
     """Half the mail bounces, but 60 attempts an hour are under min_attempts (100): no alert."""
     pool = plan.pools[0]
